@@ -1,0 +1,321 @@
+//! Registration, login, logout, whoami, password change, deactivation and devices.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use ruma::api::client::{
+    account::{change_password, deactivate, get_username_availability, register, whoami},
+    device::{self, delete_device, delete_devices, get_device, get_devices, update_device},
+    session::{get_login_types, login, logout, logout_all},
+    uiaa::UserIdentifier,
+};
+use ruma::{MilliSecondsSinceUnixEpoch, UInt, UserId};
+
+use crate::{
+    api::extract::{ApiResult, Ruma, RumaResponse},
+    config::RegistrationMode,
+    error::{ErrCode, Error},
+    users::uiaa::{StageContext, DUMMY, PASSWORD, REGISTRATION_TOKEN},
+    Haven,
+};
+
+fn auth_dict<T>(r: &Ruma<T>) -> Option<&serde_json::Value> {
+    r.json.as_ref().and_then(|j| j.get("auth"))
+}
+
+pub async fn register(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<register::v3::Request>,
+) -> ApiResult<register::v3::Response> {
+    let cfg = &h.config.registration;
+    if r.body.kind == register::RegistrationKind::Guest {
+        return Err(Error::forbidden("Guest access is not enabled").into_guest());
+    }
+    if cfg.mode == RegistrationMode::Closed {
+        return Err(Error::forbidden("Registration is disabled"));
+    }
+    let localpart = match &r.body.username {
+        Some(u) => u.to_lowercase(),
+        None => format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+    };
+    let user_id = h.users.user_id_for(&localpart)?;
+    if h.users.exists(&user_id)? {
+        return Err(Error::bad_request(
+            ErrCode::UserInUse,
+            "User ID already taken",
+        ));
+    }
+    let flows: Vec<Vec<&str>> = match cfg.mode {
+        RegistrationMode::Token => vec![vec![REGISTRATION_TOKEN]],
+        _ => vec![vec![DUMMY]],
+    };
+    let ctx = StageContext {
+        user: None,
+        static_tokens: &cfg.tokens,
+    };
+    h.users
+        .uiaa
+        .authenticate(&h.users, auth_dict(&r), &flows, ctx)
+        .await?;
+    if cfg.mode == RegistrationMode::Token {
+        let token = auth_dict(&r)
+            .and_then(|a| a.get("token"))
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        if !h.users.use_registration_token(token, &cfg.tokens)? {
+            return Err(Error::forbidden("Registration token is no longer valid"));
+        }
+    }
+    h.users
+        .create(&user_id, r.body.password.as_deref(), false)
+        .await?;
+    h.users
+        .set_profile(&user_id, Some(Some(localpart.clone())), None)?;
+    let mut resp = register::v3::Response::new(user_id.clone());
+    if !r.body.inhibit_login {
+        let (device, token) = h.users.create_session(
+            &user_id,
+            r.body.device_id.clone(),
+            r.body.initial_device_display_name.clone(),
+        )?;
+        resp.access_token = Some(token);
+        resp.device_id = Some(device);
+    }
+    h.db.durable().await?;
+    tracing::info!(user = %user_id, "registered");
+    Ok(RumaResponse(resp))
+}
+
+pub async fn register_available(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_username_availability::v3::Request>,
+) -> ApiResult<get_username_availability::v3::Response> {
+    if h.config.registration.mode == RegistrationMode::Closed {
+        return Err(Error::forbidden("Registration is disabled"));
+    }
+    let user_id = h.users.user_id_for(&r.body.username.to_lowercase())?;
+    if h.users.exists(&user_id)? {
+        return Err(Error::bad_request(
+            ErrCode::UserInUse,
+            "User ID already taken",
+        ));
+    }
+    Ok(RumaResponse(get_username_availability::v3::Response::new(
+        true,
+    )))
+}
+
+pub async fn login_types(
+    _: State<Arc<Haven>>,
+    _r: Ruma<get_login_types::v3::Request>,
+) -> ApiResult<get_login_types::v3::Response> {
+    let flows = vec![get_login_types::v3::LoginType::Password(Default::default())];
+    Ok(RumaResponse(get_login_types::v3::Response::new(flows)))
+}
+
+#[allow(deprecated)] // the legacy `user` field is still sent by older clients
+pub async fn login(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<login::v3::Request>,
+) -> ApiResult<login::v3::Response> {
+    let login::v3::LoginInfo::Password(p) = &r.body.login_info else {
+        return Err(Error::bad_request(
+            ErrCode::Unknown,
+            "Unsupported login type",
+        ));
+    };
+    let claimed = match (&p.identifier, &p.user) {
+        (Some(UserIdentifier::Matrix(m)), _) => m.user.clone(),
+        (None, Some(u)) => u.clone(),
+        (Some(_), _) => {
+            return Err(Error::bad_request(
+                ErrCode::Unknown,
+                "Only user identifiers are supported",
+            ))
+        }
+        (None, None) => {
+            return Err(Error::bad_request(
+                ErrCode::MissingParam,
+                "Missing identifier",
+            ))
+        }
+    };
+    let user_id = if claimed.starts_with('@') {
+        UserId::parse(claimed.to_lowercase())
+            .map_err(|_| Error::forbidden("Invalid username or password"))?
+    } else {
+        h.users
+            .user_id_for(&claimed.to_lowercase())
+            .map_err(|_| Error::forbidden("Invalid username or password"))?
+    };
+    if user_id.server_name() != h.config.server_name {
+        return Err(Error::forbidden("Invalid username or password"));
+    }
+    if let Some(u) = h.users.get(&user_id)? {
+        if u.deactivated {
+            return Err(Error::forbidden("This account has been deactivated")
+                .with_code(ErrCode::UserDeactivated));
+        }
+    }
+    if !h.users.check_password(&user_id, &p.password).await? {
+        return Err(Error::forbidden("Invalid username or password"));
+    }
+    let (device, token) = h.users.create_session(
+        &user_id,
+        r.body.device_id.clone(),
+        r.body.initial_device_display_name.clone(),
+    )?;
+    h.db.durable().await?;
+    let mut resp = login::v3::Response::new(user_id, token, device);
+    resp.home_server = Some(h.config.server_name.clone());
+    Ok(RumaResponse(resp))
+}
+
+pub async fn logout(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<logout::v3::Request>,
+) -> ApiResult<logout::v3::Response> {
+    let s = r.session()?;
+    h.users.delete_device(&s.user_id, &s.device_id)?;
+    h.db.durable().await?;
+    Ok(RumaResponse(logout::v3::Response::new()))
+}
+
+pub async fn logout_all(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<logout_all::v3::Request>,
+) -> ApiResult<logout_all::v3::Response> {
+    h.users.delete_devices_except(r.user()?, None)?;
+    h.db.durable().await?;
+    Ok(RumaResponse(logout_all::v3::Response::new()))
+}
+
+pub async fn whoami(
+    _: State<Arc<Haven>>,
+    r: Ruma<whoami::v3::Request>,
+) -> ApiResult<whoami::v3::Response> {
+    let s = r.session()?;
+    let mut resp = whoami::v3::Response::new(s.user_id.clone(), false);
+    resp.device_id = Some(s.device_id.clone());
+    Ok(RumaResponse(resp))
+}
+
+/// UIA with the account's password, as required by sensitive account operations.
+async fn password_uia<T>(h: &Haven, r: &Ruma<T>) -> Result<(), Error> {
+    let user = r.user()?;
+    let ctx = StageContext {
+        user: Some(user),
+        static_tokens: &[],
+    };
+    h.users
+        .uiaa
+        .authenticate(&h.users, auth_dict(r), &[vec![PASSWORD]], ctx)
+        .await
+}
+
+pub async fn change_password(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<change_password::v3::Request>,
+) -> ApiResult<change_password::v3::Response> {
+    password_uia(&h, &r).await?;
+    let s = r.session()?;
+    h.users
+        .set_password(&s.user_id, &r.body.new_password)
+        .await?;
+    if r.body.logout_devices {
+        h.users
+            .delete_devices_except(&s.user_id, Some(&s.device_id))?;
+    }
+    h.db.durable().await?;
+    Ok(RumaResponse(change_password::v3::Response::new()))
+}
+
+pub async fn deactivate(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<deactivate::v3::Request>,
+) -> ApiResult<deactivate::v3::Response> {
+    password_uia(&h, &r).await?;
+    let user = r.user()?.clone();
+    // Leave every room so the account disappears from member lists.
+    for room in h.rooms.joined_rooms(&user)? {
+        let _ = h.rooms.leave(&room, &user, None).await;
+    }
+    h.users.deactivate(&user)?;
+    h.db.durable().await?;
+    Ok(RumaResponse(deactivate::v3::Response::new(
+        ruma::api::client::account::ThirdPartyIdRemovalStatus::NoSupport,
+    )))
+}
+
+fn device_view(id: ruma::OwnedDeviceId, d: crate::users::DeviceRecord) -> device::Device {
+    let mut dev = device::Device::new(id);
+    dev.display_name = d.display_name;
+    dev.last_seen_ip = d.last_seen_ip;
+    dev.last_seen_ts = d
+        .last_seen_ts
+        .and_then(|t| UInt::new(t))
+        .map(MilliSecondsSinceUnixEpoch);
+    dev
+}
+
+pub async fn get_devices(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_devices::v3::Request>,
+) -> ApiResult<get_devices::v3::Response> {
+    let devices = h
+        .users
+        .devices(r.user()?)?
+        .into_iter()
+        .map(|(id, d)| device_view(id, d))
+        .collect();
+    Ok(RumaResponse(get_devices::v3::Response::new(devices)))
+}
+
+pub async fn get_device(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_device::v3::Request>,
+) -> ApiResult<get_device::v3::Response> {
+    let d = h
+        .users
+        .device(r.user()?, &r.body.device_id)?
+        .ok_or_else(|| Error::not_found("Unknown device"))?;
+    Ok(RumaResponse(get_device::v3::Response::new(device_view(
+        r.body.device_id.clone(),
+        d,
+    ))))
+}
+
+pub async fn update_device(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<update_device::v3::Request>,
+) -> ApiResult<update_device::v3::Response> {
+    h.users
+        .rename_device(r.user()?, &r.body.device_id, r.body.display_name.clone())?;
+    h.db.durable().await?;
+    Ok(RumaResponse(update_device::v3::Response::new()))
+}
+
+pub async fn delete_device(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<delete_device::v3::Request>,
+) -> ApiResult<delete_device::v3::Response> {
+    if h.users.device(r.user()?, &r.body.device_id)?.is_none() {
+        return Err(Error::not_found("Unknown device"));
+    }
+    password_uia(&h, &r).await?;
+    h.users.delete_device(r.user()?, &r.body.device_id)?;
+    h.db.durable().await?;
+    Ok(RumaResponse(delete_device::v3::Response::new()))
+}
+
+pub async fn delete_devices(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<delete_devices::v3::Request>,
+) -> ApiResult<delete_devices::v3::Response> {
+    password_uia(&h, &r).await?;
+    for d in &r.body.devices {
+        h.users.delete_device(r.user()?, d)?;
+    }
+    h.db.durable().await?;
+    Ok(RumaResponse(delete_devices::v3::Response::new()))
+}

@@ -1,0 +1,461 @@
+//! Sending and reading room events: send, state, members, messages, context, event, redact.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use ruma::{
+    api::{
+        client::{
+            context::get_context,
+            membership::{get_member_events, joined_members},
+            message::{get_message_events, send_message_event},
+            redact::redact_event,
+            room::get_room_event,
+            state::{get_state_event_for_key, get_state_events, send_state_event},
+        },
+        Direction,
+    },
+    events::StateEventType,
+    serde::Raw,
+    EventId, RoomId, UserId,
+};
+use serde_json::{json, Value};
+
+use crate::{
+    api::extract::{ApiResult, Ruma, RumaResponse},
+    error::Error,
+    events::{EventTemplate, PduRef},
+    rooms::{timeline::Dir, visibility::Visible},
+    sync::{filter, make_token, parse_token},
+    Haven,
+};
+
+fn raw<T>(v: &Value) -> Result<Raw<T>, Error> {
+    Ok(Raw::from_json(
+        serde_json::value::to_raw_value(v).map_err(Error::internal)?,
+    ))
+}
+
+fn content_of<T>(raw: &Raw<T>) -> Result<Value, Error> {
+    let v: Value =
+        serde_json::from_str(raw.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+    if !v.is_object() {
+        return Err(Error::bad_json("Event content must be a JSON object"));
+    }
+    Ok(v)
+}
+
+/// What of the room `user` may read; `M_FORBIDDEN` if nothing.
+fn visible(h: &Haven, room: &RoomId, user: &UserId) -> Result<Visible, Error> {
+    h.rooms
+        .visible_range(room, user)?
+        .ok_or_else(|| Error::forbidden("You are not allowed to view this room"))
+}
+
+pub async fn send_message(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<send_message_event::v3::Request>,
+) -> ApiResult<send_message_event::v3::Response> {
+    let s = r.session()?;
+    h.rooms.require_joined(&r.body.room_id, &s.user_id)?;
+    let content = content_of(&r.body.body)?;
+    let t = EventTemplate::new(r.body.event_type.to_string(), content);
+    let txn = Some((s.device_id.clone(), r.body.txn_id.to_string()));
+    let pdu = h.rooms.append(&r.body.room_id, &s.user_id, t, txn).await?;
+    Ok(RumaResponse(send_message_event::v3::Response::new(
+        pdu.event_id.clone(),
+    )))
+}
+
+pub async fn send_state(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<send_state_event::v3::Request>,
+) -> ApiResult<send_state_event::v3::Response> {
+    let user = r.user()?;
+    let content = content_of(&r.body.body)?;
+    let kind = r.body.event_type.to_string();
+    if kind == "m.room.member" {
+        // Membership goes through the dedicated endpoints' checks, but clients may also set
+        // their own profile in the room this way; the auth rules decide.
+    }
+    if kind == "m.room.canonical_alias" {
+        for a in content.get("alias").into_iter().chain(
+            content
+                .get("alt_aliases")
+                .into_iter()
+                .flat_map(|v| v.as_array().into_iter().flatten()),
+        ) {
+            let alias = a
+                .as_str()
+                .and_then(|s| ruma::RoomAliasId::parse(s).ok())
+                .ok_or_else(|| {
+                    Error::bad_request(crate::error::ErrCode::BadAlias, "Invalid alias")
+                })?;
+            if alias.server_name() == h.config.server_name
+                && h.rooms.resolve_alias(&alias)?.as_deref() != Some(&*r.body.room_id)
+            {
+                return Err(Error::bad_request(
+                    crate::error::ErrCode::BadAlias,
+                    "Alias does not point to this room",
+                ));
+            }
+        }
+    }
+    let t = EventTemplate::state(kind, r.body.state_key.clone(), content);
+    let pdu = h.rooms.append(&r.body.room_id, user, t, None).await?;
+    Ok(RumaResponse(send_state_event::v3::Response::new(
+        pdu.event_id.clone(),
+    )))
+}
+
+pub async fn get_state_for_key(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_state_event_for_key::v3::Request>,
+) -> ApiResult<get_state_event_for_key::v3::Response> {
+    let user = r.user()?;
+    let vis = visible(&h, &r.body.room_id, user)?;
+    let pdu = state_at(
+        &h,
+        &r.body.room_id,
+        &r.body.event_type,
+        &r.body.state_key,
+        vis,
+    )?
+    .ok_or_else(|| Error::not_found("State event not found"))?;
+    let want_event = r.body.format == get_state_event_for_key::v3::StateEventFormat::Event;
+    let value = if want_event {
+        h.rooms.format_event(&pdu, None)?
+    } else {
+        pdu.content_value()
+    };
+    let raw = serde_json::value::to_raw_value(&value).map_err(Error::internal)?;
+    Ok(RumaResponse(get_state_event_for_key::v3::Response::new(
+        raw,
+    )))
+}
+
+/// A state event as of the end of what the viewer may see.
+fn state_at(
+    h: &Haven,
+    room: &RoomId,
+    kind: &StateEventType,
+    sk: &str,
+    vis: Visible,
+) -> Result<Option<PduRef>, Error> {
+    if vis.to == u64::MAX {
+        return Ok(h.rooms.current_state(room, kind, sk)?);
+    }
+    let state = state_map_at(h, room, vis.to)?;
+    match state.get(&(kind.to_string(), sk.to_owned())) {
+        Some(id) => Ok(h.rooms.get_pdu(id)?),
+        None => Ok(None),
+    }
+}
+
+/// Full state after the event at `pos` (used for users who have left).
+fn state_map_at(
+    h: &Haven,
+    room: &RoomId,
+    pos: u64,
+) -> Result<crate::rooms::state::StateMap, Error> {
+    let Some((_, pdu)) = h
+        .rooms
+        .timeline_range(room, 0, pos, 1, Dir::Backward)?
+        .into_iter()
+        .next()
+    else {
+        return Ok(Default::default());
+    };
+    let group =
+        h.db.t
+            .event_state_before
+            .get(&pdu.event_id.to_string())?
+            .unwrap_or(0);
+    let mut map = crate::rooms::state::load_group(&h.db, group)?;
+    if let Some(sk) = &pdu.state_key {
+        map.insert((pdu.kind.to_string(), sk.clone()), pdu.event_id.clone());
+    }
+    Ok(map)
+}
+
+fn visible_state(h: &Haven, room: &RoomId, vis: Visible) -> Result<Vec<PduRef>, Error> {
+    if vis.to == u64::MAX {
+        return Ok(h.rooms.current_state_all(room)?);
+    }
+    let mut out = Vec::new();
+    for id in state_map_at(h, room, vis.to)?.values() {
+        if let Some(p) = h.rooms.get_pdu(id)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn get_state(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_state_events::v3::Request>,
+) -> ApiResult<get_state_events::v3::Response> {
+    let vis = visible(&h, &r.body.room_id, r.user()?)?;
+    let mut out = Vec::new();
+    for pdu in visible_state(&h, &r.body.room_id, vis)? {
+        out.push(raw(&h.rooms.format_event(&pdu, None)?)?);
+    }
+    Ok(RumaResponse(get_state_events::v3::Response::new(out)))
+}
+
+pub async fn members(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_member_events::v3::Request>,
+) -> ApiResult<get_member_events::v3::Response> {
+    let vis = visible(&h, &r.body.room_id, r.user()?)?;
+    let want = r.body.membership.as_ref().map(|m| m.to_string());
+    let not = r.body.not_membership.as_ref().map(|m| m.to_string());
+    let mut out = Vec::new();
+    for pdu in visible_state(&h, &r.body.room_id, vis)? {
+        if pdu.kind.to_string() != "m.room.member" {
+            continue;
+        }
+        let m = pdu.content_str("membership").unwrap_or_default();
+        if want.as_ref().is_some_and(|w| *w != m) || not.as_ref().is_some_and(|n| *n == m) {
+            continue;
+        }
+        out.push(raw(&h.rooms.format_event(&pdu, None)?)?);
+    }
+    Ok(RumaResponse(get_member_events::v3::Response::new(out)))
+}
+
+pub async fn joined_members(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<joined_members::v3::Request>,
+) -> ApiResult<joined_members::v3::Response> {
+    h.rooms.require_joined(&r.body.room_id, r.user()?)?;
+    let mut joined = std::collections::BTreeMap::new();
+    for user in h.rooms.joined_members(&r.body.room_id)? {
+        let mut m = joined_members::v3::RoomMember::new();
+        if let Some(pdu) =
+            h.rooms
+                .current_state(&r.body.room_id, &StateEventType::RoomMember, user.as_str())?
+        {
+            m.display_name = pdu.content_str("displayname");
+            m.avatar_url = pdu.content_str("avatar_url").map(Into::into);
+        }
+        joined.insert(user, m);
+    }
+    Ok(RumaResponse(joined_members::v3::Response::new(joined)))
+}
+
+/// Member events for the senders of `events`, as of now (for lazy-loading clients).
+fn lazy_members(
+    h: &Haven,
+    room: &RoomId,
+    events: &[(u64, PduRef)],
+) -> Result<Vec<Raw<ruma::events::AnyStateEvent>>, Error> {
+    let senders: std::collections::BTreeSet<_> =
+        events.iter().map(|(_, e)| e.sender.clone()).collect();
+    let mut out = Vec::new();
+    for s in senders {
+        if let Some(p) = h
+            .rooms
+            .current_state(room, &StateEventType::RoomMember, s.as_str())?
+        {
+            out.push(raw(&h.rooms.format_event(&p, None)?)?);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn messages(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_message_events::v3::Request>,
+) -> ApiResult<get_message_events::v3::Response> {
+    let s = r.session()?;
+    let b = &r.body;
+    let vis = visible(&h, &b.room_id, &s.user_id)?;
+    let now = h.stream.current();
+    let dir = if b.dir == Direction::Backward {
+        Dir::Backward
+    } else {
+        Dir::Forward
+    };
+    let from = match &b.from {
+        Some(t) => parse_token(t)?,
+        None if dir == Dir::Backward => now,
+        None => 0,
+    };
+    let to = b.to.as_deref().map(parse_token).transpose()?;
+    let limit = (u64::from(b.limit) as usize).clamp(1, 1000);
+    let (after, upto) = match dir {
+        Dir::Backward => (
+            to.unwrap_or(0).max(vis.from.saturating_sub(1)),
+            from.min(vis.to),
+        ),
+        Dir::Forward => (
+            from.max(vis.from.saturating_sub(1)),
+            to.unwrap_or(now).min(vis.to).min(now),
+        ),
+    };
+    let mut events = Vec::new();
+    let mut cursor = (after, upto);
+    let mut exhausted = false;
+    while events.len() < limit {
+        let batch = h
+            .rooms
+            .timeline_range(&b.room_id, cursor.0, cursor.1, limit * 2, dir)?;
+        if batch.is_empty() {
+            exhausted = true;
+            break;
+        }
+        for (pos, pdu) in batch {
+            match dir {
+                Dir::Backward => cursor.1 = pos - 1,
+                Dir::Forward => cursor.0 = pos,
+            }
+            if filter::event_matches(&b.filter, &pdu) {
+                events.push((pos, pdu));
+                if events.len() == limit {
+                    break;
+                }
+            }
+        }
+        if cursor.1 <= cursor.0 {
+            exhausted = true;
+            break;
+        }
+    }
+    let mut chunk = Vec::with_capacity(events.len());
+    for (_, pdu) in &events {
+        chunk.push(raw(&h.rooms.format_event(pdu, Some(&s.device_id))?)?);
+    }
+    let mut resp = get_message_events::v3::Response::new();
+    resp.start = make_token(from);
+    resp.end = if exhausted && events.len() < limit {
+        None
+    } else {
+        Some(make_token(match dir {
+            Dir::Backward => cursor.1,
+            Dir::Forward => cursor.0,
+        }))
+    };
+    if !b.filter.lazy_load_options.is_disabled() {
+        resp.state = lazy_members(&h, &b.room_id, &events)?;
+    }
+    resp.chunk = chunk;
+    Ok(RumaResponse(resp))
+}
+
+/// The event if `user` may see it; `M_NOT_FOUND` otherwise (existence is not revealed).
+fn visible_event(
+    h: &Haven,
+    room: &RoomId,
+    user: &UserId,
+    event_id: &EventId,
+) -> Result<(u64, PduRef, Visible), Error> {
+    let not_found = || Error::not_found("Event not found");
+    let vis = h.rooms.visible_range(room, user)?.ok_or_else(not_found)?;
+    let pdu = h.rooms.get_pdu(event_id)?.ok_or_else(not_found)?;
+    let pos = h.rooms.event_pos(event_id)?.ok_or_else(not_found)?;
+    if pdu.room_id != room || !vis.contains(pos) {
+        return Err(not_found());
+    }
+    Ok((pos, pdu, vis))
+}
+
+pub async fn get_event(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_room_event::v3::Request>,
+) -> ApiResult<get_room_event::v3::Response> {
+    let s = r.session()?;
+    let (_, pdu, _) = visible_event(&h, &r.body.room_id, &s.user_id, &r.body.event_id)?;
+    Ok(RumaResponse(get_room_event::v3::Response::new(raw(&h
+        .rooms
+        .format_event(&pdu, Some(&s.device_id))?)?)))
+}
+
+pub async fn context(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_context::v3::Request>,
+) -> ApiResult<get_context::v3::Response> {
+    let s = r.session()?;
+    let b = &r.body;
+    let (pos, pdu, vis) = visible_event(&h, &b.room_id, &s.user_id, &b.event_id)?;
+    let limit = (u64::from(b.limit) as usize).min(100);
+    let before_n = limit / 2;
+    let after_n = limit - before_n;
+    let before: Vec<_> = h
+        .rooms
+        .timeline_range(
+            &b.room_id,
+            vis.from.saturating_sub(1),
+            pos - 1,
+            before_n,
+            Dir::Backward,
+        )?
+        .into_iter()
+        .filter(|(_, e)| filter::event_matches(&b.filter, e))
+        .collect();
+    let now = h.stream.current();
+    let after: Vec<_> = h
+        .rooms
+        .timeline_range(&b.room_id, pos, vis.to.min(now), after_n, Dir::Forward)?
+        .into_iter()
+        .filter(|(_, e)| filter::event_matches(&b.filter, e))
+        .collect();
+    let mut resp = get_context::v3::Response::new();
+    resp.start = Some(make_token(
+        before.last().map(|(p, _)| p - 1).unwrap_or(pos - 1),
+    ));
+    resp.end = Some(make_token(after.last().map(|(p, _)| *p).unwrap_or(pos)));
+    resp.event = Some(raw(&h.rooms.format_event(&pdu, Some(&s.device_id))?)?);
+    for (_, e) in &before {
+        resp.events_before
+            .push(raw(&h.rooms.format_event(e, Some(&s.device_id))?)?);
+    }
+    for (_, e) in &after {
+        resp.events_after
+            .push(raw(&h.rooms.format_event(e, Some(&s.device_id))?)?);
+    }
+    let mut all: Vec<_> = before.into_iter().chain(after).collect();
+    all.push((pos, pdu));
+    resp.state = if b.filter.lazy_load_options.is_disabled() {
+        visible_state(&h, &b.room_id, vis)?
+            .iter()
+            .map(|p| raw(&h.rooms.format_event(p, None)?))
+            .collect::<Result<_, _>>()?
+    } else {
+        lazy_members(&h, &b.room_id, &all)?
+    };
+    Ok(RumaResponse(resp))
+}
+
+pub async fn redact(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<redact_event::v3::Request>,
+) -> ApiResult<redact_event::v3::Response> {
+    let s = r.session()?;
+    let b = &r.body;
+    h.rooms.require_joined(&b.room_id, &s.user_id)?;
+    let target = h
+        .rooms
+        .get_pdu(&b.event_id)?
+        .filter(|p| p.room_id == b.room_id)
+        .ok_or_else(|| Error::not_found("Event not found"))?;
+    let meta = h.rooms.meta_or_404(&b.room_id)?;
+    let rules = crate::rooms::rules_for(&meta.version)?;
+    let mut content = json!({});
+    if let Some(reason) = &b.reason {
+        content["reason"] = json!(reason);
+    }
+    let mut t = EventTemplate::new("m.room.redaction", content);
+    if rules.redaction.content_field_redacts {
+        t.content["redacts"] = json!(target.event_id);
+    }
+    // Room versions before 11 carry it at the top level; later ones also accept both.
+    if !rules.redaction.content_field_redacts {
+        t.redacts = Some(target.event_id.clone());
+    }
+    let txn = Some((s.device_id.clone(), format!("redact:{}", b.txn_id)));
+    let pdu = h.rooms.append(&b.room_id, &s.user_id, t, txn).await?;
+    Ok(RumaResponse(redact_event::v3::Response::new(
+        pdu.event_id.clone(),
+    )))
+}

@@ -1,0 +1,7 @@
+//! Client-server API handlers. Each is a thin adapter: parse (ruma), call the concern module,
+//! answer (ruma).
+
+pub mod account;
+pub mod events;
+pub mod misc;
+pub mod rooms;

@@ -1,0 +1,306 @@
+//! Room creation and membership endpoints.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use ruma::{
+    api::client::{
+        membership::{
+            ban_user, forget_room, invite_user, join_room_by_id, join_room_by_id_or_alias,
+            joined_rooms, kick_user, leave_room, unban_user,
+        },
+        room::{create_room, Visibility},
+    },
+    room::RoomType,
+    OwnedRoomId, OwnedUserId, RoomAliasId, RoomOrAliasId,
+};
+use serde_json::{json, Map, Value};
+
+use crate::{
+    api::extract::{ApiResult, Ruma, RumaResponse},
+    error::{ErrCode, Error},
+    events::EventTemplate,
+    rooms::{
+        create::{CreateRoom, Preset},
+        membership::Action,
+    },
+    Haven,
+};
+
+/// displayname/avatar_url for a member event of `user`.
+pub fn member_profile(h: &Haven, user: &ruma::UserId) -> Result<Map<String, Value>, Error> {
+    let mut m = Map::new();
+    if let Some(u) = h.users.get(user)? {
+        if let Some(d) = u.displayname {
+            m.insert("displayname".into(), json!(d));
+        }
+        if let Some(a) = u.avatar_url {
+            m.insert("avatar_url".into(), json!(a));
+        }
+    }
+    Ok(m)
+}
+
+fn raw_object<T>(raw: &ruma::serde::Raw<T>, what: &str) -> Result<Map<String, Value>, Error> {
+    match serde_json::from_str::<Value>(raw.json().get()) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Error::bad_json(format!("{what} must be a JSON object"))),
+    }
+}
+
+pub async fn create_room(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<create_room::v3::Request>,
+) -> ApiResult<create_room::v3::Response> {
+    let user = r.user()?.clone();
+    let b = &r.body;
+    let version = b
+        .room_version
+        .clone()
+        .unwrap_or_else(|| h.config.rooms.default_version.clone());
+    let preset = match b.preset.as_ref().map(|p| p.as_str()) {
+        Some("private_chat") => Preset::PrivateChat,
+        Some("trusted_private_chat") => Preset::TrustedPrivateChat,
+        Some("public_chat") => Preset::PublicChat,
+        Some(other) => return Err(Error::bad_json(format!("unknown preset {other}"))),
+        None if b.visibility == Visibility::Public => Preset::PublicChat,
+        None => Preset::PrivateChat,
+    };
+    let creation_content = match &b.creation_content {
+        Some(c) => {
+            let mut m = raw_object(c, "creation_content")?;
+            m.remove("room_version");
+            if let Some(t) = m.get("type") {
+                if !t.is_string() {
+                    return Err(Error::bad_json("creation_content.type must be a string"));
+                }
+                let _ = RoomType::from(t.as_str().unwrap_or_default());
+            }
+            m
+        }
+        None => Map::new(),
+    };
+    let power_level_override = b
+        .power_level_content_override
+        .as_ref()
+        .map(|p| raw_object(p, "power_level_content_override"))
+        .transpose()?;
+    let mut initial_state = Vec::new();
+    for ev in &b.initial_state {
+        let v: Value =
+            serde_json::from_str(ev.json().get()).map_err(|e| Error::bad_json(e.to_string()))?;
+        let kind = v
+            .get("type")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| Error::bad_json("initial_state event without type"))?;
+        let sk = v
+            .get("state_key")
+            .and_then(|s| s.as_str())
+            .unwrap_or_default();
+        let content = v.get("content").cloned().unwrap_or_else(|| json!({}));
+        initial_state.push(EventTemplate::state(kind, sk, content));
+    }
+    let alias = match &b.room_alias_name {
+        Some(name) => {
+            if name.is_empty() || name.contains(':') || name.contains(char::is_whitespace) {
+                return Err(Error::bad_request(
+                    ErrCode::InvalidParam,
+                    "Invalid room_alias_name",
+                ));
+            }
+            Some(
+                RoomAliasId::parse(format!("#{name}:{}", h.config.server_name))
+                    .map_err(|_| Error::invalid_param("Invalid room_alias_name"))?,
+            )
+        }
+        None => None,
+    };
+    for u in &b.invite {
+        if u.server_name() == h.config.server_name && !h.users.exists(u)? {
+            return Err(Error::not_found(format!("Unknown user {u}")));
+        }
+    }
+    if b.invite
+        .iter()
+        .any(|u| u.server_name() != h.config.server_name)
+    {
+        return Err(Error::bad_request(ErrCode::Unknown, "Inviting users on other servers needs federation, which this server does not offer yet"));
+    }
+    let req = CreateRoom {
+        version,
+        preset,
+        creation_content,
+        power_level_override,
+        initial_state,
+        name: b.name.clone(),
+        topic: b.topic.clone(),
+        alias,
+        invite: b.invite.clone(),
+        is_direct: b.is_direct,
+        creator_profile: member_profile(&h, &user)?,
+    };
+    let room_id = h.rooms.create_room(&user, req).await?;
+    Ok(RumaResponse(create_room::v3::Response::new(room_id)))
+}
+
+async fn join(
+    h: &Haven,
+    user: &OwnedUserId,
+    room_id: &ruma::RoomId,
+    reason: Option<String>,
+) -> Result<(), Error> {
+    if h.rooms.meta(room_id)?.is_none() {
+        return Err(Error::not_found(
+            "No known room with this ID; joining over federation is not available yet",
+        ));
+    }
+    h.rooms
+        .join(room_id, user, member_profile(h, user)?, reason)
+        .await?;
+    let _ =
+        h.db.t
+            .forgotten
+            .remove(&(user.to_string(), room_id.to_string()));
+    Ok(())
+}
+
+pub async fn join_by_id(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<join_room_by_id::v3::Request>,
+) -> ApiResult<join_room_by_id::v3::Response> {
+    join(&h, r.user()?, &r.body.room_id, r.body.reason.clone()).await?;
+    Ok(RumaResponse(join_room_by_id::v3::Response::new(
+        r.body.room_id.clone(),
+    )))
+}
+
+pub async fn resolve_room(h: &Haven, target: &RoomOrAliasId) -> Result<OwnedRoomId, Error> {
+    match <&ruma::RoomId>::try_from(target) {
+        Ok(id) => Ok(id.to_owned()),
+        Err(alias) => h
+            .rooms
+            .resolve_alias(alias)?
+            .ok_or_else(|| Error::not_found("Room alias not found")),
+    }
+}
+
+pub async fn join_by_id_or_alias(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<join_room_by_id_or_alias::v3::Request>,
+) -> ApiResult<join_room_by_id_or_alias::v3::Response> {
+    let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
+    join(&h, r.user()?, &room_id, r.body.reason.clone()).await?;
+    Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(
+        room_id,
+    )))
+}
+
+pub async fn leave(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<leave_room::v3::Request>,
+) -> ApiResult<leave_room::v3::Response> {
+    h.rooms
+        .leave(&r.body.room_id, r.user()?, r.body.reason.clone())
+        .await?;
+    Ok(RumaResponse(leave_room::v3::Response::new()))
+}
+
+pub async fn invite(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<invite_user::v3::Request>,
+) -> ApiResult<invite_user::v3::Response> {
+    let invite_user::v3::InvitationRecipient::UserId(invitee) = &r.body.recipient else {
+        return Err(Error::bad_request(
+            ErrCode::Unknown,
+            "Third-party invites are not supported",
+        ));
+    };
+    let user_id = &invitee.user_id;
+    if user_id.server_name() != h.config.server_name {
+        return Err(Error::bad_request(ErrCode::Unknown, "Inviting users on other servers needs federation, which this server does not offer yet"));
+    }
+    if !h.users.exists(user_id)? {
+        return Err(Error::not_found("Unknown user"));
+    }
+    let reason = invitee.reason.clone();
+    h.rooms
+        .act_on_member(
+            &r.body.room_id,
+            r.user()?,
+            user_id,
+            Action::Invite,
+            reason,
+            Map::new(),
+        )
+        .await?;
+    Ok(RumaResponse(invite_user::v3::Response::new()))
+}
+
+pub async fn kick(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<kick_user::v3::Request>,
+) -> ApiResult<kick_user::v3::Response> {
+    h.rooms
+        .act_on_member(
+            &r.body.room_id,
+            r.user()?,
+            &r.body.user_id,
+            Action::Kick,
+            r.body.reason.clone(),
+            Map::new(),
+        )
+        .await?;
+    Ok(RumaResponse(kick_user::v3::Response::new()))
+}
+
+pub async fn ban(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ban_user::v3::Request>,
+) -> ApiResult<ban_user::v3::Response> {
+    h.rooms
+        .act_on_member(
+            &r.body.room_id,
+            r.user()?,
+            &r.body.user_id,
+            Action::Ban,
+            r.body.reason.clone(),
+            Map::new(),
+        )
+        .await?;
+    Ok(RumaResponse(ban_user::v3::Response::new()))
+}
+
+pub async fn unban(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<unban_user::v3::Request>,
+) -> ApiResult<unban_user::v3::Response> {
+    h.rooms
+        .act_on_member(
+            &r.body.room_id,
+            r.user()?,
+            &r.body.user_id,
+            Action::Unban,
+            r.body.reason.clone(),
+            Map::new(),
+        )
+        .await?;
+    Ok(RumaResponse(unban_user::v3::Response::new()))
+}
+
+pub async fn forget(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<forget_room::v3::Request>,
+) -> ApiResult<forget_room::v3::Response> {
+    h.rooms.forget(&r.body.room_id, r.user()?)?;
+    h.db.durable().await?;
+    Ok(RumaResponse(forget_room::v3::Response::new()))
+}
+
+pub async fn joined(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<joined_rooms::v3::Request>,
+) -> ApiResult<joined_rooms::v3::Response> {
+    Ok(RumaResponse(joined_rooms::v3::Response::new(
+        h.rooms.joined_rooms(r.user()?)?,
+    )))
+}

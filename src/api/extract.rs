@@ -1,0 +1,239 @@
+//! Turning HTTP requests into ruma request types (with authentication, body limits and rate
+//! limiting) and ruma responses back into HTTP.
+
+use std::{any::TypeId, net::SocketAddr, sync::Arc};
+
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use bytes::BytesMut;
+use ruma::{
+    api::{
+        auth_scheme::{AccessToken, AccessTokenOptional, AppserviceToken, AppserviceTokenOptional},
+        IncomingRequest, IncomingRequestExt, Metadata, OutgoingResponse, OutgoingResponseExt,
+    },
+    OwnedDeviceId, OwnedUserId,
+};
+
+use crate::{
+    error::{ErrCode, Error},
+    users::Session,
+    Haven,
+};
+
+/// A parsed request and who sent it.
+pub struct Ruma<T> {
+    pub body: T,
+    pub session: Option<Session>,
+    /// The raw JSON body, for fields ruma does not model (the UIA `auth` dict).
+    pub json: Option<serde_json::Value>,
+}
+
+impl<T> Ruma<T> {
+    /// The authenticated user; endpoints that require a token always have one.
+    pub fn user(&self) -> Result<&OwnedUserId, Error> {
+        self.session
+            .as_ref()
+            .map(|s| &s.user_id)
+            .ok_or_else(|| Error::unknown_token(false))
+    }
+
+    pub fn device(&self) -> Result<&OwnedDeviceId, Error> {
+        self.session
+            .as_ref()
+            .map(|s| &s.device_id)
+            .ok_or_else(|| Error::unknown_token(false))
+    }
+
+    pub fn session(&self) -> Result<&Session, Error> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| Error::unknown_token(false))
+    }
+}
+
+#[derive(PartialEq)]
+enum Auth {
+    Required,
+    Optional,
+    None,
+}
+
+fn auth_kind<T: Metadata>() -> Auth
+where
+    T::Authentication: 'static,
+{
+    let t = TypeId::of::<T::Authentication>();
+    if t == TypeId::of::<AccessToken>() || t == TypeId::of::<AppserviceToken>() {
+        Auth::Required
+    } else if t == TypeId::of::<AccessTokenOptional>()
+        || t == TypeId::of::<AppserviceTokenOptional>()
+    {
+        Auth::Optional
+    } else {
+        Auth::None
+    }
+}
+
+/// The access token from `Authorization: Bearer` or the deprecated `access_token` query.
+pub fn access_token(parts: &axum::http::request::Parts) -> Result<Option<String>, Error> {
+    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+        let s = h.to_str().map_err(|_| Error::unknown_token(false))?;
+        let token = s
+            .strip_prefix("Bearer ")
+            .or_else(|| s.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                Error::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrCode::MissingToken,
+                    "Authorization must be a Bearer token",
+                )
+            })?;
+        return Ok(Some(token.trim().to_owned()));
+    }
+    if let Some(q) = parts.uri.query() {
+        for (k, v) in form_urlencoded_pairs(q) {
+            if k == "access_token" {
+                return Ok(Some(v));
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    serde_urlencoded_pairs(q)
+}
+
+fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8()
+                    .ok()
+                    .map(|c| c.into_owned())
+            };
+            Some((dec(k)?, dec(v)?))
+        })
+        .collect()
+}
+
+impl<T> FromRequest<Arc<Haven>> for Ruma<T>
+where
+    T: IncomingRequest + Send + 'static,
+    T::Authentication: 'static,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, h: &Arc<Haven>) -> Result<Self, Error> {
+        let (mut parts, body) = req.into_parts();
+        let path_args: Vec<String> =
+            match Path::<Vec<String>>::from_request_parts(&mut parts, h).await {
+                Ok(Path(args)) => args,
+                Err(_) => Vec::new(),
+            };
+        let bytes = axum::body::to_bytes(body, h.config.limits.max_request_bytes)
+            .await
+            .map_err(|_| Error::too_large("Request body is too large"))?;
+
+        let auth = auth_kind::<T>();
+        let session = match (access_token(&parts)?, &auth) {
+            (Some(token), Auth::Required | Auth::Optional) => match h.users.authenticate(&token)? {
+                Some(s) => Some(s),
+                None => return Err(Error::unknown_token(false)),
+            },
+            (None, Auth::Required) => {
+                return Err(Error::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrCode::MissingToken,
+                    "Missing access token",
+                ))
+            }
+            _ => None,
+        };
+
+        if T::RATE_LIMITED {
+            let key = match &session {
+                Some(s) => s.user_id.to_string(),
+                None => parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip().to_string())
+                    .unwrap_or_default(),
+            };
+            h.ratelimit.check(&key)?;
+        }
+
+        let json = if bytes.is_empty() {
+            None
+        } else {
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    return Err(Error::bad_request(
+                        ErrCode::NotJson,
+                        "Request body is not valid JSON",
+                    ))
+                }
+            }
+        };
+        if let Some(j) = &json {
+            if !j.is_object() {
+                return Err(Error::bad_request(
+                    ErrCode::BadJson,
+                    "Request body must be a JSON object",
+                ));
+            }
+        }
+
+        let http_req = axum::http::Request::from_parts(parts, bytes.as_ref());
+        let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
+        let body = T::try_from_http_request(http_req, &args).map_err(map_parse_error)?;
+        Ok(Ruma {
+            body,
+            session,
+            json,
+        })
+    }
+}
+
+fn map_parse_error(e: ruma::api::error::FromHttpRequestError) -> Error {
+    use ruma::api::error::{DeserializationError, FromHttpRequestError};
+    match e {
+        FromHttpRequestError::Deserialization(d) => match d {
+            DeserializationError::Json(e) => Error::bad_json(format!("Invalid request: {e}")),
+            DeserializationError::Query(e) => {
+                Error::invalid_param(format!("Invalid query parameter: {e}"))
+            }
+            DeserializationError::Ident(e) => {
+                Error::invalid_param(format!("Invalid identifier: {e}"))
+            }
+            other => Error::bad_json(format!("Invalid request: {other}")),
+        },
+        FromHttpRequestError::MethodMismatch { .. } => Error::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrCode::Unrecognized,
+            "Method not allowed",
+        ),
+        other => Error::bad_json(format!("Invalid request: {other}")),
+    }
+}
+
+/// A ruma response as an axum response.
+pub struct RumaResponse<T>(pub T);
+
+impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
+    fn into_response(self) -> Response {
+        match self.0.try_into_http_response::<BytesMut>() {
+            Ok(res) => res.map(|b| Body::from(b.freeze())).into_response(),
+            Err(e) => Error::internal(format!("serialising response: {e}")).into_response(),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<RumaResponse<T>, Error>;

@@ -1,0 +1,177 @@
+//! The HTTP surface: the router, request extraction and fallbacks.
+
+pub mod client;
+pub mod extract;
+
+use std::sync::Arc;
+
+use axum::{
+    handler::Handler,
+    http::{Method, StatusCode},
+    routing::{get, on, MethodFilter},
+    Router,
+};
+use ruma::api::{
+    client::{
+        account, alias, config, context, device, discovery, filter, membership, message, profile,
+        push, read_marker, receipt, redact, room, session, state, sync::sync_events, typing,
+    },
+    path_builder::PathBuilder,
+    IncomingRequest, Metadata,
+};
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::{
+    error::{ErrCode, Error},
+    Haven,
+};
+use client::{account as acc, events as ev, misc, rooms as rm};
+
+type R = Router<Arc<Haven>>;
+
+fn method_filter(m: &Method) -> MethodFilter {
+    match *m {
+        Method::GET => MethodFilter::GET,
+        Method::POST => MethodFilter::POST,
+        Method::PUT => MethodFilter::PUT,
+        Method::DELETE => MethodFilter::DELETE,
+        _ => MethodFilter::GET,
+    }
+}
+
+/// Registers `handler` on every path (stable and legacy) of the ruma endpoint `Req`.
+fn add<Req, H, X>(mut r: R, handler: H) -> R
+where
+    Req: IncomingRequest,
+    H: Handler<X, Arc<Haven>> + Clone,
+    X: 'static,
+{
+    for path in Req::PATH_BUILDER.all_paths() {
+        r = r.route(path, on(method_filter(&Req::METHOD), handler.clone()));
+    }
+    r
+}
+
+async fn unrecognized() -> Error {
+    Error::unrecognized()
+}
+
+async fn method_not_allowed() -> Error {
+    Error::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        ErrCode::Unrecognized,
+        "Method not allowed for this endpoint",
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub fn router(h: Arc<Haven>) -> Router {
+    let mut r: R = Router::new();
+    r = add::<discovery::get_supported_versions::Request, _, _>(r, misc::versions);
+    r = add::<discovery::get_capabilities::v3::Request, _, _>(r, misc::capabilities);
+    r = r
+        .route("/.well-known/matrix/client", get(misc::well_known_client))
+        .route("/.well-known/matrix/server", get(misc::well_known_server))
+        .route("/_matrix/client/v3/voip/turnServer", get(misc::turn_server))
+        .route("/_matrix/client/r0/voip/turnServer", get(misc::turn_server))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(healthz));
+
+    r = add::<account::register::v3::Request, _, _>(r, acc::register);
+    r = add::<account::get_username_availability::v3::Request, _, _>(r, acc::register_available);
+    r = add::<session::get_login_types::v3::Request, _, _>(r, acc::login_types);
+    r = add::<session::login::v3::Request, _, _>(r, acc::login);
+    r = add::<session::logout::v3::Request, _, _>(r, acc::logout);
+    r = add::<session::logout_all::v3::Request, _, _>(r, acc::logout_all);
+    r = add::<account::whoami::v3::Request, _, _>(r, acc::whoami);
+    r = add::<account::change_password::v3::Request, _, _>(r, acc::change_password);
+    r = add::<account::deactivate::v3::Request, _, _>(r, acc::deactivate);
+    r = add::<device::get_devices::v3::Request, _, _>(r, acc::get_devices);
+    r = add::<device::get_device::v3::Request, _, _>(r, acc::get_device);
+    r = add::<device::update_device::v3::Request, _, _>(r, acc::update_device);
+    r = add::<device::delete_device::v3::Request, _, _>(r, acc::delete_device);
+    r = add::<device::delete_devices::v3::Request, _, _>(r, acc::delete_devices);
+
+    r = add::<room::create_room::v3::Request, _, _>(r, rm::create_room);
+    r = add::<membership::join_room_by_id::v3::Request, _, _>(r, rm::join_by_id);
+    r = add::<membership::join_room_by_id_or_alias::v3::Request, _, _>(r, rm::join_by_id_or_alias);
+    r = add::<membership::leave_room::v3::Request, _, _>(r, rm::leave);
+    r = add::<membership::invite_user::v3::Request, _, _>(r, rm::invite);
+    r = add::<membership::kick_user::v3::Request, _, _>(r, rm::kick);
+    r = add::<membership::ban_user::v3::Request, _, _>(r, rm::ban);
+    r = add::<membership::unban_user::v3::Request, _, _>(r, rm::unban);
+    r = add::<membership::forget_room::v3::Request, _, _>(r, rm::forget);
+    r = add::<membership::joined_rooms::v3::Request, _, _>(r, rm::joined);
+
+    r = add::<message::send_message_event::v3::Request, _, _>(r, ev::send_message);
+    r = add::<state::send_state_event::v3::Request, _, _>(r, ev::send_state);
+    r = add::<state::get_state_event_for_key::v3::Request, _, _>(r, ev::get_state_for_key);
+    // The empty state key may be written as `/state/{type}` or `/state/{type}/`.
+    for v in ["r0", "v3"] {
+        let p = format!("/_matrix/client/{v}/rooms/{{room_id}}/state/{{event_type}}");
+        r = r.route(
+            &p,
+            on(MethodFilter::PUT, ev::send_state).on(MethodFilter::GET, ev::get_state_for_key),
+        );
+        r = r.route(
+            &format!("{p}/"),
+            on(MethodFilter::PUT, ev::send_state).on(MethodFilter::GET, ev::get_state_for_key),
+        );
+    }
+    r = add::<state::get_state_events::v3::Request, _, _>(r, ev::get_state);
+    r = add::<membership::get_member_events::v3::Request, _, _>(r, ev::members);
+    r = add::<membership::joined_members::v3::Request, _, _>(r, ev::joined_members);
+    r = add::<message::get_message_events::v3::Request, _, _>(r, ev::messages);
+    r = add::<context::get_context::v3::Request, _, _>(r, ev::context);
+    r = add::<room::get_room_event::v3::Request, _, _>(r, ev::get_event);
+    r = add::<redact::redact_event::v3::Request, _, _>(r, ev::redact);
+
+    r = add::<alias::create_alias::v3::Request, _, _>(r, misc::alias_create);
+    r = add::<alias::get_alias::v3::Request, _, _>(r, misc::alias_get);
+    r = add::<alias::delete_alias::v3::Request, _, _>(r, misc::alias_delete);
+    r = add::<room::aliases::v3::Request, _, _>(r, misc::room_aliases);
+    r = add::<profile::get_profile::v3::Request, _, _>(r, misc::profile);
+    r = add::<profile::get_display_name::v3::Request, _, _>(r, misc::get_displayname);
+    r = add::<profile::set_display_name::v3::Request, _, _>(r, misc::set_displayname);
+    r = add::<profile::get_avatar_url::v3::Request, _, _>(r, misc::get_avatar);
+    r = add::<profile::set_avatar_url::v3::Request, _, _>(r, misc::set_avatar);
+    r = add::<config::set_global_account_data::v3::Request, _, _>(r, misc::set_global_ad);
+    r = add::<config::get_global_account_data::v3::Request, _, _>(r, misc::get_global_ad);
+    r = add::<config::set_room_account_data::v3::Request, _, _>(r, misc::set_room_ad);
+    r = add::<config::get_room_account_data::v3::Request, _, _>(r, misc::get_room_ad);
+    r = add::<typing::create_typing_event::v3::Request, _, _>(r, misc::typing);
+    r = add::<receipt::create_receipt::v3::Request, _, _>(r, misc::receipt);
+    r = add::<read_marker::set_read_marker::v3::Request, _, _>(r, misc::read_markers);
+    r = add::<filter::create_filter::v3::Request, _, _>(r, misc::filter_create);
+    r = add::<filter::get_filter::v3::Request, _, _>(r, misc::filter_get);
+    r = add::<push::get_pushrules_all::v3::Request, _, _>(r, misc::pushrules);
+    r = add::<sync_events::v3::Request, _, _>(r, misc::sync);
+
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::ACCEPT,
+            axum::http::HeaderName::from_static("x-requested-with"),
+        ]);
+    r.fallback(unrecognized)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(h)
+}
+
+/// Keeps the `Metadata` import meaningful for `Req::METHOD`.
+#[allow(dead_code)]
+fn _metadata_in_scope<T: Metadata>() {}

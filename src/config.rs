@@ -1,0 +1,343 @@
+//! Configuration: a TOML file (default `config.toml`), every key overridable by an environment
+//! variable `HAVEN_<SECTION>__<KEY>` (for example `HAVEN_LISTEN__ADDRESS=0.0.0.0:8008`). Errors
+//! name the offending key so a bad config fails at start with a useful message.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use ruma::{OwnedServerName, RoomVersionId};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The name in every user ID and room alias of this server (`@alice:<server_name>`).
+    pub server_name: OwnedServerName,
+    #[serde(default)]
+    pub listen: Listen,
+    #[serde(default)]
+    pub database: Database,
+    #[serde(default)]
+    pub registration: Registration,
+    #[serde(default)]
+    pub rooms: Rooms,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub rate_limits: RateLimits,
+    #[serde(default)]
+    pub well_known: WellKnown,
+    #[serde(default)]
+    pub logging: Logging,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    pub address: SocketAddr,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            address: SocketAddr::from(([127, 0, 0, 1], 8008)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub path: PathBuf,
+    /// sled's page cache size.
+    pub cache_mb: u64,
+}
+
+impl Default for Database {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("./data"),
+            cache_mb: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationMode {
+    /// Anyone may register.
+    Open,
+    /// A registration token (`m.login.registration_token`) is required.
+    Token,
+    /// Only admins create accounts.
+    Closed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub mode: RegistrationMode,
+    /// Tokens accepted in `token` mode, besides those created by admins.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+}
+
+impl Default for Registration {
+    fn default() -> Self {
+        Self {
+            mode: RegistrationMode::Open,
+            tokens: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rooms {
+    pub default_version: RoomVersionId,
+}
+
+impl Default for Rooms {
+    fn default() -> Self {
+        Self {
+            default_version: RoomVersionId::V12,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest accepted request body for JSON endpoints, in bytes.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    pub enabled: bool,
+    /// Sustained requests per second allowed per user (or per IP when unauthenticated) on
+    /// rate-limited endpoints.
+    pub per_second: f64,
+    /// Requests allowed in a burst above the sustained rate.
+    pub burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            per_second: 50.0,
+            burst: 200,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WellKnown {
+    /// `m.homeserver.base_url` served at `/.well-known/matrix/client`.
+    pub client_base_url: Option<String>,
+    /// `m.server` served at `/.well-known/matrix/server`.
+    pub server: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    /// A `tracing` filter such as `info` or `haven=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Plain,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+}
+
+const ENV_PREFIX: &str = "HAVEN_";
+
+impl Config {
+    /// Loads the file at `path` and applies `HAVEN_*` environment overrides.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, std::env::vars(), &path.display().to_string())
+    }
+
+    pub fn from_toml(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        origin: &str,
+    ) -> Result<Self, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: origin.to_owned(),
+                    message: e.message().to_owned(),
+                })?;
+        for (name, value) in env {
+            if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
+                let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+                apply_override(&mut table, &path, &value)?;
+            }
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Key {
+                    key: e.path().to_string(),
+                    message: e.inner().message().to_owned(),
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let key_err = |key: &str, message: &str| ConfigError::Key {
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        if self.registration.mode == RegistrationMode::Token && self.registration.tokens.is_empty()
+        {
+            // Tokens can also be created at run time, so this is allowed, but an empty token is not.
+        }
+        if self
+            .registration
+            .tokens
+            .iter()
+            .any(|t| t.is_empty() || t.len() > 64)
+        {
+            return Err(key_err(
+                "registration.tokens",
+                "tokens must be 1 to 64 characters",
+            ));
+        }
+        if !crate::rooms::SUPPORTED_VERSIONS.contains(&self.rooms.default_version) {
+            return Err(key_err(
+                "rooms.default_version",
+                "supported room versions are 10, 11 and 12",
+            ));
+        }
+        if self.limits.max_request_bytes < 65_536 {
+            return Err(key_err(
+                "limits.max_request_bytes",
+                "must be at least 65536",
+            ));
+        }
+        if self.rate_limits.per_second <= 0.0 {
+            return Err(key_err("rate_limits.per_second", "must be positive"));
+        }
+        if self
+            .logging
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return Err(key_err("logging.level", "not a valid tracing filter"));
+        }
+        Ok(())
+    }
+}
+
+/// Sets `path` in `table` to `raw`, read as a TOML value when it parses as one (numbers,
+/// booleans, arrays) and as a string otherwise.
+fn apply_override(table: &mut toml::Table, path: &[String], raw: &str) -> Result<(), ConfigError> {
+    let value = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    let (last, parents) = path.split_last().ok_or_else(|| ConfigError::Key {
+        key: String::new(),
+        message: "empty environment override".into(),
+    })?;
+    let mut cur = table;
+    for (i, p) in parents.iter().enumerate() {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
+        cur = entry.as_table_mut().ok_or_else(|| ConfigError::Key {
+            key: path[..=i].join("."),
+            message: "is not a section".into(),
+        })?;
+    }
+    cur.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "server_name = \"localhost:8008\"\n";
+
+    #[test]
+    fn defaults_and_env_override() {
+        let env = vec![
+            (
+                "HAVEN_LISTEN__ADDRESS".to_owned(),
+                "127.0.0.1:9000".to_owned(),
+            ),
+            ("HAVEN_RATE_LIMITS__ENABLED".to_owned(), "false".to_owned()),
+        ];
+        let c = Config::from_toml(BASE, env, "test").unwrap();
+        assert_eq!(c.listen.address.port(), 9000);
+        assert!(!c.rate_limits.enabled);
+        assert_eq!(c.rooms.default_version, RoomVersionId::V12);
+    }
+
+    #[test]
+    fn bad_key_is_named() {
+        let text = format!("{BASE}[listen]\naddress = \"nope\"\n");
+        let err = Config::from_toml(&text, vec![], "test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen.address"), "{err}");
+        let text = format!("{BASE}[registration]\nmode = \"maybe\"\n");
+        let err = Config::from_toml(&text, vec![], "test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("registration.mode"), "{err}");
+        let text = format!("{BASE}[rooms]\ndefault_version = \"1\"\n");
+        let err = Config::from_toml(&text, vec![], "test")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rooms.default_version"), "{err}");
+        let err = Config::from_toml("server_name = \"bad name!\"", vec![], "t").unwrap_err();
+        assert!(err.to_string().contains("server_name"), "{err}");
+    }
+}

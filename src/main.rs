@@ -1,0 +1,83 @@
+//! `haven`: runs the homeserver. `haven [--config PATH]` (default `config.toml`).
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use haven::{config::Config, Haven};
+
+fn usage() -> ExitCode {
+    eprintln!("usage: haven [--config PATH]");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut path = PathBuf::from("config.toml");
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--config" | "-c" => match args.next() {
+                Some(p) => path = PathBuf::from(p),
+                None => return usage(),
+            },
+            "--help" | "-h" => {
+                println!("haven [--config PATH]\n\nRuns the Haven homeserver. Settings come from the TOML file and HAVEN_<SECTION>__<KEY> environment variables.");
+                return ExitCode::SUCCESS;
+            }
+            _ => return usage(),
+        }
+    }
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("haven: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_tracing(&config);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("haven: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("haven: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.logging.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.logging.format {
+        haven::config::LogFormat::Json => builder.json().init(),
+        haven::config::LogFormat::Plain => builder.init(),
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let addr = config.listen.address;
+    let haven = Haven::open(config)?;
+    let app = haven::api::router(haven.clone());
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, server_name = %haven.config.server_name, "Haven is listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    haven.db.flush_blocking()?;
+    Ok(())
+}

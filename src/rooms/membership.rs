@@ -1,0 +1,190 @@
+//! Membership: who is in which room, and the join/invite/leave/kick/ban/unban actions, each of
+//! which is an `m.room.member` event checked by the room version's auth rules.
+
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde_json::{json, Map, Value};
+
+use super::{MemberRecord, Rooms};
+use crate::{
+    error::{Error, Result},
+    events::{EventTemplate, PduRef},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Invite,
+    Kick,
+    Ban,
+    Unban,
+}
+
+impl Rooms {
+    pub fn membership(&self, room_id: &RoomId, user: &UserId) -> Result<Option<MemberRecord>> {
+        Ok(self
+            .db
+            .t
+            .room_members
+            .get(&(room_id.to_string(), user.to_string()))?
+            .map(|j| j.0))
+    }
+
+    pub fn is_joined(&self, room_id: &RoomId, user: &UserId) -> Result<bool> {
+        Ok(self
+            .membership(room_id, user)?
+            .is_some_and(|m| m.membership == "join"))
+    }
+
+    /// `M_FORBIDDEN` unless `user` is joined; `M_NOT_FOUND`-free so that room existence does
+    /// not leak to outsiders.
+    pub fn require_joined(&self, room_id: &RoomId, user: &UserId) -> Result<()> {
+        if self.is_joined(room_id, user)? {
+            Ok(())
+        } else {
+            Err(Error::forbidden("You are not joined to this room"))
+        }
+    }
+
+    /// Rooms of `user` with their current membership.
+    pub fn user_rooms(&self, user: &UserId) -> Result<Vec<(OwnedRoomId, MemberRecord)>> {
+        let prefix = crate::storage::prefix(user.as_str());
+        let mut out = Vec::new();
+        for item in self.db.t.user_rooms.scan_prefix(&prefix) {
+            let ((_, room), rec) = item?;
+            out.push((RoomId::parse(room).map_err(Error::internal)?, rec.0));
+        }
+        Ok(out)
+    }
+
+    pub fn joined_rooms(&self, user: &UserId) -> Result<Vec<OwnedRoomId>> {
+        Ok(self
+            .user_rooms(user)?
+            .into_iter()
+            .filter(|(_, m)| m.membership == "join")
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// Members of a room with their membership.
+    pub fn members(&self, room_id: &RoomId) -> Result<Vec<(OwnedUserId, MemberRecord)>> {
+        let prefix = crate::storage::prefix(room_id.as_str());
+        let mut out = Vec::new();
+        for item in self.db.t.room_members.scan_prefix(&prefix) {
+            let ((_, user), rec) = item?;
+            out.push((UserId::parse(user).map_err(Error::internal)?, rec.0));
+        }
+        Ok(out)
+    }
+
+    pub fn joined_members(&self, room_id: &RoomId) -> Result<Vec<OwnedUserId>> {
+        Ok(self
+            .members(room_id)?
+            .into_iter()
+            .filter(|(_, m)| m.membership == "join")
+            .map(|(u, _)| u)
+            .collect())
+    }
+
+    /// Joins `user` to a room this server knows. `profile` holds displayname/avatar_url.
+    pub async fn join(
+        &self,
+        room_id: &RoomId,
+        user: &OwnedUserId,
+        profile: Map<String, Value>,
+        reason: Option<String>,
+    ) -> Result<PduRef> {
+        self.meta_or_404(room_id)?;
+        let mut content = profile;
+        content.insert("membership".into(), json!("join"));
+        if let Some(r) = reason {
+            content.insert("reason".into(), json!(r));
+        }
+        let t = EventTemplate::state("m.room.member", user.as_str(), Value::Object(content));
+        self.append(room_id, user, t, None).await
+    }
+
+    /// Leaves a room, or rejects an invite.
+    pub async fn leave(
+        &self,
+        room_id: &RoomId,
+        user: &OwnedUserId,
+        reason: Option<String>,
+    ) -> Result<PduRef> {
+        self.meta_or_404(room_id)?;
+        let mut content = json!({ "membership": "leave" });
+        if let Some(r) = reason {
+            content["reason"] = json!(r);
+        }
+        let t = EventTemplate::state("m.room.member", user.as_str(), content);
+        self.append(room_id, user, t, None).await
+    }
+
+    /// Acts on another member: invite, kick, ban or unban.
+    pub async fn act_on_member(
+        &self,
+        room_id: &RoomId,
+        sender: &OwnedUserId,
+        target: &UserId,
+        action: Action,
+        reason: Option<String>,
+        extra: Map<String, Value>,
+    ) -> Result<PduRef> {
+        self.meta_or_404(room_id)?;
+        let current = self.membership(room_id, target)?.map(|m| m.membership);
+        let membership = match action {
+            Action::Invite => "invite",
+            Action::Ban => "ban",
+            Action::Kick | Action::Unban => {
+                let expected = if action == Action::Kick {
+                    ["join", "invite"].as_slice()
+                } else {
+                    &["ban"]
+                };
+                if !current.as_deref().is_some_and(|c| expected.contains(&c)) {
+                    return Err(Error::forbidden(match action {
+                        Action::Kick => "The user is not in the room",
+                        _ => "The user is not banned",
+                    }));
+                }
+                "leave"
+            }
+        };
+        if action == Action::Invite && current.as_deref() == Some("join") {
+            return Err(Error::forbidden("The user is already in the room"));
+        }
+        let mut content = extra;
+        content.insert("membership".into(), json!(membership));
+        if let Some(r) = reason {
+            content.insert("reason".into(), json!(r));
+        }
+        let t = EventTemplate::state("m.room.member", target.as_str(), Value::Object(content));
+        self.append(room_id, sender, t, None).await
+    }
+
+    /// Forgets a room the user has left: it disappears from their sync and history access.
+    pub fn forget(&self, room_id: &RoomId, user: &UserId) -> Result<()> {
+        match self.membership(room_id, user)? {
+            Some(m) if m.membership == "join" || m.membership == "invite" => {
+                Err(Error::bad_request(
+                    crate::error::ErrCode::Unknown,
+                    "You must leave the room first",
+                ))
+            }
+            Some(_) => {
+                self.db
+                    .t
+                    .forgotten
+                    .put(&(user.to_string(), room_id.to_string()), &())?;
+                Ok(())
+            }
+            None => Err(Error::not_found("You were never in this room")),
+        }
+    }
+
+    pub fn is_forgotten(&self, room_id: &RoomId, user: &UserId) -> Result<bool> {
+        Ok(self
+            .db
+            .t
+            .forgotten
+            .contains(&(user.to_string(), room_id.to_string()))?)
+    }
+}

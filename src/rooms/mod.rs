@@ -1,0 +1,315 @@
+//! Rooms: the event graph of each room, its state, membership, and the one path by which an
+//! event is added ([`Rooms::append`]), for local events today and federated ones later.
+
+pub mod alias;
+pub mod create;
+pub mod membership;
+mod persist;
+pub mod receipts;
+pub mod state;
+pub mod timeline;
+pub mod typing;
+pub mod visibility;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex as StdMutex},
+};
+
+use ruma::{
+    events::{StateEventType, TimelineEventType},
+    room_version_rules::RoomVersionRules,
+    EventId, OwnedDeviceId, OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, RoomVersionId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    events::{auth, builder, EventTemplate, Pdu, PduRef},
+    signing::ServerKey,
+    storage::Storage,
+    stream::Stream,
+};
+
+/// Room versions this server creates and joins.
+pub const SUPPORTED_VERSIONS: [RoomVersionId; 3] =
+    [RoomVersionId::V10, RoomVersionId::V11, RoomVersionId::V12];
+
+/// Per-room bookkeeping kept beside the events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomMeta {
+    pub version: RoomVersionId,
+    pub create_event_id: OwnedEventId,
+    /// Events with no children yet: the `prev_events` of the next event.
+    pub forward_extremities: Vec<OwnedEventId>,
+    pub max_depth: u64,
+    /// State group holding the current state.
+    pub state_group: u64,
+    /// Stream position of the room's latest event.
+    pub last_pos: u64,
+}
+
+/// A user's current membership in a room.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemberRecord {
+    pub membership: String,
+    pub event_id: OwnedEventId,
+    pub pos: u64,
+}
+
+/// Server-side data about an event that is not part of the PDU.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventExtras {
+    /// The state event this one replaced, for `unsigned.prev_content`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces_state: Option<OwnedEventId>,
+    /// The device and transaction ID that sent it, for `unsigned.transaction_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub txn: Option<(OwnedDeviceId, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redacted_because: Option<OwnedEventId>,
+}
+
+/// A view of room state that new events are authorised against.
+pub trait StateView {
+    fn get(&self, kind: &StateEventType, state_key: &str) -> Result<Option<PduRef>>;
+
+    /// Events not yet stored that this view holds (a room being created).
+    fn pending_event(&self, _event_id: &EventId) -> Option<PduRef> {
+        None
+    }
+}
+
+/// The rules of a room version Haven supports.
+pub fn rules_for(version: &RoomVersionId) -> Result<RoomVersionRules> {
+    if !SUPPORTED_VERSIONS.contains(version) {
+        return Err(Error::bad_request(
+            crate::error::ErrCode::UnsupportedRoomVersion,
+            format!("room version {version} is not supported"),
+        ));
+    }
+    version
+        .rules()
+        .ok_or_else(|| Error::internal("room version without rules"))
+}
+
+pub struct Rooms {
+    pub db: Arc<Storage>,
+    pub key: Arc<ServerKey>,
+    pub stream: Arc<Stream>,
+    locks: StdMutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) ids: state::IdAllocator,
+    pub typing: typing::Typing,
+}
+
+impl Rooms {
+    pub fn new(db: Arc<Storage>, key: Arc<ServerKey>, stream: Arc<Stream>) -> Result<Self> {
+        let ids = state::IdAllocator::load(&db)?;
+        Ok(Self {
+            typing: typing::Typing::new(stream.clone(), db.clone()),
+            db,
+            key,
+            stream,
+            locks: StdMutex::new(HashMap::new()),
+            ids,
+        })
+    }
+
+    pub fn server_name(&self) -> &ruma::ServerName {
+        &self.key.server_name
+    }
+
+    fn room_lock(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(room_id.to_owned()).or_default().clone()
+    }
+
+    pub fn meta(&self, room_id: &RoomId) -> Result<Option<RoomMeta>> {
+        Ok(self.db.t.rooms.get(&room_id.to_string())?.map(|j| j.0))
+    }
+
+    /// The room's metadata, or `M_NOT_FOUND` when this server does not know the room.
+    pub fn meta_or_404(&self, room_id: &RoomId) -> Result<RoomMeta> {
+        self.meta(room_id)?
+            .ok_or_else(|| Error::not_found("Unknown room"))
+    }
+
+    pub fn get_pdu(&self, event_id: &EventId) -> Result<Option<PduRef>> {
+        match self.db.t.pdus.get(&event_id.to_string())? {
+            Some(b) => Ok(Some(Arc::new(Pdu::from_bytes(event_id.as_str(), &b)?))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn extras(&self, event_id: &EventId) -> Result<EventExtras> {
+        Ok(self
+            .db
+            .t
+            .event_extras
+            .get(&event_id.to_string())?
+            .map(|j| j.0)
+            .unwrap_or_default())
+    }
+
+    /// The current state event `(kind, state_key)` of a room.
+    pub fn current_state(
+        &self,
+        room_id: &RoomId,
+        kind: &StateEventType,
+        state_key: &str,
+    ) -> Result<Option<PduRef>> {
+        let key = (room_id.to_string(), kind.to_string(), state_key.to_owned());
+        match self.db.t.current_state.get(&key)? {
+            Some(id) => self.get_pdu(&EventId::parse(&id).map_err(Error::internal)?),
+            None => Ok(None),
+        }
+    }
+
+    /// Every current state event of a room.
+    pub fn current_state_all(&self, room_id: &RoomId) -> Result<Vec<PduRef>> {
+        let prefix = crate::storage::prefix(room_id.as_str());
+        let mut out = Vec::new();
+        for item in self.db.t.current_state.scan_prefix(&prefix) {
+            let (_, id) = item?;
+            if let Some(p) = self.get_pdu(&EventId::parse(&id).map_err(Error::internal)?)? {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds, authorises and persists a new local event in an existing room, and waits until
+    /// it is durable. This is the only way local events enter a room after its creation.
+    pub async fn append(
+        &self,
+        room_id: &RoomId,
+        sender: &OwnedUserId,
+        template: EventTemplate,
+        txn: Option<(OwnedDeviceId, String)>,
+    ) -> Result<PduRef> {
+        let lock = self.room_lock(room_id);
+        let _guard = lock.lock().await;
+        let meta = self.meta_or_404(room_id)?;
+        if let Some((device, txn_id)) = &txn {
+            let key = (sender.to_string(), device.to_string(), txn_id.clone());
+            if let Some(id) = self.db.t.txn_ids.get(&key)? {
+                // A retried request: answer with the event the first attempt created.
+                let id = EventId::parse(id).map_err(Error::internal)?;
+                return self
+                    .get_pdu(&id)?
+                    .ok_or_else(|| Error::internal("transaction event missing"));
+            }
+        }
+        let rules = rules_for(&meta.version)?;
+        let view = CurrentState {
+            rooms: self,
+            room_id,
+        };
+        let pdu = self.build_checked(
+            Some(&room_id.to_owned()),
+            sender,
+            &template,
+            &rules,
+            &view,
+            meta.forward_extremities.clone(),
+            meta.max_depth + 1,
+        )?;
+        self.check_redaction_allowed(&pdu, &rules, &view)?;
+        let pdu = Arc::new(pdu);
+        let pos = self.persist(vec![(pdu.clone(), txn)], meta, &rules).await?;
+        drop(_guard);
+        self.db.durable().await?;
+        self.stream.publish(pos);
+        Ok(pdu)
+    }
+
+    /// Builds a PDU on top of `view` and runs the room version's authorisation rules.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build_checked(
+        &self,
+        room_id: Option<&OwnedRoomId>,
+        sender: &OwnedUserId,
+        template: &EventTemplate,
+        rules: &RoomVersionRules,
+        view: &dyn StateView,
+        prev_events: Vec<OwnedEventId>,
+        depth: u64,
+    ) -> Result<Pdu> {
+        let kind = TimelineEventType::from(template.kind.as_str());
+        let content_raw =
+            serde_json::value::to_raw_value(&template.content).map_err(Error::internal)?;
+        let mut auth_events = Vec::new();
+        for (k, sk) in auth::auth_types(
+            &kind,
+            sender,
+            template.state_key.as_deref(),
+            &content_raw,
+            rules,
+        )? {
+            if let Some(p) = view.get(&k, &sk)? {
+                auth_events.push(p.event_id.clone());
+            }
+        }
+        let graph = builder::GraphFields {
+            room_id,
+            sender,
+            prev_events,
+            auth_events,
+            depth,
+        };
+        let pdu = builder::build_pdu(template, graph, rules, &self.key)?;
+        auth::check(
+            &pdu,
+            rules,
+            |id| {
+                view.pending_event(id)
+                    .or_else(|| self.get_pdu(id).ok().flatten())
+            },
+            |k, sk| view.get(k, sk).ok().flatten(),
+        )?;
+        Ok(pdu)
+    }
+
+    /// Room versions 3+ accept any redaction event at the graph level; the server must still
+    /// only let a sender redact their own events unless their power level allows it.
+    fn check_redaction_allowed(
+        &self,
+        pdu: &Pdu,
+        rules: &RoomVersionRules,
+        view: &dyn StateView,
+    ) -> Result<()> {
+        if pdu.kind != TimelineEventType::RoomRedaction {
+            return Ok(());
+        }
+        let Some(target) = &pdu.redacts else {
+            return Err(Error::bad_json("redaction without a target"));
+        };
+        let original = self.get_pdu(target)?;
+        if let Some(original) = &original {
+            if original.room_id != pdu.room_id {
+                return Err(Error::not_found("Event not found in this room"));
+            }
+            if original.sender == pdu.sender {
+                return Ok(());
+            }
+        }
+        let levels = state::power_levels(view, rules)?;
+        if levels.user_level(&pdu.sender) >= levels.redact {
+            Ok(())
+        } else {
+            Err(Error::forbidden("You may only redact your own events"))
+        }
+    }
+}
+
+/// The current state of a stored room.
+pub struct CurrentState<'a> {
+    pub rooms: &'a Rooms,
+    pub room_id: &'a RoomId,
+}
+
+impl StateView for CurrentState<'_> {
+    fn get(&self, kind: &StateEventType, state_key: &str) -> Result<Option<PduRef>> {
+        self.rooms.current_state(self.room_id, kind, state_key)
+    }
+}

@@ -1,0 +1,76 @@
+//! Read receipts (`m.read`, `m.read.private`), stored with the stream position of their last
+//! change.
+
+use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, RoomId, UserId};
+use serde::{Deserialize, Serialize};
+
+use super::Rooms;
+use crate::{
+    error::{Error, Result},
+    storage::Json,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiptRecord {
+    pub event_id: OwnedEventId,
+    pub ts: u64,
+    pub pos: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+}
+
+impl Rooms {
+    pub async fn set_receipt(
+        &self,
+        room_id: &RoomId,
+        user: &UserId,
+        receipt_type: &str,
+        event_id: &EventId,
+        thread_id: Option<String>,
+    ) -> Result<()> {
+        self.require_joined(room_id, user)?;
+        let pdu = self
+            .get_pdu(event_id)?
+            .ok_or_else(|| Error::not_found("Event not found"))?;
+        if pdu.room_id != room_id {
+            return Err(Error::not_found("Event not found in this room"));
+        }
+        let pos = {
+            let mut c = self.stream.begin(&self.db).await;
+            let pos = c.allocate()?;
+            let rec = ReceiptRecord {
+                event_id: event_id.to_owned(),
+                ts: u64::from(MilliSecondsSinceUnixEpoch::now().get()),
+                pos,
+                thread_id,
+            };
+            let key = (
+                room_id.to_string(),
+                receipt_type.to_owned(),
+                user.to_string(),
+            );
+            self.db.t.receipts.put(&key, &Json(rec))?;
+            pos
+        };
+        self.db.durable().await?;
+        self.stream.publish(pos);
+        Ok(())
+    }
+
+    /// Receipts in a room changed after `since`: (type, user, record).
+    pub fn receipts_since(
+        &self,
+        room_id: &RoomId,
+        since: u64,
+    ) -> Result<Vec<(String, String, ReceiptRecord)>> {
+        let prefix = crate::storage::prefix(room_id.as_str());
+        let mut out = Vec::new();
+        for item in self.db.t.receipts.scan_prefix(&prefix) {
+            let ((_, rtype, user), rec) = item?;
+            if rec.0.pos > since {
+                out.push((rtype, user, rec.0));
+            }
+        }
+        Ok(out)
+    }
+}

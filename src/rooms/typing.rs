@@ -1,0 +1,114 @@
+//! Typing notifications: in memory only (they are ephemeral), each change given a stream
+//! position so /sync sees it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use crate::{error::Result, storage::Storage, stream::Stream};
+
+#[derive(Default)]
+struct RoomTyping {
+    pos: u64,
+    users: HashMap<OwnedUserId, Instant>,
+}
+
+pub struct Typing {
+    stream: Arc<Stream>,
+    db: Arc<Storage>,
+    rooms: Arc<Mutex<HashMap<OwnedRoomId, RoomTyping>>>,
+}
+
+/// Longest typing timeout honoured.
+const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Typing {
+    pub fn new(stream: Arc<Stream>, db: Arc<Storage>) -> Self {
+        Self {
+            stream,
+            db,
+            rooms: Default::default(),
+        }
+    }
+
+    /// Marks `user` as typing (for `timeout`) or not.
+    pub async fn set(&self, room: &RoomId, user: &UserId, typing: Option<Duration>) -> Result<()> {
+        let pos = {
+            let mut c = self.stream.begin(&self.db).await;
+            c.allocate()?
+        };
+        {
+            let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            let r = rooms.entry(room.to_owned()).or_default();
+            match typing {
+                Some(t) => {
+                    r.users
+                        .insert(user.to_owned(), Instant::now() + t.min(MAX_TIMEOUT));
+                }
+                None => {
+                    r.users.remove(user);
+                }
+            }
+            r.pos = pos;
+        }
+        self.stream.publish(pos);
+        if let Some(t) = typing {
+            let (rooms, stream, db, room, user) = (
+                self.rooms.clone(),
+                self.stream.clone(),
+                self.db.clone(),
+                room.to_owned(),
+                user.to_owned(),
+            );
+            let t = t.min(MAX_TIMEOUT);
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                let expired = {
+                    let rooms = rooms.lock().unwrap_or_else(|e| e.into_inner());
+                    rooms
+                        .get(&room)
+                        .and_then(|r| r.users.get(&user))
+                        .is_some_and(|e| *e <= Instant::now())
+                };
+                if expired {
+                    let Ok(pos) = stream.begin(&db).await.allocate() else {
+                        return;
+                    };
+                    let mut rooms = rooms.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some(r) = rooms.get_mut(&room) {
+                        if r.users.get(&user).is_some_and(|e| *e <= Instant::now()) {
+                            r.users.remove(&user);
+                            r.pos = pos;
+                        }
+                    }
+                    drop(rooms);
+                    stream.publish(pos);
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Users typing in `room` and the position of the last change.
+    pub fn get(&self, room: &RoomId) -> (u64, Vec<OwnedUserId>) {
+        let rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        match rooms.get(room) {
+            Some(r) => {
+                let now = Instant::now();
+                (
+                    r.pos,
+                    r.users
+                        .iter()
+                        .filter(|(_, e)| **e > now)
+                        .map(|(u, _)| u.clone())
+                        .collect(),
+                )
+            }
+            None => (0, Vec::new()),
+        }
+    }
+}

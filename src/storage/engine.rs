@@ -1,0 +1,54 @@
+//! The key-value engine abstraction: everything Haven stores goes through these two traits, so
+//! the engine (sled today) can be replaced without touching the concern modules.
+
+use std::{future::Future, pin::Pin, sync::Arc};
+
+use super::StorageError;
+
+/// A key/value pair as returned by scans.
+pub type KvPair = (Vec<u8>, Vec<u8>);
+/// Iterator over a tree's entries; errors are surfaced per item.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<KvPair, StorageError>> + Send + 'a>;
+
+/// A batch of writes applied atomically to one tree.
+#[derive(Default, Debug)]
+pub struct Batch {
+    pub(crate) ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl Batch {
+    pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), Some(value.into())));
+    }
+
+    pub fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.ops.push((key.into(), None));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// A storage engine holding named trees that share one durability domain: `flush` makes every
+/// write that happened before it durable, across all trees.
+pub trait KvEngine: Send + Sync + 'static {
+    fn open_tree(&self, name: &str) -> Result<Arc<dyn KvTree>, StorageError>;
+    /// Blocks until all previous writes are durable.
+    fn flush(&self) -> Result<(), StorageError>;
+    fn size_on_disk(&self) -> Result<u64, StorageError>;
+}
+
+/// One ordered keyspace.
+pub trait KvTree: Send + Sync + 'static {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
+    fn remove(&self, key: &[u8]) -> Result<(), StorageError>;
+    fn apply_batch(&self, batch: Batch) -> Result<(), StorageError>;
+    /// Entries with `from <= key < to`, ascending or descending.
+    fn range(&self, from: &[u8], to: &[u8], reverse: bool) -> KvIter<'_>;
+    fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_>;
+    /// Completes when any key under `prefix` changes.
+    fn watch_prefix(&self, prefix: &[u8]) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    fn len(&self) -> usize;
+}

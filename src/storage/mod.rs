@@ -1,0 +1,101 @@
+//! Persistence. A small key-value engine abstraction ([`engine`]) implemented on sled
+//! ([`sled_engine`]), typed tables on top ([`table`], [`keys`]), the schema of every table Haven
+//! keeps ([`schema`]), and group commit ([`flusher`]) so an acknowledged write is durable without
+//! one fsync per request.
+
+pub mod engine;
+pub mod flusher;
+pub mod keys;
+pub mod schema;
+mod sled_engine;
+pub mod table;
+
+use std::{path::Path, sync::Arc};
+
+pub use engine::Batch;
+pub use keys::prefix;
+pub use schema::Tables;
+pub use table::{Json, Table};
+
+/// The schema version this build writes. Older databases are migrated forward at start;
+/// newer ones are refused.
+pub const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage engine: {0}")]
+    Engine(String),
+    #[error("stored value could not be decoded: {0}")]
+    Codec(String),
+    #[error("database is corrupt: {0}")]
+    Corrupt(&'static str),
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    TooNew { found: u64, supported: u64 },
+}
+
+/// The opened database: engine, tables and the group-commit flusher.
+pub struct Storage {
+    engine: Arc<dyn engine::KvEngine>,
+    pub t: Tables,
+    flusher: flusher::Flusher,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the database under `path` and checks its schema version.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Arc<Self>, StorageError> {
+        std::fs::create_dir_all(path).map_err(|e| StorageError::Engine(e.to_string()))?;
+        let engine: Arc<dyn engine::KvEngine> =
+            Arc::new(sled_engine::SledEngine::open(path, cache_bytes)?);
+        let t = Tables::open(engine.as_ref())?;
+        check_schema_version(&t)?;
+        let flusher = flusher::Flusher::start(engine.clone());
+        Ok(Arc::new(Self { engine, t, flusher }))
+    }
+
+    /// Waits until every write made before this call is durable. Concurrent callers share one
+    /// flush.
+    pub async fn durable(&self) -> Result<(), StorageError> {
+        self.flusher.flush().await
+    }
+
+    /// Flushes synchronously (shutdown, CLI tools).
+    pub fn flush_blocking(&self) -> Result<(), StorageError> {
+        self.engine.flush()
+    }
+
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        self.engine.size_on_disk()
+    }
+}
+
+fn check_schema_version(t: &Tables) -> Result<(), StorageError> {
+    let key = "schema_version".to_owned();
+    match t.meta.get(&key)? {
+        None => {
+            t.meta.put(&key, &SCHEMA_VERSION.to_be_bytes().to_vec())?;
+            Ok(())
+        }
+        Some(v) => {
+            let found = <u64 as table::Value>::from_bytes(&v)?;
+            if found > SCHEMA_VERSION {
+                return Err(StorageError::TooNew {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            // Version 1 is the first schema: there is nothing to migrate from yet.
+            Ok(())
+        }
+    }
+}
+
+/// Runs blocking database work without stalling the async runtime's other tasks (on the
+/// multi-threaded runtime the worker hands its queue to another thread first).
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}

@@ -1,0 +1,97 @@
+//! Every table Haven keeps, in one place. Keys are composite where a scan needs them
+//! (`(room, position)` for a room's timeline, `(user, device)` for a user's devices).
+
+use super::{engine::KvEngine, table::Json, StorageError, Table};
+use crate::{
+    rooms::{alias::AliasRecord, receipts::ReceiptRecord, MemberRecord, RoomMeta},
+    users::{account_data::AccountDataRecord, DeviceRecord, TokenRecord, UserRecord},
+};
+
+/// (user, device, transaction id)
+pub type TxnKey = (String, String, String);
+
+pub struct Tables {
+    /// Server-wide values: schema version, signing key, stream position, id counters.
+    pub meta: Table<String, Vec<u8>>,
+
+    pub users: Table<String, Json<UserRecord>>,
+    /// Keyed by the SHA-256 of the access token; the token itself is never stored.
+    pub access_tokens: Table<String, Json<TokenRecord>>,
+    pub devices: Table<(String, String), Json<DeviceRecord>>,
+    pub filters: Table<(String, String), Json<serde_json::Value>>,
+    /// (user, room or "", event type)
+    pub account_data: Table<(String, String, String), Json<AccountDataRecord>>,
+    /// Idempotency of `send` per device: -> event id.
+    pub txn_ids: Table<TxnKey, String>,
+    pub registration_tokens: Table<String, Json<crate::users::RegistrationToken>>,
+
+    /// event id -> the PDU as canonical JSON (redacted if it was redacted).
+    pub pdus: Table<String, Vec<u8>>,
+    /// event id -> the original, for events that were redacted (never served to clients).
+    pub redacted_originals: Table<String, Vec<u8>>,
+    /// event id -> stream position of the event in its room's timeline.
+    pub event_pos: Table<String, u64>,
+    /// (room, stream position) -> event id.
+    pub timeline: Table<(String, u64), String>,
+    /// event id -> server-side extras (replaced state, sending transaction, redaction).
+    pub event_extras: Table<String, Json<crate::rooms::EventExtras>>,
+    /// event id -> the state group holding the room state before the event.
+    pub event_state_before: Table<String, u64>,
+    /// (room, relates-to event id, event id) -> relation type, for redaction and aggregation.
+    pub relations: Table<(String, String, String), String>,
+
+    pub rooms: Table<String, Json<RoomMeta>>,
+    /// (room, event type, state key) -> event id of the current state.
+    pub current_state: Table<(String, String, String), String>,
+    /// (event type, state key) <-> short id, so state groups store 16-byte entries.
+    pub short_state_key: Table<(String, String), u64>,
+    pub short_state_key_rev: Table<u64, Json<(String, String)>>,
+    pub short_event_id: Table<String, u64>,
+    pub short_event_id_rev: Table<u64, String>,
+    /// state group id -> parent and delta (see `rooms::state`).
+    pub state_groups: Table<u64, Vec<u8>>,
+    /// (room, user) -> current membership.
+    pub room_members: Table<(String, String), Json<MemberRecord>>,
+    /// (user, room) -> current membership, for a user's room list.
+    pub user_rooms: Table<(String, String), Json<MemberRecord>>,
+    /// (user, room) -> present when the user forgot the room.
+    pub forgotten: Table<(String, String), ()>,
+    pub aliases: Table<String, Json<AliasRecord>>,
+    /// (room, receipt type, user) -> receipt.
+    pub receipts: Table<(String, String, String), Json<ReceiptRecord>>,
+}
+
+impl Tables {
+    pub fn open(engine: &dyn KvEngine) -> Result<Self, StorageError> {
+        let t = |name: &str| engine.open_tree(name);
+        Ok(Self {
+            meta: Table::new(t("meta")?),
+            users: Table::new(t("users")?),
+            access_tokens: Table::new(t("access_tokens")?),
+            devices: Table::new(t("devices")?),
+            filters: Table::new(t("filters")?),
+            account_data: Table::new(t("account_data")?),
+            txn_ids: Table::new(t("txn_ids")?),
+            registration_tokens: Table::new(t("registration_tokens")?),
+            pdus: Table::new(t("pdus")?),
+            redacted_originals: Table::new(t("redacted_originals")?),
+            event_pos: Table::new(t("event_pos")?),
+            timeline: Table::new(t("timeline")?),
+            event_extras: Table::new(t("event_extras")?),
+            event_state_before: Table::new(t("event_state_before")?),
+            relations: Table::new(t("relations")?),
+            rooms: Table::new(t("rooms")?),
+            current_state: Table::new(t("current_state")?),
+            short_state_key: Table::new(t("short_state_key")?),
+            short_state_key_rev: Table::new(t("short_state_key_rev")?),
+            short_event_id: Table::new(t("short_event_id")?),
+            short_event_id_rev: Table::new(t("short_event_id_rev")?),
+            state_groups: Table::new(t("state_groups")?),
+            room_members: Table::new(t("room_members")?),
+            user_rooms: Table::new(t("user_rooms")?),
+            forgotten: Table::new(t("forgotten")?),
+            aliases: Table::new(t("aliases")?),
+            receipts: Table::new(t("receipts")?),
+        })
+    }
+}

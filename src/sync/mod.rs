@@ -1,0 +1,524 @@
+//! `/sync`: initial and incremental, with long-polling that sleeps until the stream position
+//! moves (a [`tokio::sync::watch`] channel, no polling loop) and rebuilds only then.
+
+pub mod filter;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashSet},
+    time::Duration,
+};
+
+use ruma::{
+    api::client::{
+        filter::{FilterDefinition, RoomEventFilter},
+        sync::sync_events::{
+            self,
+            v3::{
+                Ephemeral, GlobalAccountData, InviteState, InvitedRoom, JoinedRoom, LeftRoom,
+                RoomAccountData, RoomSummary, Rooms, State, StateEvents, Timeline,
+            },
+            UnreadNotificationsCount,
+        },
+    },
+    events::StateEventType,
+    serde::Raw,
+    EventId, OwnedRoomId, OwnedUserId, RoomId, UInt,
+};
+use serde_json::{json, Value};
+
+use crate::{
+    error::{Error, Result},
+    events::{client::stripped_state, PduRef},
+    rooms::{state::load_group, timeline::Dir},
+    users::{account_data, Session},
+    Haven,
+};
+
+/// Timeline events per room when the filter sets no limit.
+const DEFAULT_TIMELINE_LIMIT: usize = 10;
+/// Longest long-poll honoured.
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct SyncParams {
+    pub since: Option<u64>,
+    pub full_state: bool,
+    pub timeout: Duration,
+    pub filter: FilterDefinition,
+}
+
+/// Sync tokens are `s<position>`.
+pub fn parse_token(t: &str) -> Result<u64> {
+    t.strip_prefix('s')
+        .or_else(|| t.strip_prefix('t'))
+        .unwrap_or(t)
+        .parse()
+        .map_err(|_| Error::invalid_param("Invalid sync token"))
+}
+
+pub fn make_token(pos: u64) -> String {
+    format!("s{pos}")
+}
+
+fn raw<T>(v: &Value) -> Result<Raw<T>> {
+    Ok(Raw::from_json(
+        serde_json::value::to_raw_value(v).map_err(Error::internal)?,
+    ))
+}
+
+pub async fn sync(
+    h: &Haven,
+    session: &Session,
+    params: SyncParams,
+) -> Result<sync_events::v3::Response> {
+    let mut rx = h.stream.subscribe();
+    let deadline = tokio::time::Instant::now() + params.timeout.min(MAX_TIMEOUT);
+    loop {
+        rx.borrow_and_update();
+        let upto = h.stream.current();
+        let resp = {
+            let h2 = h;
+            crate::storage::blocking(|| build(h2, session, &params, upto))?
+        };
+        let wait = params.since.is_some() && !params.full_state && is_empty(&resp);
+        if !wait {
+            return Ok(resp);
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return Ok(resp),
+        }
+    }
+}
+
+fn is_empty(r: &sync_events::v3::Response) -> bool {
+    r.rooms.join.is_empty()
+        && r.rooms.invite.is_empty()
+        && r.rooms.leave.is_empty()
+        && r.account_data.events.is_empty()
+}
+
+fn build(
+    h: &Haven,
+    session: &Session,
+    p: &SyncParams,
+    upto: u64,
+) -> Result<sync_events::v3::Response> {
+    let user = &session.user_id;
+    let since = if p.full_state { None } else { p.since };
+    let since_pos = p.since.unwrap_or(0);
+    let mut rooms = Rooms::new();
+    let room_filter = &p.filter.room;
+
+    for (room_id, m) in h.rooms.user_rooms(user)? {
+        if !filter::room_allowed(room_filter, &room_id) || m.pos > upto {
+            continue;
+        }
+        match m.membership.as_str() {
+            "join" => {
+                let newly = match p.since {
+                    Some(s) => m.pos > s && !was_joined_at(h, &room_id, user, s)?,
+                    None => false,
+                };
+                let room_since = if newly { None } else { since };
+                if let Some(jr) = joined_room(
+                    h,
+                    session,
+                    &room_id,
+                    room_since,
+                    since_pos,
+                    upto,
+                    &room_filter.timeline,
+                    p,
+                )? {
+                    rooms.join.insert(room_id, jr);
+                }
+            }
+            "invite" => {
+                if p.since.is_none_or(|s| m.pos > s) || p.full_state {
+                    rooms
+                        .invite
+                        .insert(room_id.clone(), invited_room(h, &room_id, &m.event_id)?);
+                }
+            }
+            "leave" | "ban" => {
+                let show = match p.since {
+                    Some(s) => m.pos > s,
+                    None => room_filter.include_leave,
+                };
+                if show && !h.rooms.is_forgotten(&room_id, user)? {
+                    if let Some(lr) = left_room(
+                        h,
+                        &room_id,
+                        user,
+                        since,
+                        m.pos,
+                        &room_filter.timeline,
+                        session,
+                    )? {
+                        rooms.leave.insert(room_id, lr);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let mut account = GlobalAccountData::new();
+    for (room, kind, content) in account_data::since(&h.db, user, since.unwrap_or(0))? {
+        if room.is_empty()
+            && filter::type_allowed(
+                p.filter.account_data.types.as_ref(),
+                &p.filter.account_data.not_types,
+                &kind,
+            )
+        {
+            account
+                .events
+                .push(raw(&json!({ "type": kind, "content": content }))?);
+        }
+    }
+
+    let mut resp = sync_events::v3::Response::new(make_token(upto));
+    resp.rooms = rooms;
+    resp.account_data = account;
+    Ok(resp)
+}
+
+/// Whether `user` was joined to the room at stream position `pos`.
+fn was_joined_at(h: &Haven, room: &RoomId, user: &ruma::UserId, pos: u64) -> Result<bool> {
+    let Some(m) = h.rooms.membership(room, user)? else {
+        return Ok(false);
+    };
+    let mut cur = Some(m.event_id);
+    while let Some(id) = cur {
+        let Some(at) = h.rooms.event_pos(&id)? else {
+            break;
+        };
+        if at <= pos {
+            let pdu = h.rooms.get_pdu(&id)?;
+            return Ok(pdu.and_then(|p| p.content_str("membership")).as_deref() == Some("join"));
+        }
+        cur = h.rooms.extras(&id)?.replaces_state;
+    }
+    Ok(false)
+}
+
+fn timeline_limit(f: &RoomEventFilter) -> usize {
+    f.limit
+        .map(|l| u64::from(l) as usize)
+        .unwrap_or(DEFAULT_TIMELINE_LIMIT)
+        .clamp(1, 1000)
+}
+
+/// Loads a timeline window: events in (after, upto], newest `limit` that pass the filter,
+/// oldest first; plus whether older events were left out.
+fn window(
+    h: &Haven,
+    room: &RoomId,
+    after: u64,
+    upto: u64,
+    f: &RoomEventFilter,
+) -> Result<(Vec<(u64, PduRef)>, bool)> {
+    let limit = timeline_limit(f);
+    let mut out = Vec::new();
+    let mut limited = false;
+    let mut cursor = upto;
+    // Page backwards so filtered-out events do not starve the window.
+    'outer: loop {
+        let batch = h
+            .rooms
+            .timeline_range(room, after, cursor, limit * 2 + 1, Dir::Backward)?;
+        if batch.is_empty() {
+            break;
+        }
+        for (pos, pdu) in batch {
+            cursor = pos - 1;
+            if !filter::event_matches(f, &pdu) {
+                continue;
+            }
+            if out.len() == limit {
+                limited = true;
+                break 'outer;
+            }
+            out.push((pos, pdu));
+        }
+        if cursor <= after {
+            break;
+        }
+    }
+    out.reverse();
+    Ok((out, limited))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn joined_room(
+    h: &Haven,
+    session: &Session,
+    room: &OwnedRoomId,
+    since: Option<u64>,
+    since_pos: u64,
+    upto: u64,
+    tf: &RoomEventFilter,
+    p: &SyncParams,
+) -> Result<Option<JoinedRoom>> {
+    let meta = h.rooms.meta_or_404(room)?;
+    let after = since.unwrap_or(0);
+    let (typing_pos, typing_users) = h.rooms.typing.get(room);
+    let receipts = h.rooms.receipts_since(room, since.unwrap_or(0))?;
+    let room_ad: Vec<_> = account_data::since(&h.db, &session.user_id, since.unwrap_or(0))?
+        .into_iter()
+        .filter(|(r, _, _)| r == room.as_str())
+        .collect();
+    let changed =
+        meta.last_pos > after || typing_pos > after || !receipts.is_empty() || !room_ad.is_empty();
+    if since.is_some() && !changed {
+        return Ok(None);
+    }
+
+    let (events, limited) = if meta.last_pos > after {
+        window(h, room, after, upto, tf)?
+    } else {
+        (Vec::new(), false)
+    };
+    let mut jr = JoinedRoom::new();
+    let lazy = !p.filter.room.state.lazy_load_options.is_disabled();
+    let senders: HashSet<OwnedUserId> = events.iter().map(|(_, e)| e.sender.clone()).collect();
+
+    // State: everything at the start of the timeline for a fresh view, otherwise the changes
+    // between `since` and the timeline's start when events were skipped.
+    let first_pos = events.first().map(|(p, _)| *p);
+    let mut state = Vec::new();
+    match since {
+        None => {
+            let group = match events.first() {
+                Some((_, e)) => {
+                    h.db.t
+                        .event_state_before
+                        .get(&e.event_id.to_string())?
+                        .unwrap_or(meta.state_group)
+                }
+                None => meta.state_group,
+            };
+            for ((kind, sk), id) in load_group(&h.db, group)? {
+                if lazy
+                    && kind == "m.room.member"
+                    && sk != session.user_id.as_str()
+                    && !senders.iter().any(|s| s.as_str() == sk)
+                {
+                    continue;
+                }
+                if let Some(pdu) = h.rooms.get_pdu(&id)? {
+                    if filter::event_matches(&p.filter.room.state, &pdu) {
+                        state.push(pdu);
+                    }
+                }
+            }
+        }
+        Some(s) if limited => {
+            let gap_end = first_pos.map(|f| f - 1).unwrap_or(upto);
+            let mut latest: BTreeMap<(String, String), PduRef> = BTreeMap::new();
+            for (_, pdu) in h
+                .rooms
+                .timeline_range(room, s, gap_end, usize::MAX, Dir::Forward)?
+            {
+                if let Some(sk) = &pdu.state_key {
+                    latest.insert((pdu.kind.to_string(), sk.clone()), pdu);
+                }
+            }
+            state.extend(
+                latest
+                    .into_values()
+                    .filter(|e| filter::event_matches(&p.filter.room.state, e)),
+            );
+        }
+        Some(_) => {}
+    }
+    let mut st = StateEvents::new();
+    for pdu in &state {
+        st.events.push(raw(&h
+            .rooms
+            .format_event(pdu, Some(&session.device_id))?)?);
+    }
+    jr.state = State::Before(st);
+
+    let mut tl = Timeline::new();
+    tl.limited = limited
+        || (since.is_none()
+            && first_pos.is_some_and(|f| f > 1)
+            && events.len() >= timeline_limit(tf));
+    tl.prev_batch = Some(make_token(first_pos.map(|f| f - 1).unwrap_or(upto)));
+    for (_, pdu) in &events {
+        tl.events.push(raw(&h
+            .rooms
+            .format_event(pdu, Some(&session.device_id))?)?);
+    }
+    jr.timeline = tl;
+
+    let mut eph = Ephemeral::new();
+    if since.is_none() || typing_pos > after {
+        eph.events.push(raw(
+            &json!({ "type": "m.typing", "content": { "user_ids": typing_users } }),
+        )?);
+    }
+    if !receipts.is_empty() {
+        let mut content: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> =
+            BTreeMap::new();
+        for (rtype, user, rec) in receipts {
+            if rtype == "m.read.private" && user != session.user_id.as_str() {
+                continue;
+            }
+            let mut r = json!({ "ts": rec.ts });
+            if let Some(t) = rec.thread_id {
+                r["thread_id"] = json!(t);
+            }
+            content
+                .entry(rec.event_id.to_string())
+                .or_default()
+                .entry(rtype)
+                .or_default()
+                .insert(user, r);
+        }
+        if !content.is_empty() {
+            eph.events
+                .push(raw(&json!({ "type": "m.receipt", "content": content }))?);
+        }
+    }
+    jr.ephemeral = eph;
+
+    let mut ad = RoomAccountData::new();
+    for (_, kind, content) in room_ad {
+        ad.events
+            .push(raw(&json!({ "type": kind, "content": content }))?);
+    }
+    jr.account_data = ad;
+
+    jr.unread_notifications = unread_counts(h, room, &session.user_id)?;
+    if since.is_none()
+        || state.iter().any(|e| e.kind.to_string() == "m.room.member")
+        || events
+            .iter()
+            .any(|(_, e)| e.kind.to_string() == "m.room.member")
+    {
+        jr.summary = summary(h, room, &session.user_id)?;
+    }
+    let _ = since_pos;
+    Ok(Some(jr))
+}
+
+/// Messages from others after the user's latest read receipt.
+fn unread_counts(
+    h: &Haven,
+    room: &RoomId,
+    user: &ruma::UserId,
+) -> Result<UnreadNotificationsCount> {
+    let mut read_pos = 0;
+    for rtype in ["m.read", "m.read.private"] {
+        let key = (room.to_string(), rtype.to_owned(), user.to_string());
+        if let Some(r) = h.db.t.receipts.get(&key)? {
+            read_pos = read_pos.max(h.rooms.event_pos(&r.0.event_id)?.unwrap_or(0));
+        }
+    }
+    let mut count = 0u64;
+    for (_, pdu) in h
+        .rooms
+        .timeline_range(room, read_pos, u64::MAX - 1, 100, Dir::Forward)?
+    {
+        let kind = pdu.kind.to_string();
+        if pdu.sender != user && (kind == "m.room.message" || kind == "m.room.encrypted") {
+            count += 1;
+        }
+    }
+    let mut c = UnreadNotificationsCount::new();
+    c.notification_count = Some(UInt::from(count as u32));
+    c.highlight_count = Some(UInt::from(0u32));
+    Ok(c)
+}
+
+fn summary(h: &Haven, room: &RoomId, user: &ruma::UserId) -> Result<RoomSummary> {
+    let mut s = RoomSummary::new();
+    let members = h.rooms.members(room)?;
+    let joined = members
+        .iter()
+        .filter(|(_, m)| m.membership == "join")
+        .count();
+    let invited = members
+        .iter()
+        .filter(|(_, m)| m.membership == "invite")
+        .count();
+    s.joined_member_count = Some(UInt::from(joined as u32));
+    s.invited_member_count = Some(UInt::from(invited as u32));
+    let has_name = h
+        .rooms
+        .current_state(room, &StateEventType::RoomName, "")?
+        .is_some()
+        || h.rooms
+            .current_state(room, &StateEventType::RoomCanonicalAlias, "")?
+            .is_some();
+    if !has_name {
+        s.heroes = members
+            .iter()
+            .filter(|(u, m)| u != user && (m.membership == "join" || m.membership == "invite"))
+            .take(5)
+            .map(|(u, _)| u.clone())
+            .collect();
+    }
+    Ok(s)
+}
+
+fn invited_room(h: &Haven, room: &RoomId, invite_event: &EventId) -> Result<InvitedRoom> {
+    let mut events = Vec::new();
+    for kind in [
+        StateEventType::RoomCreate,
+        StateEventType::RoomJoinRules,
+        StateEventType::RoomName,
+        StateEventType::RoomAvatar,
+        StateEventType::RoomCanonicalAlias,
+        StateEventType::RoomEncryption,
+        StateEventType::RoomTopic,
+    ] {
+        if let Some(pdu) = h.rooms.current_state(room, &kind, "")? {
+            events.push(raw(&stripped_state(&pdu))?);
+        }
+    }
+    if let Some(pdu) = h.rooms.get_pdu(invite_event)? {
+        // The inviter's member event lets clients show who invited them.
+        let inviter = pdu.sender.clone();
+        if let Some(m) =
+            h.rooms
+                .current_state(room, &StateEventType::RoomMember, inviter.as_str())?
+        {
+            events.push(raw(&stripped_state(&m))?);
+        }
+        events.push(raw(&stripped_state(&pdu))?);
+    }
+    let mut state = InviteState::new();
+    state.events = events;
+    Ok(InvitedRoom::from(state))
+}
+
+fn left_room(
+    h: &Haven,
+    room: &OwnedRoomId,
+    user: &ruma::UserId,
+    since: Option<u64>,
+    leave_pos: u64,
+    tf: &RoomEventFilter,
+    session: &Session,
+) -> Result<Option<LeftRoom>> {
+    let (events, limited) = window(h, room, since.unwrap_or(0), leave_pos, tf)?;
+    let mut lr = LeftRoom::new();
+    let mut tl = Timeline::new();
+    tl.limited = limited;
+    tl.prev_batch = Some(make_token(
+        events.first().map(|(p, _)| p - 1).unwrap_or(leave_pos),
+    ));
+    for (_, pdu) in &events {
+        tl.events.push(raw(&h
+            .rooms
+            .format_event(pdu, Some(&session.device_id))?)?);
+    }
+    lr.timeline = tl;
+    let _: BTreeSet<()> = BTreeSet::new();
+    let _ = user;
+    Ok(Some(lr))
+}
