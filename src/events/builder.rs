@@ -116,19 +116,29 @@ pub fn build_pdu(
         obj.insert("redacts".into(), CanonicalJsonValue::String(r.to_string()));
     }
 
+    let too_large = |size: usize| {
+        Error::too_large(format!(
+            "event is {size} bytes; the limit is {MAX_PDU_BYTES}"
+        ))
+    };
+    let unsigned_size = serde_json::to_vec(&obj).map_err(Error::internal)?.len();
+    if unsigned_size > MAX_PDU_BYTES {
+        return Err(too_large(unsigned_size));
+    }
     ruma::signatures::hash_and_sign_event(
         key.server_name.as_str(),
         &key.pair,
         &mut obj,
         &rules.redaction,
     )
-    .map_err(|e| Error::internal(format!("signing event: {e}")))?;
+    .map_err(|e| match e {
+        ruma::signatures::JsonError::PduTooLarge => too_large(unsigned_size),
+        e => Error::internal(format!("signing event: {e}")),
+    })?;
 
     let size = serde_json::to_vec(&obj).map_err(Error::internal)?.len();
     if size > MAX_PDU_BYTES {
-        return Err(Error::too_large(format!(
-            "event is {size} bytes; the limit is {MAX_PDU_BYTES}"
-        )));
+        return Err(too_large(size));
     }
     let hash = ruma::signatures::reference_hash(&obj, rules)
         .map_err(|e| Error::too_large(format!("event cannot be hashed: {e}")))?;

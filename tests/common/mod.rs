@@ -1,0 +1,284 @@
+//! Test harness: starts the real `haven` binary on a free loopback port with a temporary data
+//! directory and talks to it with ruma's request types over reqwest.
+#![allow(dead_code)]
+
+use std::{
+    borrow::Cow,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use ruma::api::{
+    path_builder::VersionHistory, IncomingResponseExt, OutgoingBody, OutgoingRequest,
+    SupportedVersions,
+};
+use serde_json::Value;
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub extra_env: Vec<(String, String)>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    pub async fn start() -> Self {
+        Self::start_with(vec![]).await
+    }
+
+    pub async fn start_with(extra_env: Vec<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut s = Server {
+            child: None,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            extra_env: extra_env
+                .into_iter()
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect(),
+        };
+        s.spawn().await;
+        s
+    }
+
+    pub fn data_path(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub async fn spawn(&mut self) {
+        let config = self.dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "server_name = \"localhost:{p}\"\n[listen]\naddress = \"127.0.0.1:{p}\"\n[database]\npath = \"{d}\"\ncache_mb = 8\n[rate_limits]\nenabled = false\nper_second = 10.0\nburst = 10\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n",
+                p = self.port,
+                d = self.data_path().display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
+        cmd.arg("--config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("start haven"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let http = reqwest::Client::new();
+        loop {
+            if let Ok(r) = http
+                .get(format!("{}/_matrix/client/versions", self.base))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "server did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown, no final flush.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client {
+            base: self.base.clone(),
+            http: reqwest::Client::new(),
+            token: None,
+            user_id: None,
+        }
+    }
+
+    /// Registers `name` (password "password") and returns a logged-in client.
+    pub async fn user(&self, name: &str) -> Client {
+        let mut c = self.client();
+        c.register(name, "password").await;
+        c
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: u16,
+    pub errcode: String,
+    pub body: Value,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+    pub user_id: Option<ruma::OwnedUserId>,
+}
+
+impl Client {
+    /// Sends a ruma request, with this client's access token when it has one.
+    pub async fn send<R>(&self, req: R) -> Result<R::IncomingResponse, ApiError>
+    where
+        R: OutgoingRequest<PathBuilder = VersionHistory>,
+    {
+        let versions = SupportedVersions::from_parts(&["v1.12".to_owned()], &Default::default());
+        let http_req = req
+            .try_into_http_request_inner(&self.base, Cow::Owned(versions))
+            .expect("build request");
+        let (parts, body) = http_req.into_parts();
+        let body: Vec<u8> = body.try_into_buf().map_err(|_| ()).expect("body");
+        let mut rb = self
+            .http
+            .request(parts.method.clone(), parts.uri.to_string())
+            .body(body);
+        rb = rb.header("content-type", "application/json");
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await.expect("send");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body").to_vec();
+        if !status.is_success() {
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Err(ApiError {
+                status: status.as_u16(),
+                errcode: body["errcode"].as_str().unwrap_or_default().to_owned(),
+                body,
+            });
+        }
+        let http_resp = http::Response::builder()
+            .status(status)
+            .body(bytes.as_slice())
+            .unwrap();
+        Ok(R::IncomingResponse::try_from_http_response(http_resp).expect("parse response"))
+    }
+
+    /// Raw JSON request for cases ruma's types cannot express (malformed bodies).
+    pub async fn raw(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let mut rb = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let resp = rb.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn register(&mut self, name: &str, password: &str) {
+        use ruma::api::client::{account::register, uiaa};
+        let mut req = register::v3::Request::new();
+        req.username = Some(name.to_owned());
+        req.password = Some(password.to_owned());
+        req.auth = Some(uiaa::AuthData::Dummy(uiaa::Dummy::new()));
+        let resp = self.send(req).await.expect("register");
+        self.token = resp.access_token;
+        self.user_id = Some(resp.user_id);
+    }
+
+    pub fn uid(&self) -> &ruma::UserId {
+        self.user_id.as_deref().unwrap()
+    }
+
+    pub async fn create_room(
+        &self,
+        f: impl FnOnce(&mut ruma::api::client::room::create_room::v3::Request),
+    ) -> ruma::OwnedRoomId {
+        let mut req = ruma::api::client::room::create_room::v3::Request::new();
+        f(&mut req);
+        self.send(req).await.expect("createRoom").room_id
+    }
+
+    pub async fn send_text(
+        &self,
+        room: &ruma::RoomId,
+        body: &str,
+    ) -> Result<ruma::OwnedEventId, ApiError> {
+        use ruma::{
+            api::client::message::send_message_event,
+            events::room::message::RoomMessageEventContent, TransactionId,
+        };
+        let content = RoomMessageEventContent::text_plain(body);
+        let req =
+            send_message_event::v3::Request::new(room.to_owned(), TransactionId::new(), &content)
+                .unwrap();
+        self.send(req).await.map(|r| r.event_id)
+    }
+
+    pub async fn join(&self, room: &ruma::RoomId) -> Result<(), ApiError> {
+        use ruma::api::client::membership::join_room_by_id;
+        self.send(join_room_by_id::v3::Request::new(room.to_owned()))
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn sync(
+        &self,
+        since: Option<&str>,
+        timeout_ms: u64,
+    ) -> ruma::api::client::sync::sync_events::v3::Response {
+        use ruma::api::client::sync::sync_events;
+        let mut req = sync_events::v3::Request::new();
+        req.since = since.map(str::to_owned);
+        req.timeout = Some(Duration::from_millis(timeout_ms));
+        self.send(req).await.expect("sync")
+    }
+
+    /// Bodies of m.room.message events in a room, oldest first, via /messages.
+    pub async fn message_bodies(&self, room: &ruma::RoomId) -> Vec<String> {
+        use ruma::api::{client::message::get_message_events, Direction};
+        let mut out = Vec::new();
+        let mut from: Option<String> = None;
+        loop {
+            let mut req =
+                get_message_events::v3::Request::new(room.to_owned(), Direction::Backward);
+            req.from = from.clone();
+            req.limit = ruma::UInt::from(500u32);
+            let resp = self.send(req).await.expect("messages");
+            for e in &resp.chunk {
+                let v: Value = e.deserialize_as().unwrap();
+                if v["type"] == "m.room.message" {
+                    out.push(v["content"]["body"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            match resp.end {
+                Some(end) if !resp.chunk.is_empty() => from = Some(end),
+                _ => break,
+            }
+        }
+        out.reverse();
+        out
+    }
+}
