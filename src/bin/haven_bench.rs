@@ -1,1 +1,317 @@
-fn main() {}
+//! `haven-bench`: starts a Haven server on a loopback port with a fresh data directory and
+//! measures send throughput, send-to-/sync delivery latency, initial /sync time and resident
+//! memory. Usage: `haven-bench [--server PATH] [--messages N]`.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Res<Value> {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let resp = rb.send().await?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("{path}: {status} {v}").into());
+        }
+        Ok(v)
+    }
+
+    async fn register(&self, name: &str) -> Res<String> {
+        let v = self
+            .call(reqwest::Method::POST, "/_matrix/client/v3/register", None,
+                Some(json!({"username": name, "password": "bench-password", "auth": {"type": "m.login.dummy"}})))
+            .await?;
+        Ok(v["access_token"].as_str().ok_or("no token")?.to_owned())
+    }
+
+    async fn create_room(&self, token: &str, public: bool) -> Res<String> {
+        let preset = if public {
+            "public_chat"
+        } else {
+            "private_chat"
+        };
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/createRoom",
+                Some(token),
+                Some(json!({"preset": preset})),
+            )
+            .await?;
+        Ok(v["room_id"].as_str().ok_or("no room")?.to_owned())
+    }
+
+    async fn join(&self, token: &str, room: &str) -> Res<()> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/_matrix/client/v3/join/{}", enc(room)),
+            Some(token),
+            Some(json!({})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn send(&self, token: &str, room: &str, txn: &str, body: &str) -> Res<()> {
+        let path = format!(
+            "/_matrix/client/v3/rooms/{}/send/m.room.message/{txn}",
+            enc(room)
+        );
+        self.call(
+            reqwest::Method::PUT,
+            &path,
+            Some(token),
+            Some(json!({"msgtype": "m.text", "body": body})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn sync(&self, token: &str, since: Option<&str>, timeout_ms: u64) -> Res<Value> {
+        let mut path = format!("/_matrix/client/v3/sync?timeout={timeout_ms}");
+        if let Some(s) = since {
+            path.push_str(&format!("&since={s}"));
+        }
+        self.call(reqwest::Method::GET, &path, Some(token), None)
+            .await
+    }
+}
+
+fn enc(s: &str) -> String {
+    s.replace('!', "%21")
+        .replace(':', "%3A")
+        .replace('#', "%23")
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn start_server(bin: &PathBuf, dir: &std::path::Path, port: u16) -> Res<Child> {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, format!(
+        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n",
+        dir.join("data").display()))?;
+    Ok(Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?)
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1);
+    let mut bin = std::env::current_exe()?.with_file_name("haven");
+    let mut messages: usize = 8000;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--server" => bin = PathBuf::from(args.next().ok_or("--server PATH")?),
+            "--messages" => messages = args.next().ok_or("--messages N")?.parse()?,
+            _ => return Err(format!("unknown argument {a}").into()),
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("haven-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut child = start_server(&bin, &dir, port)?;
+    let pid = child.id();
+    let api = Arc::new(Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()?,
+    });
+    let start = Instant::now();
+    while api
+        .call(reqwest::Method::GET, "/_matrix/client/versions", None, None)
+        .await
+        .is_err()
+    {
+        if start.elapsed() > Duration::from_secs(20) {
+            return Err("server did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss = rss_kb(pid);
+    let result = run(api, messages, pid).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (lines, loaded_rss) = result?;
+    println!("idle RSS: {:.1} MB", idle_rss as f64 / 1024.0);
+    for l in lines {
+        println!("{l}");
+    }
+    println!("RSS after load: {:.1} MB", loaded_rss as f64 / 1024.0);
+    Ok(())
+}
+
+async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)> {
+    let mut out = Vec::new();
+
+    // 1. Send throughput: 8 concurrent senders in one room.
+    let owner = api.register("owner").await?;
+    let room = api.create_room(&owner, true).await?;
+    let mut senders = Vec::new();
+    for i in 0..8 {
+        let t = api.register(&format!("sender{i}")).await?;
+        api.join(&t, &room).await?;
+        senders.push(t);
+    }
+    let per = messages / 8;
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, tok) in senders.iter().enumerate() {
+        let (api, tok, room) = (api.clone(), tok.clone(), room.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per {
+                api.send(&tok, &room, &format!("t{i}-{n}"), "benchmark message")
+                    .await?;
+            }
+            Res::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let el = t0.elapsed();
+    out.push(format!(
+        "send throughput (8 senders, {} messages): {:.0} messages/s",
+        per * 8,
+        (per * 8) as f64 / el.as_secs_f64()
+    ));
+
+    // 2. Delivery latency: 20 long-polling receivers, one sender.
+    let room2 = api.create_room(&owner, true).await?;
+    let mut receivers = Vec::new();
+    for i in 0..20 {
+        let t = api.register(&format!("recv{i}")).await?;
+        api.join(&t, &room2).await?;
+        let since = api.sync(&t, None, 0).await?["next_batch"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        receivers.push((t, since));
+    }
+    let rounds = 200;
+    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        Instant,
+    >::new()));
+    let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
+    let mut tasks = Vec::new();
+    for (tok, since) in receivers {
+        let (api, sent_at, hist) = (api.clone(), sent_at.clone(), hist.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut since = since;
+            let mut seen = 0;
+            while seen < rounds {
+                let v = api.sync(&tok, Some(&since), 5000).await?;
+                let now = Instant::now();
+                since = v["next_batch"].as_str().unwrap_or_default().to_owned();
+                if let Some(rooms) = v["rooms"]["join"].as_object() {
+                    for r in rooms.values() {
+                        for e in r["timeline"]["events"].as_array().into_iter().flatten() {
+                            if let Some(b) = e["content"]["body"].as_str() {
+                                if let Some(t) = sent_at.lock().map_err(|_| "lock")?.get(b) {
+                                    hist.lock()
+                                        .map_err(|_| "lock")?
+                                        .record(now.duration_since(*t).as_micros() as u64)?;
+                                    seen += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Res::Ok(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..rounds {
+        let body = format!("latency {n}");
+        sent_at
+            .lock()
+            .map_err(|_| "lock")?
+            .insert(body.clone(), Instant::now());
+        api.send(&owner, &room2, &format!("l{n}"), &body).await?;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let h = hist.lock().map_err(|_| "lock")?;
+    out.push(format!(
+        "send-to-sync delivery (20 receivers, {rounds} messages): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    ));
+    drop(h);
+
+    // 3. Initial sync for a user in 50 rooms of 20 messages.
+    let busy = api.register("busy").await?;
+    for r in 0..50 {
+        let room = api.create_room(&busy, false).await?;
+        for n in 0..20 {
+            api.send(&busy, &room, &format!("b{r}-{n}"), "history")
+                .await?;
+        }
+    }
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let v = api.sync(&busy, None, 0).await?;
+        times.push(t.elapsed());
+        if v["rooms"]["join"].as_object().map(|m| m.len()) != Some(50) {
+            return Err("initial sync did not return 50 rooms".into());
+        }
+    }
+    times.sort();
+    out.push(format!(
+        "initial /sync, 50 rooms x 20 messages: median {:.1} ms (min {:.1} ms)",
+        times[2].as_secs_f64() * 1000.0,
+        times[0].as_secs_f64() * 1000.0
+    ));
+    Ok((out, rss_kb(pid)))
+}

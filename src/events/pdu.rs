@@ -30,7 +30,8 @@ pub struct Pdu {
     pub depth: UInt,
     /// `redacts` at the top level (v1-v10) or in the content (v11+).
     pub redacts: Option<OwnedEventId>,
-    pub json: CanonicalJsonObject,
+    /// The PDU exactly as stored (canonical JSON text).
+    pub json: Box<RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -58,8 +59,13 @@ struct RedactsContent {
 impl Pdu {
     /// Parses a PDU whose ID is already known.
     pub fn from_json(event_id: OwnedEventId, json: CanonicalJsonObject) -> Result<Self> {
-        let raw = serde_json::to_string(&json).map_err(Error::internal)?;
-        let f: Fields = serde_json::from_str(&raw)
+        let raw = serde_json::value::to_raw_value(&json).map_err(Error::internal)?;
+        Self::from_raw(event_id, raw)
+    }
+
+    /// Parses stored canonical JSON text (one pass; the text is kept as is).
+    pub fn from_raw(event_id: OwnedEventId, json: Box<RawValue>) -> Result<Self> {
+        let f: Fields = serde_json::from_str(json.get())
             .map_err(|e| Error::bad_json(format!("invalid event: {e}")))?;
         let has_room_id_field = f.room_id.is_some();
         let room_id = match f.room_id {
@@ -98,13 +104,19 @@ impl Pdu {
     }
 
     pub fn from_bytes(event_id: &str, bytes: &[u8]) -> Result<Self> {
-        let json: CanonicalJsonObject = serde_json::from_slice(bytes).map_err(Error::internal)?;
+        let text = std::str::from_utf8(bytes).map_err(Error::internal)?;
+        let raw = RawValue::from_string(text.to_owned()).map_err(Error::internal)?;
         let id = EventId::parse(event_id).map_err(Error::internal)?;
-        Self::from_json(id, json)
+        Self::from_raw(id, raw)
     }
 
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&self.json).map_err(Error::internal)
+        Ok(self.json.get().as_bytes().to_vec())
+    }
+
+    /// The PDU as a canonical JSON object (for redaction and signing checks).
+    pub fn canonical(&self) -> Result<CanonicalJsonObject> {
+        serde_json::from_str(self.json.get()).map_err(Error::internal)
     }
 
     pub fn is_state(&self) -> bool {

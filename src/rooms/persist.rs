@@ -123,7 +123,12 @@ impl Rooms {
             t.event_extras.put(&id, &Json(extras))?;
         }
         t.event_pos.put(&id, &pos)?;
-        t.timeline.put(&(room, pos), &id)?;
+        let entry = super::timeline::TimelineEntry {
+            event_id: id.clone(),
+            sender: pdu.sender.to_string(),
+            kind: pdu.kind.to_string(),
+        };
+        t.timeline.put(&(room, pos), &entry)?;
         meta.forward_extremities = vec![pdu.event_id.clone()];
         meta.max_depth = meta.max_depth.max(u64::from(pdu.depth));
         meta.last_pos = pos;
@@ -150,7 +155,7 @@ impl Rooms {
             t.redacted_originals.put(&key, &original)?;
         }
         let redacted =
-            ruma::canonical_json::redact(target_pdu.json.clone(), &rules.redaction, None)
+            ruma::canonical_json::redact(target_pdu.canonical()?, &rules.redaction, None)
                 .map_err(Error::internal)?;
         t.pdus.put(
             &key,

@@ -38,11 +38,33 @@ impl Rooms {
             if out.len() >= limit {
                 break;
             }
-            let ((_, pos), id) = item?;
-            let id = EventId::parse(&id).map_err(Error::internal)?;
+            let ((_, pos), entry) = item?;
+            let id = EventId::parse(&entry.event_id).map_err(Error::internal)?;
             if let Some(pdu) = self.get_pdu(&id)? {
                 out.push((pos, pdu));
             }
+        }
+        Ok(out)
+    }
+
+    /// Timeline entries (without loading events) with `after < pos <= upto`, ascending.
+    pub fn timeline_entries(
+        &self,
+        room_id: &RoomId,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, TimelineEntry)>> {
+        use crate::storage::keys::Key;
+        if upto <= after {
+            return Ok(Vec::new());
+        }
+        let from = (room_id.to_string(), after.saturating_add(1)).encode();
+        let to = (room_id.to_string(), upto.saturating_add(1)).encode();
+        let mut out = Vec::new();
+        for item in self.db.t.timeline.range(&from, &to, false).take(limit) {
+            let ((_, pos), entry) = item?;
+            out.push((pos, entry));
         }
         Ok(out)
     }
@@ -76,5 +98,36 @@ impl Rooms {
             }
         }
         Ok(client_event(pdu, unsigned))
+    }
+}
+
+/// A timeline index entry: enough to count and filter without loading the event.
+#[derive(Debug, Clone)]
+pub struct TimelineEntry {
+    pub event_id: String,
+    pub sender: String,
+    pub kind: String,
+}
+
+impl crate::storage::table::Value for TimelineEntry {
+    fn to_bytes(&self) -> std::result::Result<Vec<u8>, crate::storage::StorageError> {
+        Ok(format!("{}\n{}\n{}", self.event_id, self.sender, self.kind).into_bytes())
+    }
+
+    fn from_bytes(b: &[u8]) -> std::result::Result<Self, crate::storage::StorageError> {
+        let s = std::str::from_utf8(b)
+            .map_err(|_| crate::storage::StorageError::Corrupt("timeline entry"))?;
+        let mut parts = s.splitn(3, '\n');
+        let mut next = || {
+            parts
+                .next()
+                .map(str::to_owned)
+                .ok_or(crate::storage::StorageError::Corrupt("timeline entry"))
+        };
+        Ok(Self {
+            event_id: next()?,
+            sender: next()?,
+            kind: next()?,
+        })
     }
 }

@@ -31,8 +31,8 @@ pub struct Tables {
     pub redacted_originals: Table<String, Vec<u8>>,
     /// event id -> stream position of the event in its room's timeline.
     pub event_pos: Table<String, u64>,
-    /// (room, stream position) -> event id.
-    pub timeline: Table<(String, u64), String>,
+    /// (room, stream position) -> event id, sender and type.
+    pub timeline: Table<(String, u64), crate::rooms::timeline::TimelineEntry>,
     /// event id -> server-side extras (replaced state, sending transaction, redaction).
     pub event_extras: Table<String, Json<crate::rooms::EventExtras>>,
     /// event id -> the state group holding the room state before the event.

@@ -419,12 +419,13 @@ fn unread_counts(
         }
     }
     let mut count = 0u64;
-    for (_, pdu) in h
+    // Counted from the timeline index alone: no event is loaded.
+    for (_, e) in h
         .rooms
-        .timeline_range(room, read_pos, u64::MAX - 1, 100, Dir::Forward)?
+        .timeline_entries(room, read_pos, u64::MAX - 1, 1000)?
     {
-        let kind = pdu.kind.to_string();
-        if pdu.sender != user && (kind == "m.room.message" || kind == "m.room.encrypted") {
+        if e.sender != user.as_str() && (e.kind == "m.room.message" || e.kind == "m.room.encrypted")
+        {
             count += 1;
         }
     }
