@@ -31,7 +31,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Listen {
     pub address: SocketAddr,
 }
@@ -45,7 +45,7 @@ impl Default for Listen {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Database {
     pub path: PathBuf,
     /// sled's page cache size.
@@ -73,7 +73,7 @@ pub enum RegistrationMode {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Registration {
     pub mode: RegistrationMode,
     /// Tokens accepted in `token` mode, besides those created by admins.
@@ -91,7 +91,7 @@ impl Default for Registration {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Rooms {
     pub default_version: RoomVersionId,
 }
@@ -105,7 +105,7 @@ impl Default for Rooms {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest accepted request body for JSON endpoints, in bytes.
     pub max_request_bytes: usize,
@@ -120,7 +120,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
     pub enabled: bool,
     /// Sustained requests per second allowed per user (or per IP when unauthenticated) on
@@ -141,7 +141,7 @@ impl Default for RateLimits {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct WellKnown {
     /// `m.homeserver.base_url` served at `/.well-known/matrix/client`.
     pub client_base_url: Option<String>,
@@ -150,7 +150,7 @@ pub struct WellKnown {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Logging {
     /// A `tracing` filter such as `info` or `haven=debug,info`.
     pub level: String,
