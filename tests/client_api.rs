@@ -537,3 +537,15 @@ async fn older_room_versions_work() {
     }
     let _ = Raw::<Value>::from_json_string("{}".into());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn identical_rooms_created_at_once_get_distinct_ids() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let (a, b, c) = tokio::join!(
+        alice.create_room(|_| {}),
+        alice.create_room(|_| {}),
+        alice.create_room(|_| {})
+    );
+    assert!(a != b && b != c && a != c);
+}

@@ -140,8 +140,10 @@ async fn main() -> Res<()> {
     let mut args = std::env::args().skip(1);
     let mut bin = std::env::current_exe()?.with_file_name("haven");
     let mut messages: usize = 8000;
+    let mut growth: Option<usize> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--growth" => growth = Some(args.next().ok_or("--growth N")?.parse()?),
             "--server" => bin = PathBuf::from(args.next().ok_or("--server PATH")?),
             "--messages" => messages = args.next().ok_or("--messages N")?.parse()?,
             _ => return Err(format!("unknown argument {a}").into()),
@@ -173,6 +175,13 @@ async fn main() -> Res<()> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kb(pid);
+    if let Some(n) = growth {
+        let r = storage_growth(api, n, pid, &dir.join("data")).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
     let result = run(api, messages, pid).await;
     let _ = child.kill();
     let _ = child.wait();
@@ -314,4 +323,62 @@ async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)
         times[0].as_secs_f64() * 1000.0
     ));
     Ok((out, rss_kb(pid)))
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Sends `n` messages over 100 rooms with 8 senders, reporting disk and memory every 10%.
+async fn storage_growth(api: Arc<Api>, n: usize, pid: u32, data: &std::path::Path) -> Res<()> {
+    let tok = api.register("grower").await?;
+    let mut rooms = Vec::new();
+    for _ in 0..100 {
+        rooms.push(api.create_room(&tok, false).await?);
+    }
+    let rooms = Arc::new(rooms);
+    let step = (n / 10).max(1);
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < n {
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let (api, tok, rooms) = (api.clone(), tok.clone(), rooms.clone());
+            let base = done;
+            tasks.push(tokio::spawn(async move {
+                for i in (w..step).step_by(8) {
+                    let k = base + i;
+                    api.send(
+                        &tok,
+                        &rooms[k % rooms.len()],
+                        &format!("g{k}"),
+                        "a support conversation message of typical length",
+                    )
+                    .await?;
+                }
+                Res::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        done += step;
+        println!(
+            "{done} events: disk {:.1} MB, RSS {:.1} MB, {:.0} s",
+            dir_size(data) as f64 / 1048576.0,
+            rss_kb(pid) as f64 / 1024.0,
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
 }

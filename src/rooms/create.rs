@@ -82,7 +82,7 @@ impl Rooms {
             }
         }
         let v12 = rules.authorization.room_create_event_id_as_room_id;
-        let mut room_id: Option<OwnedRoomId> = if v12 {
+        let room_id: Option<OwnedRoomId> = if v12 {
             None
         } else {
             Some(
@@ -211,7 +211,56 @@ impl Rooms {
             templates.push(EventTemplate::state("m.room.member", u.as_str(), c));
         }
 
-        // Build and authorise the whole chain in memory.
+        // A v12 room ID is the hash of its create event: two identical creations within the
+        // same millisecond collide, so the later one is rebuilt with a later timestamp.
+        let mut attempts = 0;
+        let (room_id, pdus, _guard) = loop {
+            let (room_id, pdus) = self.build_chain(room_id.clone(), creator, &templates, &rules)?;
+            let lock = self.room_lock(&room_id);
+            let guard = lock.lock_owned().await;
+            if self.meta(&room_id)?.is_none() {
+                break (room_id, pdus, guard);
+            }
+            attempts += 1;
+            if !v12 || attempts > 5 {
+                return Err(Error::bad_request(
+                    ErrCode::RoomInUse,
+                    "Room already exists",
+                ));
+            }
+            drop(guard);
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        };
+        let meta = RoomMeta {
+            version: req.version.clone(),
+            create_event_id: pdus[0].0.event_id.clone(),
+            forward_extremities: Vec::new(),
+            max_depth: 0,
+            state_group: 0,
+            last_pos: 0,
+        };
+        if let Some(alias) = &req.alias {
+            // Claimed before the events so that a race on the alias cannot create two rooms.
+            self.claim_alias(alias, &room_id, creator)?;
+        }
+        let pos = self.persist(pdus, meta, &rules).await?;
+        drop(_guard);
+        self.db.durable().await?;
+        self.stream.publish(pos);
+        Ok(room_id)
+    }
+
+    /// Builds and authorises a new room's whole initial chain in memory.
+    fn build_chain(
+        &self,
+        mut room_id: Option<OwnedRoomId>,
+        creator: &OwnedUserId,
+        templates: &[EventTemplate],
+        rules: &ruma::room_version_rules::RoomVersionRules,
+    ) -> Result<(
+        OwnedRoomId,
+        Vec<(PduRef, Option<(ruma::OwnedDeviceId, String)>)>,
+    )> {
         let mut draft = Draft::default();
         let mut pdus = Vec::with_capacity(templates.len());
         let mut prev: Vec<OwnedEventId> = Vec::new();
@@ -221,7 +270,7 @@ impl Rooms {
                     room_id.as_ref(),
                     creator,
                     t,
-                    &rules,
+                    rules,
                     &draft,
                     prev.clone(),
                     depth as u64 + 1,
@@ -247,31 +296,6 @@ impl Rooms {
             pdus.push((pdu, None));
         }
         let room_id = room_id.ok_or_else(|| Error::internal("room without id"))?;
-        let meta = RoomMeta {
-            version: req.version.clone(),
-            create_event_id: pdus[0].0.event_id.clone(),
-            forward_extremities: Vec::new(),
-            max_depth: 0,
-            state_group: 0,
-            last_pos: 0,
-        };
-
-        let lock = self.room_lock(&room_id);
-        let _guard = lock.lock().await;
-        if self.meta(&room_id)?.is_some() {
-            return Err(Error::bad_request(
-                ErrCode::RoomInUse,
-                "Room already exists",
-            ));
-        }
-        if let Some(alias) = &req.alias {
-            // Claimed before the events so that a race on the alias cannot create two rooms.
-            self.claim_alias(alias, &room_id, creator)?;
-        }
-        let pos = self.persist(pdus, meta, &rules).await?;
-        drop(_guard);
-        self.db.durable().await?;
-        self.stream.publish(pos);
-        Ok(room_id)
+        Ok((room_id, pdus))
     }
 }
