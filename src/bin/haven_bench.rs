@@ -289,14 +289,16 @@ async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)
     for t in tasks {
         t.await??;
     }
-    let h = hist.lock().map_err(|_| "lock")?;
-    out.push(format!(
-        "send-to-sync delivery (20 receivers, {rounds} messages): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+    let line = {
+        let h = hist.lock().map_err(|_| "lock")?;
+        format!(
+            "send-to-sync delivery (20 receivers, {rounds} messages): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         h.value_at_quantile(0.5) as f64 / 1000.0,
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
-    ));
-    drop(h);
+    )
+    };
+    out.push(line);
 
     // 3. Initial sync for a user in 50 rooms of 20 messages.
     let busy = api.register("busy").await?;

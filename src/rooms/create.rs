@@ -257,10 +257,7 @@ impl Rooms {
         creator: &OwnedUserId,
         templates: &[EventTemplate],
         rules: &ruma::room_version_rules::RoomVersionRules,
-    ) -> Result<(
-        OwnedRoomId,
-        Vec<(PduRef, Option<(ruma::OwnedDeviceId, String)>)>,
-    )> {
+    ) -> Result<(OwnedRoomId, Vec<super::PendingEvent>)> {
         let mut draft = Draft::default();
         let mut pdus = Vec::with_capacity(templates.len());
         let mut prev: Vec<OwnedEventId> = Vec::new();

@@ -70,6 +70,9 @@ pub struct EventExtras {
     pub redacted_because: Option<OwnedEventId>,
 }
 
+/// An event ready to persist, with the device and transaction ID that sent it.
+pub type PendingEvent = (PduRef, Option<(OwnedDeviceId, String)>);
+
 /// A view of room state that new events are authorised against.
 pub trait StateView {
     fn get(&self, kind: &StateEventType, state_key: &str) -> Result<Option<PduRef>>;

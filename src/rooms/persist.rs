@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{EventExtras, MemberRecord, RoomMeta, Rooms};
 use crate::{
     error::{Error, Result},
-    events::{Pdu, PduRef},
+    events::Pdu,
     storage::Json,
 };
 
@@ -29,7 +29,7 @@ impl Rooms {
     /// the last one. The caller holds the room lock and publishes the position once durable.
     pub(crate) async fn persist(
         &self,
-        pdus: Vec<(PduRef, Option<(OwnedDeviceId, String)>)>,
+        pdus: Vec<super::PendingEvent>,
         mut meta: RoomMeta,
         rules: &RoomVersionRules,
     ) -> Result<u64> {

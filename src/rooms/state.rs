@@ -149,7 +149,7 @@ impl Group {
     }
 
     fn decode(b: &[u8]) -> Result<Self> {
-        if b.len() < 12 || (b.len() - 12) % 16 != 0 {
+        if b.len() < 12 || !(b.len() - 12).is_multiple_of(16) {
             return Err(Error::internal("corrupt state group"));
         }
         let u64_at = |i: usize| u64::from_be_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));

@@ -51,4 +51,7 @@ pub trait KvTree: Send + Sync + 'static {
     /// Completes when any key under `prefix` changes.
     fn watch_prefix(&self, prefix: &[u8]) -> Pin<Box<dyn Future<Output = ()> + Send>>;
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }

@@ -89,7 +89,7 @@ impl KvTree for SledTree {
     }
 
     fn watch_prefix(&self, prefix: &[u8]) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let sub = self.0.watch_prefix(prefix.to_vec());
+        let sub = self.0.watch_prefix(prefix);
         Box::pin(async move {
             let _ = sub.await;
         })

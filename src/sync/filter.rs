@@ -70,19 +70,19 @@ pub fn event_matches(f: &RoomEventFilter, pdu: &Pdu) -> bool {
             return false;
         }
     }
-    if f.not_senders.iter().any(|s| *s == pdu.sender) {
+    if f.not_senders.contains(&pdu.sender) {
         return false;
     }
     if let Some(senders) = &f.senders {
-        if !senders.iter().any(|s| *s == pdu.sender) {
+        if !senders.contains(&pdu.sender) {
             return false;
         }
     }
-    if f.not_rooms.iter().any(|r| *r == pdu.room_id) {
+    if f.not_rooms.contains(&pdu.room_id) {
         return false;
     }
     if let Some(rooms) = &f.rooms {
-        if !rooms.iter().any(|r| *r == pdu.room_id) {
+        if !rooms.contains(&pdu.room_id) {
             return false;
         }
     }

@@ -133,12 +133,10 @@ fn build(
                     rooms.join.insert(room_id, jr);
                 }
             }
-            "invite" => {
-                if p.since.is_none_or(|s| m.pos > s) || p.full_state {
-                    rooms
-                        .invite
-                        .insert(room_id.clone(), invited_room(h, &room_id, &m.event_id)?);
-                }
+            "invite" if (p.since.is_none_or(|s| m.pos > s) || p.full_state) => {
+                rooms
+                    .invite
+                    .insert(room_id.clone(), invited_room(h, &room_id, &m.event_id)?);
             }
             "leave" | "ban" => {
                 let show = match p.since {

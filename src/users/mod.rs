@@ -150,7 +150,7 @@ impl Users {
         device_id: Option<OwnedDeviceId>,
         display_name: Option<String>,
     ) -> Result<(OwnedDeviceId, String)> {
-        let device_id = device_id.unwrap_or_else(|| DeviceId::new());
+        let device_id = device_id.unwrap_or_else(DeviceId::new);
         let token = format!("hv_{}", random_string(40));
         let hash = token_hash(&token);
         let key = (user.to_string(), device_id.to_string());

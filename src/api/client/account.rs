@@ -253,7 +253,7 @@ fn device_view(id: ruma::OwnedDeviceId, d: crate::users::DeviceRecord) -> device
     dev.last_seen_ip = d.last_seen_ip;
     dev.last_seen_ts = d
         .last_seen_ts
-        .and_then(|t| UInt::new(t))
+        .and_then(UInt::new)
         .map(MilliSecondsSinceUnixEpoch);
     dev
 }

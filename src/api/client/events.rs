@@ -143,7 +143,7 @@ fn state_at(
     vis: Visible,
 ) -> Result<Option<PduRef>, Error> {
     if vis.to == u64::MAX {
-        return Ok(h.rooms.current_state(room, kind, sk)?);
+        return h.rooms.current_state(room, kind, sk);
     }
     let state = state_map_at(h, room, vis.to)?;
     match state.get(&(kind.to_string(), sk.to_owned())) {
@@ -180,7 +180,7 @@ fn state_map_at(
 
 fn visible_state(h: &Haven, room: &RoomId, vis: Visible) -> Result<Vec<PduRef>, Error> {
     if vis.to == u64::MAX {
-        return Ok(h.rooms.current_state_all(room)?);
+        return h.rooms.current_state_all(room);
     }
     let mut out = Vec::new();
     for id in state_map_at(h, room, vis.to)?.values() {

@@ -403,7 +403,7 @@ pub async fn receipt(
                 .set_receipt(
                     &b.room_id,
                     user,
-                    &b.receipt_type.to_string(),
+                    b.receipt_type.as_ref(),
                     &b.event_id,
                     thread_id(&b.thread),
                 )
