@@ -1,0 +1,692 @@
+//! More client-server behaviour: ephemeral data, account data, filters, profiles, account
+//! management, registration modes, rate limits and start-up configuration errors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Server;
+use serde_json::{json, Value};
+
+fn enc(s: &str) -> String {
+    s.replace('#', "%23").replace('!', "%21")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn typing_receipts_and_account_data_reach_sync() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    bob.join(&room).await.unwrap();
+    let eid = alice.send_text(&room, "read me").await.unwrap();
+    let since = bob.sync(None, 0).await.next_batch;
+
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/typing/{}", alice.uid()),
+            Some(r#"{"typing":true,"timeout":5000}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // Another user's typing state cannot be set.
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/typing/{}", alice.uid()),
+            Some(r#"{"typing":true,"timeout":5000}"#),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{eid}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/read_markers"),
+            Some(&json!({"m.fully_read": eid, "m.read.private": eid}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!(
+                "/_matrix/client/v3/user/{}/account_data/org.example.settings",
+                bob.uid()
+            ),
+            Some(r#"{"theme":"dark"}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!(
+                "/_matrix/client/v3/user/{}/rooms/{room}/account_data/org.example.room",
+                bob.uid()
+            ),
+            Some(r#"{"pinned":true}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // Not someone else's.
+    let (st, _) = alice
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/user/{}/account_data/org.example.settings",
+                bob.uid()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, body) = bob
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/user/{}/account_data/org.example.settings",
+                bob.uid()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!((st, body["theme"].as_str()), (200, Some("dark")));
+
+    let (_, sync) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    let jr = &sync["rooms"]["join"][room.as_str()];
+    let eph = jr["ephemeral"]["events"].as_array().unwrap();
+    let typing = eph.iter().find(|e| e["type"] == "m.typing").unwrap();
+    assert_eq!(typing["content"]["user_ids"], json!([alice.uid()]));
+    let receipt = eph.iter().find(|e| e["type"] == "m.receipt").unwrap();
+    assert!(receipt["content"][eid.as_str()]["m.read"][bob.uid().as_str()]["ts"].is_u64());
+    assert!(receipt["content"][eid.as_str()]["m.read.private"][bob.uid().as_str()].is_object());
+    let rad: Vec<&str> = jr["account_data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        rad.contains(&"m.fully_read") && rad.contains(&"org.example.room"),
+        "{rad:?}"
+    );
+    let gad = sync["account_data"]["events"].as_array().unwrap();
+    assert!(gad
+        .iter()
+        .any(|e| e["type"] == "org.example.settings" && e["content"]["theme"] == "dark"));
+    assert_eq!(jr["unread_notifications"]["notification_count"], 0);
+
+    // Alice does not see bob's private receipt.
+    let (_, sync) = alice
+        .raw("GET", "/_matrix/client/v3/sync?timeout=0", None)
+        .await;
+    let eph = sync["rooms"]["join"][room.as_str()]["ephemeral"]["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let receipt = eph.iter().find(|e| e["type"] == "m.receipt").unwrap();
+    assert!(receipt["content"][eid.as_str()]["m.read.private"].is_null());
+
+    // Typing stops.
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/typing/{}", alice.uid()),
+            Some(r#"{"typing":false}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, sync) = bob
+        .raw("GET", "/_matrix/client/v3/sync?timeout=0", None)
+        .await;
+    let eph = sync["rooms"]["join"][room.as_str()]["ephemeral"]["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        eph.iter().find(|e| e["type"] == "m.typing").unwrap()["content"]["user_ids"],
+        json!([])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn filters_limit_and_lazy_load() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    bob.join(&room).await.unwrap();
+    for i in 0..5 {
+        alice.send_text(&room, &format!("m{i}")).await.unwrap();
+    }
+    let filter = json!({"room": {"timeline": {"limit": 2, "types": ["m.room.message"]}, "state": {"lazy_load_members": true}}});
+    let (st, body) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/user/{}/filter", alice.uid()),
+            Some(&filter.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let id = body["filter_id"].as_str().unwrap().to_owned();
+    let (st, got) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/user/{}/filter/{id}", alice.uid()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, got["room"]["timeline"]["limit"].as_u64()),
+        (200, Some(2))
+    );
+    let (st, _) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/user/{}/filter/{id}", alice.uid()),
+            None,
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/user/{}/filter/999", alice.uid()),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
+
+    for f in [id.clone(), urlencode(&filter.to_string())] {
+        let (_, sync) = alice
+            .raw("GET", &format!("/_matrix/client/v3/sync?filter={f}"), None)
+            .await;
+        let jr = &sync["rooms"]["join"][room.as_str()];
+        let bodies: Vec<&str> = jr["timeline"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["content"]["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(bodies, vec!["m3", "m4"]);
+        assert_eq!(jr["timeline"]["limited"], true);
+        // Lazy loading: alice's own member event, not bob's (he sent nothing in the window).
+        let members: Vec<&str> = jr["state"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "m.room.member")
+            .map(|e| e["state_key"].as_str().unwrap())
+            .collect();
+        assert_eq!(members, vec![alice.uid().as_str()]);
+        // Paginating back from prev_batch continues where the timeline starts.
+        let prev = jr["timeline"]["prev_batch"].as_str().unwrap();
+        let (_, msgs) = alice
+            .raw(
+                "GET",
+                &format!(
+                    "/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=1&from={prev}&filter={}",
+                    urlencode(r#"{"types":["m.room.message"]}"#)
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(msgs["chunk"][0]["content"]["body"], "m2");
+    }
+
+    // /context around m2, and /members with a membership filter.
+    let (_, msgs) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=3"),
+            None,
+        )
+        .await;
+    let m2 = msgs["chunk"][2]["event_id"].as_str().unwrap().to_owned();
+    let (st, ctx) = bob
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/context/{}?limit=2",
+                enc(&m2)
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{ctx}");
+    assert_eq!(ctx["event"]["content"]["body"], "m2");
+    assert_eq!(ctx["events_before"][0]["content"]["body"], "m1");
+    assert_eq!(ctx["events_after"][0]["content"]["body"], "m3");
+    let (_, members) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/members?membership=join"),
+            None,
+        )
+        .await;
+    assert_eq!(members["chunk"].as_array().unwrap().len(), 2);
+    let (_, members) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/members?not_membership=join"),
+            None,
+        )
+        .await;
+    assert_eq!(members["chunk"].as_array().unwrap().len(), 0);
+
+    // Default push rules.
+    let (st, rules) = alice
+        .raw("GET", "/_matrix/client/v3/pushrules/", None)
+        .await;
+    assert_eq!(st, 200);
+    assert!(rules["global"]["override"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["rule_id"] == ".m.rule.master"));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_changes_propagate_to_rooms() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    bob.join(&room).await.unwrap();
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/profile/{}/displayname", alice.uid()),
+            Some(r#"{"displayname":"Alice Responder"}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/profile/{}/displayname", alice.uid()),
+            Some(r#"{"displayname":"Hacked"}"#),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (_, p) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/profile/{}", alice.uid()),
+            None,
+        )
+        .await;
+    assert_eq!(p["displayname"], "Alice Responder");
+    let (_, m) = bob
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/state/m.room.member/{}",
+                alice.uid()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(m["displayname"], "Alice Responder");
+    let (st, _) = bob
+        .raw("GET", "/_matrix/client/v3/profile/@nobody:localhost", None)
+        .await;
+    assert_eq!(st, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kick_unban_aliases_and_invites_in_sync() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice.create_room(|_| {}).await;
+    let (st, _) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({"user_id": bob.uid()}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // The invite shows in bob's sync with stripped state.
+    let (_, sync) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let inv = &sync["rooms"]["invite"][room.as_str()]["invite_state"]["events"];
+    assert!(inv
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["type"] == "m.room.member" && e["state_key"] == bob.uid().as_str()));
+    // Rejecting the invite is a leave.
+    let (st, _) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/leave"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, sync2) = bob
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/sync?since={}",
+                sync["next_batch"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert!(sync2["rooms"]["leave"][room.as_str()].is_object());
+
+    alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({"user_id": bob.uid()}).to_string()),
+        )
+        .await;
+    bob.join(&room).await.unwrap();
+    let (st, _) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/kick"),
+            Some(&json!({"user_id": bob.uid(), "reason": "test"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        bob.send_text(&room, "x").await.unwrap_err().errcode,
+        "M_FORBIDDEN"
+    );
+    alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/ban"),
+            Some(&json!({"user_id": bob.uid()}).to_string()),
+        )
+        .await;
+    let (st, _) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/unban"),
+            Some(&json!({"user_id": bob.uid()}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({"user_id": bob.uid()}).to_string()),
+        )
+        .await;
+    bob.join(&room).await.unwrap();
+
+    // Aliases: create, resolve, list, refuse duplicates and outsiders' deletes, delete.
+    let alias = format!("#team:localhost:{}", s.port);
+    let path = format!("/_matrix/client/v3/directory/room/{}", enc(&alias));
+    let (st, _) = bob
+        .raw("PUT", &path, Some(&json!({"room_id": room}).to_string()))
+        .await;
+    assert_eq!(st, 200);
+    let (st, body) = alice
+        .raw("PUT", &path, Some(&json!({"room_id": room}).to_string()))
+        .await;
+    assert_eq!((st, body["errcode"].as_str()), (409, Some("M_ROOM_IN_USE")));
+    let (_, list) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/aliases"),
+            None,
+        )
+        .await;
+    assert_eq!(list["aliases"], json!([alias]));
+    let eve = s.user("eve").await;
+    let (st, _) = eve.raw("DELETE", &path, None).await;
+    assert_eq!(st, 403);
+    let (st, _) = alice.raw("DELETE", &path, None).await;
+    assert_eq!(st, 200);
+    let (st, body) = alice.raw("GET", &path, None).await;
+    assert_eq!((st, body["errcode"].as_str()), (404, Some("M_NOT_FOUND")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn password_change_and_deactivation() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let room = alice.create_room(|_| {}).await;
+    let auth = |pw: &str| json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": pw});
+    let (st, _) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/account/password",
+            Some(&json!({"new_password": "new"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 401);
+    let (st, _) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/account/password",
+            Some(
+                &json!({"new_password": "new", "logout_devices": false, "auth": auth("password")})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let login = |pw: &str| {
+        json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": pw}).to_string()
+    };
+    let (st, _) = s
+        .client()
+        .raw("POST", "/_matrix/client/v3/login", Some(&login("password")))
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .client()
+        .raw("POST", "/_matrix/client/v3/login", Some(&login("new")))
+        .await;
+    assert_eq!(st, 200);
+
+    let (st, _) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/account/deactivate",
+            Some(&json!({"auth": auth("new")}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, body) = s
+        .client()
+        .raw("POST", "/_matrix/client/v3/login", Some(&login("new")))
+        .await;
+    assert_eq!(
+        (st, body["errcode"].as_str()),
+        (403, Some("M_USER_DEACTIVATED"))
+    );
+    let (st, _) = alice
+        .raw("GET", "/_matrix/client/v3/account/whoami", None)
+        .await;
+    assert_eq!(st, 401);
+    // The deactivated user left their rooms.
+    let (_, st_ev) = {
+        let bob = s.user("bob").await;
+        let _ = room;
+        bob.raw("GET", "/_matrix/client/v3/joined_rooms", None)
+            .await
+    };
+    assert_eq!(st_ev["joined_rooms"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registration_modes_and_rate_limits() {
+    let s = Server::start_with(vec![
+        ("HAVEN_REGISTRATION__MODE", "token"),
+        ("HAVEN_REGISTRATION__TOKENS", r#"["let-me-in"]"#),
+        ("HAVEN_RATE_LIMITS__ENABLED", "true"),
+        ("HAVEN_RATE_LIMITS__PER_SECOND", "1.0"),
+        ("HAVEN_RATE_LIMITS__BURST", "5"),
+    ])
+    .await;
+    let c = s.client();
+    let (st, body) = c
+        .raw(
+            "POST",
+            "/_matrix/client/v3/register",
+            Some(r#"{"username":"tok","password":"pw"}"#),
+        )
+        .await;
+    assert_eq!(st, 401);
+    assert_eq!(body["flows"][0]["stages"][0], "m.login.registration_token");
+    let session = body["session"].as_str().unwrap();
+    let bad = json!({"username": "tok", "password": "pw", "auth": {"type": "m.login.registration_token", "token": "wrong", "session": session}});
+    let (st, _) = c
+        .raw(
+            "POST",
+            "/_matrix/client/v3/register",
+            Some(&bad.to_string()),
+        )
+        .await;
+    assert_eq!(st, 401);
+    let good = json!({"username": "tok", "password": "pw", "auth": {"type": "m.login.registration_token", "token": "let-me-in", "session": session}});
+    let (st, body) = c
+        .raw(
+            "POST",
+            "/_matrix/client/v3/register",
+            Some(&good.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+
+    // Rate-limited endpoint: login. Burst of 5, then 429 with retry_after_ms.
+    let login = json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "tok"}, "password": "wrong"}).to_string();
+    let mut limited = None;
+    for _ in 0..10 {
+        let (st, body) = c
+            .raw("POST", "/_matrix/client/v3/login", Some(&login))
+            .await;
+        if st == 429 {
+            limited = Some(body);
+            break;
+        }
+    }
+    let body = limited.expect("rate limit never hit");
+    assert_eq!(body["errcode"], "M_LIMIT_EXCEEDED");
+    assert!(body["retry_after_ms"].as_u64().unwrap() > 0);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (st, _) = c
+        .raw("POST", "/_matrix/client/v3/login", Some(&login))
+        .await;
+    assert_eq!(st, 403);
+
+    let closed = Server::start_with(vec![("HAVEN_REGISTRATION__MODE", "closed")]).await;
+    let (st, body) = closed
+        .client()
+        .raw(
+            "POST",
+            "/_matrix/client/v3/register",
+            Some(r#"{"username":"x","password":"pw","auth":{"type":"m.login.dummy"}}"#),
+        )
+        .await;
+    assert_eq!((st, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn discovery_endpoints() {
+    let s = Server::start_with(vec![(
+        "HAVEN_WELL_KNOWN__CLIENT_BASE_URL",
+        "https://matrix.example.org",
+    )])
+    .await;
+    let alice = s.user("alice").await;
+    let (st, caps) = alice
+        .raw("GET", "/_matrix/client/v3/capabilities", None)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(caps["capabilities"]["m.room_versions"]["default"], "12");
+    let (_, wk) = alice.raw("GET", "/.well-known/matrix/client", None).await;
+    assert_eq!(wk["m.homeserver"]["base_url"], "https://matrix.example.org");
+    let (st, _) = alice.raw("GET", "/.well-known/matrix/server", None).await;
+    assert_eq!(st, 404);
+    let (st, turn) = alice
+        .raw("GET", "/_matrix/client/v3/voip/turnServer", None)
+        .await;
+    assert_eq!((st, turn), (200, json!({})));
+    let (st, _) = s
+        .client()
+        .raw("GET", "/_matrix/client/v3/voip/turnServer", None)
+        .await;
+    assert_eq!(st, 401);
+    let (_, v): (u16, Value) = s
+        .client()
+        .raw("GET", "/_matrix/client/versions", None)
+        .await;
+    assert!(v["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == "v1.12"));
+}
+
+#[test]
+fn bad_config_fails_at_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        "server_name = \"localhost\"\n[listen]\naddress = \"not an address\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("listen.address"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("--config")
+        .arg(&cfg)
+        .env("HAVEN_LISTEN__ADDRESS", "127.0.0.1:1")
+        .env("HAVEN_ROOMS__DEFAULT_VERSION", "3")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rooms.default_version"));
+}
