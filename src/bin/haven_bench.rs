@@ -327,13 +327,15 @@ async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)
     Ok((out, rss_kb(pid)))
 }
 
+/// Bytes allocated on disk under `p` (sparse regions do not count).
 fn dir_size(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     std::fs::read_dir(p)
         .map(|rd| {
             rd.flatten()
                 .map(|e| match e.metadata() {
                     Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
+                    Ok(m) => m.blocks() * 512,
                     Err(_) => 0,
                 })
                 .sum()
