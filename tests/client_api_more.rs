@@ -690,3 +690,164 @@ fn bad_config_fails_at_start_naming_the_key() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("rooms.default_version"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_room_options_devices_and_sync_sections() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let body = json!({
+        "preset": "trusted_private_chat",
+        "is_direct": true,
+        "invite": [bob.uid()],
+        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+        "power_level_content_override": {"events_default": 10},
+        "room_version": "11"
+    });
+    let (st, created) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{created}");
+    let room = created["room_id"].as_str().unwrap();
+    let (_, enc_ev) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.encryption/"),
+            None,
+        )
+        .await;
+    assert_eq!(enc_ev["algorithm"], "m.megolm.v1.aes-sha2");
+    let (_, pl) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            None,
+        )
+        .await;
+    assert_eq!(pl["events_default"], 10);
+    // trusted_private_chat gives invitees the creator's power (room version 11).
+    assert_eq!(pl["users"][bob.uid().as_str()], 100);
+    let (_, m) = alice
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/state/m.room.member/{}",
+                bob.uid()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (m["membership"].as_str(), m["is_direct"].as_bool()),
+        (Some("invite"), Some(true))
+    );
+    // initial_state may not smuggle in a create or member event.
+    let bad = json!({"initial_state": [{"type": "m.room.create", "state_key": "", "content": {}}]});
+    let (st, body) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/createRoom",
+            Some(&bad.to_string()),
+        )
+        .await;
+    assert_eq!(
+        (st, body["errcode"].as_str()),
+        (400, Some("M_INVALID_ROOM_STATE"))
+    );
+
+    // Sync always has the to-device and device-list sections; full_state repeats state.
+    let (_, first) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
+    assert!(first["to_device"]["events"].is_array() && first["device_lists"]["changed"].is_array());
+    let since = first["next_batch"].as_str().unwrap();
+    let (_, full) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&full_state=true"),
+            None,
+        )
+        .await;
+    // Nothing changed, yet the room comes back whole (its few events all fit the timeline).
+    let jr = &full["rooms"]["join"][room];
+    let n = |k: &str| jr[k]["events"].as_array().map(|a| a.len()).unwrap_or(0);
+    assert!(n("state") + n("timeline") >= 8, "{jr}");
+    let (_, inc) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    assert!(inc["rooms"]["join"][room].is_null());
+
+    // Forward pagination from the start of the room.
+    let room_id: ruma::OwnedRoomId = room.try_into().unwrap();
+    for i in 0..3 {
+        alice.send_text(&room_id, &format!("f{i}")).await.unwrap();
+    }
+    let (_, fwd) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100"),
+            None,
+        )
+        .await;
+    let chunk = fwd["chunk"].as_array().unwrap();
+    assert_eq!(chunk[0]["type"], "m.room.create");
+    let bodies: Vec<&str> = chunk
+        .iter()
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    assert_eq!(bodies, vec!["f0", "f1", "f2"]);
+    let (_, page) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=2"),
+            None,
+        )
+        .await;
+    let next = page["end"].as_str().unwrap();
+    let (_, page2) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=2&from={next}"),
+            None,
+        )
+        .await;
+    assert_ne!(page["chunk"][1]["event_id"], page2["chunk"][0]["event_id"]);
+
+    // Devices: list, rename, and logout/all.
+    let (_, devices) = alice.raw("GET", "/_matrix/client/v3/devices", None).await;
+    let device = devices["devices"][0]["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/devices/{device}"),
+            Some(r#"{"display_name":"Desk"}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, d) = alice
+        .raw("GET", &format!("/_matrix/client/v3/devices/{device}"), None)
+        .await;
+    assert_eq!(d["display_name"], "Desk");
+    let (st, _) = alice
+        .raw("GET", "/_matrix/client/v3/devices/NOPE", None)
+        .await;
+    assert_eq!(st, 404);
+    let (st, _) = alice
+        .raw("POST", "/_matrix/client/v3/logout/all", Some("{}"))
+        .await;
+    assert_eq!(st, 200);
+    let (st, body) = alice.raw("GET", "/_matrix/client/v3/devices", None).await;
+    assert_eq!(
+        (st, body["errcode"].as_str()),
+        (401, Some("M_UNKNOWN_TOKEN"))
+    );
+}

@@ -501,10 +501,12 @@ pub async fn pushrules(
     )))
 }
 
+/// `/sync`. The response always carries the to-device and device-list sections (empty until
+/// end-to-end encryption support lands), which ruma's serialisation would leave out.
 pub async fn sync(
     State(h): State<Arc<Haven>>,
     r: Ruma<sync_events::v3::Request>,
-) -> ApiResult<sync_events::v3::Response> {
+) -> Result<Json<Value>, Error> {
     let s = r.session()?;
     let filter = match &r.body.filter {
         None => Default::default(),
@@ -520,5 +522,23 @@ pub async fn sync(
         timeout: r.body.timeout.unwrap_or(Duration::ZERO),
         filter,
     };
-    Ok(RumaResponse(crate::sync::sync(&h, s, params).await?))
+    let resp = crate::sync::sync(&h, s, params).await?;
+    let http = ruma::api::OutgoingResponseExt::try_into_http_response::<Vec<u8>>(resp)
+        .map_err(Error::internal)?;
+    let mut body: Value = serde_json::from_slice(http.body()).map_err(Error::internal)?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.entry("to_device")
+            .or_insert_with(|| json!({ "events": [] }));
+        obj.entry("device_lists")
+            .or_insert_with(|| json!({ "changed": [], "left": [] }));
+        obj.entry("device_one_time_keys_count")
+            .or_insert_with(|| json!({}));
+        obj.entry("account_data")
+            .or_insert_with(|| json!({ "events": [] }));
+        obj.entry("presence")
+            .or_insert_with(|| json!({ "events": [] }));
+        obj.entry("rooms")
+            .or_insert_with(|| json!({ "join": {}, "invite": {}, "leave": {}, "knock": {} }));
+    }
+    Ok(Json(body))
 }
