@@ -29,24 +29,14 @@ impl Commit<'_> {
     pub fn allocate(&mut self) -> Result<u64> {
         *self.next += 1;
         let pos = *self.next;
-        self.db
-            .t
-            .meta
-            .put(&KEY.to_owned(), &pos.to_be_bytes().to_vec())?;
+        self.db.put_meta_u64(KEY, pos)?;
         Ok(pos)
     }
 }
 
 impl Stream {
     pub fn load(db: &Storage) -> Result<Self> {
-        let stored = match db.t.meta.get(&KEY.to_owned())? {
-            Some(b) => u64::from_be_bytes(
-                b.as_slice()
-                    .try_into()
-                    .map_err(|_| crate::error::Error::internal("stream_pos"))?,
-            ),
-            None => 0,
-        };
+        let stored = db.meta_u64(KEY)?;
         let start = if stored == 0 { 0 } else { stored + RESTART_GAP };
         Ok(Self {
             commit: Mutex::new(start),

@@ -1,7 +1,10 @@
 //! Client-facing serialisations of PDUs: the client-server `ClientEvent` format and stripped
 //! state for invites.
 
+use ruma::serde::Raw;
 use serde_json::{json, Map, Value};
+
+use crate::error::{Error, Result};
 
 use super::pdu::Pdu;
 
@@ -34,4 +37,11 @@ pub fn stripped_state(pdu: &Pdu) -> Value {
         "content": pdu.content_value(),
         "sender": pdu.sender,
     })
+}
+
+/// Wraps JSON as one of ruma's typed raw events (no re-validation: the server built it).
+pub fn raw<T>(v: &Value) -> Result<Raw<T>> {
+    Ok(Raw::from_json(
+        serde_json::value::to_raw_value(v).map_err(Error::internal)?,
+    ))
 }

@@ -61,15 +61,6 @@ impl StateView for Draft {
     }
 }
 
-fn random_localpart(len: usize) -> String {
-    use rand::{distributions::Alphanumeric, Rng};
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
-
 impl Rooms {
     pub async fn create_room(&self, creator: &OwnedUserId, req: CreateRoom) -> Result<OwnedRoomId> {
         let rules = rules_for(&req.version)?;
@@ -86,8 +77,12 @@ impl Rooms {
             None
         } else {
             Some(
-                RoomId::parse(format!("!{}:{}", random_localpart(18), self.server_name()))
-                    .map_err(Error::internal)?,
+                RoomId::parse(format!(
+                    "!{}:{}",
+                    crate::util::random_string(18),
+                    self.server_name()
+                ))
+                .map_err(Error::internal)?,
             )
         };
 

@@ -34,14 +34,7 @@ pub type StateMap = BTreeMap<(String, String), OwnedEventId>;
 
 impl IdAllocator {
     pub fn load(db: &Storage) -> Result<Self> {
-        let n = match db.t.meta.get(&COUNTER_KEY.to_owned())? {
-            Some(b) => u64::from_be_bytes(
-                b.as_slice()
-                    .try_into()
-                    .map_err(|_| Error::internal("id_counter"))?,
-            ),
-            None => 0,
-        };
+        let n = db.meta_u64(COUNTER_KEY)?;
         Ok(Self {
             next: Mutex::new(n),
         })
@@ -49,8 +42,7 @@ impl IdAllocator {
 
     fn alloc(&self, db: &Storage, next: &mut u64) -> Result<u64> {
         *next += 1;
-        db.t.meta
-            .put(&COUNTER_KEY.to_owned(), &next.to_be_bytes().to_vec())?;
+        db.put_meta_u64(COUNTER_KEY, *next)?;
         Ok(*next)
     }
 

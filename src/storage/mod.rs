@@ -63,20 +63,39 @@ impl Storage {
         self.engine.flush()
     }
 
+    /// A counter or version kept in the `meta` table (0 when absent).
+    pub fn meta_u64(&self, key: &str) -> Result<u64, StorageError> {
+        meta_u64(&self.t, key)
+    }
+
+    pub fn put_meta_u64(&self, key: &str, value: u64) -> Result<(), StorageError> {
+        self.t
+            .meta
+            .put(&key.to_owned(), &value.to_be_bytes().to_vec())
+    }
+
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.engine.size_on_disk()
     }
 }
 
+fn meta_u64(t: &Tables, key: &str) -> Result<u64, StorageError> {
+    match t.meta.get(&key.to_owned())? {
+        Some(v) => <u64 as table::Value>::from_bytes(&v),
+        None => Ok(0),
+    }
+}
+
 fn check_schema_version(t: &Tables) -> Result<(), StorageError> {
-    let key = "schema_version".to_owned();
-    match t.meta.get(&key)? {
-        None => {
-            t.meta.put(&key, &SCHEMA_VERSION.to_be_bytes().to_vec())?;
+    match meta_u64(t, "schema_version")? {
+        0 => {
+            t.meta.put(
+                &"schema_version".to_owned(),
+                &table::Value::to_bytes(&SCHEMA_VERSION)?,
+            )?;
             Ok(())
         }
-        Some(v) => {
-            let found = <u64 as table::Value>::from_bytes(&v)?;
+        found => {
             if found > SCHEMA_VERSION {
                 return Err(StorageError::TooNew {
                     found,

@@ -21,11 +21,11 @@ use ruma::{
         },
     },
     events::StateEventType,
-    serde::Raw,
     EventId, OwnedRoomId, OwnedUserId, RoomId, UInt,
 };
 use serde_json::{json, Value};
 
+use crate::events::client::raw;
 use crate::{
     error::{Error, Result},
     events::{client::stripped_state, PduRef},
@@ -57,12 +57,6 @@ pub fn parse_token(t: &str) -> Result<u64> {
 
 pub fn make_token(pos: u64) -> String {
     format!("s{pos}")
-}
-
-fn raw<T>(v: &Value) -> Result<Raw<T>> {
-    Ok(Raw::from_json(
-        serde_json::value::to_raw_value(v).map_err(Error::internal)?,
-    ))
 }
 
 pub async fn sync(

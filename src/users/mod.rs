@@ -70,15 +70,6 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn random_string(len: usize) -> String {
-    use rand::{distributions::Alphanumeric, Rng};
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
-}
-
 impl Users {
     pub fn new(db: Arc<Storage>, server_name: ruma::OwnedServerName) -> Self {
         Self {
@@ -151,7 +142,7 @@ impl Users {
         display_name: Option<String>,
     ) -> Result<(OwnedDeviceId, String)> {
         let device_id = device_id.unwrap_or_else(DeviceId::new);
-        let token = format!("hv_{}", random_string(40));
+        let token = format!("hv_{}", crate::util::random_string(40));
         let hash = token_hash(&token);
         let key = (user.to_string(), device_id.to_string());
         let mut dev = match self.db.t.devices.get(&key)? {

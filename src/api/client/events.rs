@@ -21,6 +21,7 @@ use ruma::{
 };
 use serde_json::{json, Value};
 
+use crate::events::client::raw;
 use crate::{
     api::extract::{ApiResult, Ruma, RumaResponse},
     error::Error,
@@ -29,12 +30,6 @@ use crate::{
     sync::{filter, make_token, parse_token},
     Haven,
 };
-
-fn raw<T>(v: &Value) -> Result<Raw<T>, Error> {
-    Ok(Raw::from_json(
-        serde_json::value::to_raw_value(v).map_err(Error::internal)?,
-    ))
-}
 
 fn content_of<T>(raw: &Raw<T>) -> Result<Value, Error> {
     let v: Value =

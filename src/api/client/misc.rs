@@ -285,26 +285,51 @@ fn object_of<T>(raw: &Raw<T>) -> Result<Value, Error> {
 /// Types the server manages itself and clients may not set through account data.
 const SERVER_MANAGED: &[&str] = &["m.fully_read", "m.push_rules"];
 
-pub async fn set_global_ad(
-    State(h): State<Arc<Haven>>,
-    r: Ruma<set_global_account_data::v3::Request>,
-) -> ApiResult<set_global_account_data::v3::Response> {
-    let user = r.user()?;
-    own(user, &r.body.user_id)?;
-    let kind = r.body.event_type.to_string();
+/// Sets account data of the requesting user (global when `room` is `None`).
+async fn put_account_data<T>(
+    h: &Haven,
+    target: &UserId,
+    room: Option<&ruma::RoomId>,
+    kind: String,
+    data: &Raw<T>,
+    user: &UserId,
+) -> Result<(), Error> {
+    own(user, target)?;
     if SERVER_MANAGED.contains(&kind.as_str()) {
         return Err(Error::bad_request(
             ErrCode::BadJson,
             format!("{kind} cannot be set this way"),
         ));
     }
-    account_data::set(
-        &h.db,
-        &h.stream,
-        user,
+    account_data::set(&h.db, &h.stream, user, room, &kind, object_of(data)?).await
+}
+
+/// Reads account data of the requesting user as a raw JSON object.
+fn read_account_data<T>(
+    h: &Haven,
+    target: &UserId,
+    room: Option<&ruma::RoomId>,
+    kind: String,
+    user: &UserId,
+) -> Result<Raw<T>, Error> {
+    own(user, target)?;
+    let v = account_data::get(&h.db, user, room, &kind)?
+        .ok_or_else(|| Error::not_found("Account data not found"))?;
+    crate::events::client::raw(&v)
+}
+
+pub async fn set_global_ad(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<set_global_account_data::v3::Request>,
+) -> ApiResult<set_global_account_data::v3::Response> {
+    let b = &r.body;
+    put_account_data(
+        &h,
+        &b.user_id,
         None,
-        &kind,
-        object_of(&r.body.data)?,
+        b.event_type.to_string(),
+        &b.data,
+        r.user()?,
     )
     .await?;
     Ok(RumaResponse(set_global_account_data::v3::Response::new()))
@@ -314,12 +339,10 @@ pub async fn get_global_ad(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_global_account_data::v3::Request>,
 ) -> ApiResult<get_global_account_data::v3::Response> {
-    let user = r.user()?;
-    own(user, &r.body.user_id)?;
-    let v = account_data::get(&h.db, user, None, &r.body.event_type.to_string())?
-        .ok_or_else(|| Error::not_found("Account data not found"))?;
+    let b = &r.body;
+    let data = read_account_data(&h, &b.user_id, None, b.event_type.to_string(), r.user()?)?;
     Ok(RumaResponse(get_global_account_data::v3::Response::new(
-        Raw::from_json(serde_json::value::to_raw_value(&v).map_err(Error::internal)?),
+        data,
     )))
 }
 
@@ -327,22 +350,14 @@ pub async fn set_room_ad(
     State(h): State<Arc<Haven>>,
     r: Ruma<set_room_account_data::v3::Request>,
 ) -> ApiResult<set_room_account_data::v3::Response> {
-    let user = r.user()?;
-    own(user, &r.body.user_id)?;
-    let kind = r.body.event_type.to_string();
-    if SERVER_MANAGED.contains(&kind.as_str()) {
-        return Err(Error::bad_request(
-            ErrCode::BadJson,
-            format!("{kind} cannot be set this way"),
-        ));
-    }
-    account_data::set(
-        &h.db,
-        &h.stream,
-        user,
-        Some(&r.body.room_id),
-        &kind,
-        object_of(&r.body.data)?,
+    let b = &r.body;
+    put_account_data(
+        &h,
+        &b.user_id,
+        Some(&b.room_id),
+        b.event_type.to_string(),
+        &b.data,
+        r.user()?,
     )
     .await?;
     Ok(RumaResponse(set_room_account_data::v3::Response::new()))
@@ -352,18 +367,15 @@ pub async fn get_room_ad(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_room_account_data::v3::Request>,
 ) -> ApiResult<get_room_account_data::v3::Response> {
-    let user = r.user()?;
-    own(user, &r.body.user_id)?;
-    let v = account_data::get(
-        &h.db,
-        user,
-        Some(&r.body.room_id),
-        &r.body.event_type.to_string(),
-    )?
-    .ok_or_else(|| Error::not_found("Account data not found"))?;
-    Ok(RumaResponse(get_room_account_data::v3::Response::new(
-        Raw::from_json(serde_json::value::to_raw_value(&v).map_err(Error::internal)?),
-    )))
+    let b = &r.body;
+    let data = read_account_data(
+        &h,
+        &b.user_id,
+        Some(&b.room_id),
+        b.event_type.to_string(),
+        r.user()?,
+    )?;
+    Ok(RumaResponse(get_room_account_data::v3::Response::new(data)))
 }
 
 pub async fn typing(
