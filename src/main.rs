@@ -81,3 +81,20 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     haven.db.flush_blocking()?;
     Ok(())
 }
+
+/// SIGINT (Ctrl-C) or SIGTERM (service managers) starts a graceful shutdown.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -12,11 +12,9 @@ use crate::{
     storage::{Json, Storage},
 };
 
-/// Stores a filter and returns its ID (unique per user).
+/// Stores a filter and returns its ID: random, so concurrent uploads never share one.
 pub fn store(db: &Storage, user: &UserId, filter: serde_json::Value) -> Result<String> {
-    let prefix = crate::storage::prefix(user.as_str());
-    let next = db.t.filters.scan_prefix(&prefix).count();
-    let id = next.to_string();
+    let id = crate::util::random_string(12);
     db.t.filters
         .put(&(user.to_string(), id.clone()), &Json(filter))?;
     Ok(id)
