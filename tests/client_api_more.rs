@@ -851,3 +851,66 @@ async fn create_room_options_devices_and_sync_sections() {
         (401, Some("M_UNKNOWN_TOKEN"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn left_rooms_and_members_at_a_token() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    let (_, before_bob) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let token = before_bob["next_batch"].as_str().unwrap().to_owned();
+    bob.join(&room).await.unwrap();
+    let (_, members_then) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/members?at={token}"),
+            None,
+        )
+        .await;
+    let then: Vec<&str> = members_then["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state_key"].as_str().unwrap())
+        .collect();
+    assert_eq!(then, vec![alice.uid().as_str()]);
+    let (_, members_now) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/members"),
+            None,
+        )
+        .await;
+    assert_eq!(members_now["chunk"].as_array().unwrap().len(), 2);
+
+    let (_, sync) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let since = sync["next_batch"].as_str().unwrap();
+    for i in 0..12 {
+        alice.send_text(&room, &format!("n{i}")).await.unwrap();
+    }
+    let (st, _) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/leave"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, sync2) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}"),
+            None,
+        )
+        .await;
+    let left = &sync2["rooms"]["leave"][room.as_str()];
+    let tl = left["timeline"]["events"].as_array().unwrap();
+    assert_eq!(tl.last().unwrap()["content"]["membership"], "leave");
+    assert_eq!(left["timeline"]["limited"], true);
+    assert!(sync2["rooms"]["join"][room.as_str()].is_null());
+}

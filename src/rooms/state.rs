@@ -322,3 +322,24 @@ pub fn power_levels(view: &dyn StateView, rules: &RoomVersionRules) -> Result<Po
         creators,
     })
 }
+
+impl super::Rooms {
+    /// The room state after its latest event at or before stream position `pos`.
+    pub fn state_after_pos(&self, room: &ruma::RoomId, pos: u64) -> Result<StateMap> {
+        let last = self.timeline_range(room, 0, pos, 1, super::timeline::Dir::Backward)?;
+        let Some((_, pdu)) = last.into_iter().next() else {
+            return Ok(StateMap::new());
+        };
+        let group = self
+            .db
+            .t
+            .event_state_before
+            .get(&pdu.event_id.to_string())?
+            .unwrap_or(0);
+        let mut map = load_group(&self.db, group)?;
+        if let Some(sk) = &pdu.state_key {
+            map.insert((pdu.kind.to_string(), sk.clone()), pdu.event_id.clone());
+        }
+        Ok(map)
+    }
+}

@@ -4,7 +4,7 @@
 pub mod filter;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeMap, HashSet},
     time::Duration,
 };
 
@@ -21,7 +21,7 @@ use ruma::{
         },
     },
     events::StateEventType,
-    EventId, OwnedRoomId, OwnedUserId, RoomId, UInt,
+    EventId, OwnedRoomId, RoomId, UInt,
 };
 use serde_json::{json, Value};
 
@@ -138,15 +138,7 @@ fn build(
                     None => room_filter.include_leave,
                 };
                 if show && !h.rooms.is_forgotten(&room_id, user)? {
-                    if let Some(lr) = left_room(
-                        h,
-                        &room_id,
-                        user,
-                        since,
-                        m.pos,
-                        &room_filter.timeline,
-                        session,
-                    )? {
+                    if let Some(lr) = left_room(h, &room_id, since, m.pos, p, session)? {
                         rooms.leave.insert(room_id, lr);
                     }
                 }
@@ -273,58 +265,19 @@ fn joined_room(
         (Vec::new(), false)
     };
     let mut jr = JoinedRoom::new();
-    let lazy = !p.filter.room.state.lazy_load_options.is_disabled();
-    let senders: HashSet<OwnedUserId> = events.iter().map(|(_, e)| e.sender.clone()).collect();
 
-    // State: everything at the start of the timeline for a fresh view, otherwise the changes
-    // between `since` and the timeline's start when events were skipped.
     let first_pos = events.first().map(|(p, _)| *p);
-    let mut state = Vec::new();
-    match since {
-        None => {
-            let group = match events.first() {
-                Some((_, e)) => {
-                    h.db.t
-                        .event_state_before
-                        .get(&e.event_id.to_string())?
-                        .unwrap_or(meta.state_group)
-                }
-                None => meta.state_group,
-            };
-            for ((kind, sk), id) in load_group(&h.db, group)? {
-                if lazy
-                    && kind == "m.room.member"
-                    && sk != session.user_id.as_str()
-                    && !senders.iter().any(|s| s.as_str() == sk)
-                {
-                    continue;
-                }
-                if let Some(pdu) = h.rooms.get_pdu(&id)? {
-                    if filter::event_matches(&p.filter.room.state, &pdu) {
-                        state.push(pdu);
-                    }
-                }
-            }
-        }
-        Some(s) if limited => {
-            let gap_end = first_pos.map(|f| f - 1).unwrap_or(upto);
-            let mut latest: BTreeMap<(String, String), PduRef> = BTreeMap::new();
-            for (_, pdu) in h
-                .rooms
-                .timeline_range(room, s, gap_end, usize::MAX, Dir::Forward)?
-            {
-                if let Some(sk) = &pdu.state_key {
-                    latest.insert((pdu.kind.to_string(), sk.clone()), pdu);
-                }
-            }
-            state.extend(
-                latest
-                    .into_values()
-                    .filter(|e| filter::event_matches(&p.filter.room.state, e)),
-            );
-        }
-        Some(_) => {}
-    }
+    let state = state_section(
+        h,
+        room,
+        since,
+        &events,
+        limited,
+        upto,
+        meta.state_group,
+        p,
+        session,
+    )?;
     let mut st = StateEvents::new();
     for pdu in &state {
         st.events.push(raw(&h
@@ -492,14 +445,27 @@ fn invited_room(h: &Haven, room: &RoomId, invite_event: &EventId) -> Result<Invi
 fn left_room(
     h: &Haven,
     room: &OwnedRoomId,
-    user: &ruma::UserId,
     since: Option<u64>,
     leave_pos: u64,
-    tf: &RoomEventFilter,
+    p: &SyncParams,
     session: &Session,
 ) -> Result<Option<LeftRoom>> {
-    let (events, limited) = window(h, room, since.unwrap_or(0), leave_pos, tf)?;
+    let (events, limited) = window(
+        h,
+        room,
+        since.unwrap_or(0),
+        leave_pos,
+        &p.filter.room.timeline,
+    )?;
     let mut lr = LeftRoom::new();
+    let state = state_section(h, room, since, &events, limited, leave_pos, 0, p, session)?;
+    let mut st = StateEvents::new();
+    for pdu in &state {
+        st.events.push(raw(&h
+            .rooms
+            .format_event(pdu, Some(&session.device_id))?)?);
+    }
+    lr.state = State::Before(st);
     let mut tl = Timeline::new();
     tl.limited = limited;
     tl.prev_batch = Some(make_token(
@@ -511,7 +477,72 @@ fn left_room(
             .format_event(pdu, Some(&session.device_id))?)?);
     }
     lr.timeline = tl;
-    let _: BTreeSet<()> = BTreeSet::new();
-    let _ = user;
     Ok(Some(lr))
+}
+
+/// The `state` section: everything at the start of the timeline for a fresh view, otherwise
+/// the changes between `since` and the timeline's start when events were skipped. Members are
+/// lazy-loaded when the filter asks for it.
+#[allow(clippy::too_many_arguments)]
+fn state_section(
+    h: &Haven,
+    room: &RoomId,
+    since: Option<u64>,
+    events: &[(u64, PduRef)],
+    limited: bool,
+    upto: u64,
+    current_group: u64,
+    p: &SyncParams,
+    session: &Session,
+) -> Result<Vec<PduRef>> {
+    let lazy = !p.filter.room.state.lazy_load_options.is_disabled();
+    let senders: HashSet<&ruma::UserId> = events.iter().map(|(_, e)| &*e.sender).collect();
+    let first_pos = events.first().map(|(p, _)| *p);
+    let mut state = Vec::new();
+    match since {
+        None => {
+            let group = match events.first() {
+                Some((_, e)) => {
+                    h.db.t
+                        .event_state_before
+                        .get(&e.event_id.to_string())?
+                        .unwrap_or(current_group)
+                }
+                None => current_group,
+            };
+            for ((kind, sk), id) in load_group(&h.db, group)? {
+                if lazy
+                    && kind == "m.room.member"
+                    && sk != session.user_id.as_str()
+                    && !senders.iter().any(|s| s.as_str() == sk)
+                {
+                    continue;
+                }
+                if let Some(pdu) = h.rooms.get_pdu(&id)? {
+                    if filter::event_matches(&p.filter.room.state, &pdu) {
+                        state.push(pdu);
+                    }
+                }
+            }
+        }
+        Some(s) if limited => {
+            let gap_end = first_pos.map(|f| f - 1).unwrap_or(upto);
+            let mut latest: BTreeMap<(String, String), PduRef> = BTreeMap::new();
+            for (_, pdu) in h
+                .rooms
+                .timeline_range(room, s, gap_end, usize::MAX, Dir::Forward)?
+            {
+                if let Some(sk) = &pdu.state_key {
+                    latest.insert((pdu.kind.to_string(), sk.clone()), pdu);
+                }
+            }
+            state.extend(
+                latest
+                    .into_values()
+                    .filter(|e| filter::event_matches(&p.filter.room.state, e)),
+            );
+        }
+        Some(_) => {}
+    }
+    Ok(state)
 }

@@ -140,37 +140,11 @@ fn state_at(
     if vis.to == u64::MAX {
         return h.rooms.current_state(room, kind, sk);
     }
-    let state = state_map_at(h, room, vis.to)?;
+    let state = h.rooms.state_after_pos(room, vis.to)?;
     match state.get(&(kind.to_string(), sk.to_owned())) {
         Some(id) => Ok(h.rooms.get_pdu(id)?),
         None => Ok(None),
     }
-}
-
-/// Full state after the event at `pos` (used for users who have left).
-fn state_map_at(
-    h: &Haven,
-    room: &RoomId,
-    pos: u64,
-) -> Result<crate::rooms::state::StateMap, Error> {
-    let Some((_, pdu)) = h
-        .rooms
-        .timeline_range(room, 0, pos, 1, Dir::Backward)?
-        .into_iter()
-        .next()
-    else {
-        return Ok(Default::default());
-    };
-    let group =
-        h.db.t
-            .event_state_before
-            .get(&pdu.event_id.to_string())?
-            .unwrap_or(0);
-    let mut map = crate::rooms::state::load_group(&h.db, group)?;
-    if let Some(sk) = &pdu.state_key {
-        map.insert((pdu.kind.to_string(), sk.clone()), pdu.event_id.clone());
-    }
-    Ok(map)
 }
 
 fn visible_state(h: &Haven, room: &RoomId, vis: Visible) -> Result<Vec<PduRef>, Error> {
@@ -178,7 +152,7 @@ fn visible_state(h: &Haven, room: &RoomId, vis: Visible) -> Result<Vec<PduRef>, 
         return h.rooms.current_state_all(room);
     }
     let mut out = Vec::new();
-    for id in state_map_at(h, room, vis.to)?.values() {
+    for id in h.rooms.state_after_pos(room, vis.to)?.values() {
         if let Some(p) = h.rooms.get_pdu(id)? {
             out.push(p);
         }
@@ -202,7 +176,11 @@ pub async fn members(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_member_events::v3::Request>,
 ) -> ApiResult<get_member_events::v3::Response> {
-    let vis = visible(&h, &r.body.room_id, r.user()?)?;
+    let mut vis = visible(&h, &r.body.room_id, r.user()?)?;
+    if let Some(at) = &r.body.at {
+        // Members as of a pagination or sync token, never beyond what the user may see.
+        vis.to = vis.to.min(parse_token(at)?);
+    }
     let want = r.body.membership.as_ref().map(|m| m.to_string());
     let not = r.body.not_membership.as_ref().map(|m| m.to_string());
     let mut out = Vec::new();
