@@ -28,6 +28,15 @@ pub struct Config {
     pub well_known: WellKnown,
     #[serde(default)]
     pub logging: Logging,
+    #[serde(default)]
+    pub appservices: Appservices,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Appservices {
+    /// Registration files (YAML) of the appservices this server talks to.
+    pub registrations: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +88,10 @@ pub struct Registration {
     /// Tokens accepted in `token` mode, besides those created by admins.
     #[serde(default)]
     pub tokens: Vec<String>,
+    /// Bot users that open a direct room with every newly registered user (for example the
+    /// intake bot's greeting). They must exist or belong to an appservice.
+    #[serde(default)]
+    pub greeting_bots: Vec<ruma::OwnedUserId>,
 }
 
 impl Default for Registration {
@@ -86,6 +99,7 @@ impl Default for Registration {
         Self {
             mode: RegistrationMode::Open,
             tokens: Vec::new(),
+            greeting_bots: Vec::new(),
         }
     }
 }

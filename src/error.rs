@@ -34,6 +34,10 @@ pub enum ErrCode {
     WeakPassword,
     BadAlias,
     GuestAccessForbidden,
+    UrlNotSet,
+    BadStatus,
+    ConnectionFailed,
+    ConnectionTimeout,
 }
 
 impl ErrCode {
@@ -63,6 +67,10 @@ impl ErrCode {
             WeakPassword => "M_WEAK_PASSWORD",
             BadAlias => "M_BAD_ALIAS",
             GuestAccessForbidden => "M_GUEST_ACCESS_FORBIDDEN",
+            UrlNotSet => "M_URL_NOT_SET",
+            BadStatus => "M_BAD_STATUS",
+            ConnectionFailed => "M_CONNECTION_FAILED",
+            ConnectionTimeout => "M_CONNECTION_TIMEOUT",
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `users`, `events`) -> `storage` (typed tables over a key-value engine).
 
 pub mod api;
+pub mod appservice;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -30,16 +31,33 @@ pub struct Haven {
     pub rooms: rooms::Rooms,
     pub users: users::Users,
     pub ratelimit: ratelimit::RateLimiter,
+    pub appservices: appservice::Appservices,
+    /// Outbound HTTP (appservice transactions and queries).
+    pub http: reqwest::Client,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Server(#[from] error::Error),
+    #[error(transparent)]
+    Registration(#[from] appservice::RegistrationError),
 }
 
 impl Haven {
     /// Opens the database and loads (or creates) the signing key. Must run inside a Tokio
     /// runtime (the group-commit flusher is a task).
-    pub fn open(config: Config) -> error::Result<Arc<Self>> {
+    pub fn open(config: Config) -> Result<Arc<Self>, StartError> {
+        let appservices = appservice::Appservices::load(
+            &config.appservices.registrations,
+            config.server_name.as_str(),
+        )?;
         let db = Storage::open(
             &config.database.path,
             config.database.cache_mb * 1024 * 1024,
-        )?;
+        )
+        .map_err(error::Error::from)?;
         let key = Arc::new(signing::ServerKey::load_or_generate(
             &db,
             config.server_name.clone(),
@@ -48,6 +66,10 @@ impl Haven {
         let rooms = rooms::Rooms::new(db.clone(), key.clone(), stream.clone())?;
         let users = users::Users::new(db.clone(), config.server_name.clone());
         let ratelimit = ratelimit::RateLimiter::new(config.rate_limits.clone());
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(error::Error::internal)?;
         Ok(Arc::new(Self {
             config,
             db,
@@ -56,6 +78,8 @@ impl Haven {
             rooms,
             users,
             ratelimit,
+            appservices,
+            http,
         }))
     }
 }

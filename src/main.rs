@@ -65,6 +65,8 @@ fn init_tracing(config: &Config) {
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let addr = config.listen.address;
     let haven = Haven::open(config)?;
+    haven::appservice::ensure_senders(&haven).await?;
+    haven::appservice::sender::start(haven.clone());
     let app = haven::api::router(haven.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -104,11 +104,66 @@ pub fn access_token(parts: &axum::http::request::Parts) -> Result<Option<String>
     Ok(None)
 }
 
-fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    serde_urlencoded_pairs(q)
+/// Resolves an access token: an appservice's as_token (acting as its sender, or as
+/// `?user_id=` within its namespaces, on `?device_id=` if given) or a user's token.
+/// `must_exist`: the acting user must already be registered (false for registration itself).
+fn authenticate(
+    h: &Haven,
+    parts: &axum::http::request::Parts,
+    token: &str,
+    must_exist: bool,
+) -> Result<Session, Error> {
+    let Some(asv) = h.appservices.by_token(token) else {
+        return h
+            .users
+            .authenticate(token)?
+            .ok_or_else(|| Error::unknown_token(false));
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(form_urlencoded_pairs)
+        .unwrap_or_default();
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let user_id = match param("user_id") {
+        Some(u) => ruma::UserId::parse(u).map_err(|_| Error::invalid_param("Invalid user_id"))?,
+        None => asv.sender.clone(),
+    };
+    if !asv.owns_user(&user_id) {
+        return Err(Error::new(
+            StatusCode::FORBIDDEN,
+            ErrCode::Exclusive,
+            "The appservice cannot act as this user",
+        ));
+    }
+    if must_exist && !h.users.exists(&user_id)? {
+        return Err(Error::forbidden(
+            "The appservice has not registered this user",
+        ));
+    }
+    let device_id = match param("device_id").or_else(|| param("org.matrix.msc4326.device_id")) {
+        Some(d) => {
+            let d = OwnedDeviceId::from(d);
+            if must_exist && h.users.device(&user_id, &d)?.is_none() {
+                return Err(Error::forbidden("Unknown device for this user"));
+            }
+            d
+        }
+        None => OwnedDeviceId::from(format!("AS_{}", asv.id())),
+    };
+    Ok(Session {
+        user_id,
+        device_id,
+        appservice: Some(asv),
+    })
 }
 
-fn serde_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -143,10 +198,9 @@ where
 
         let auth = auth_kind::<T>();
         let session = match (access_token(&parts)?, &auth) {
-            (Some(token), Auth::Required | Auth::Optional) => match h.users.authenticate(&token)? {
-                Some(s) => Some(s),
-                None => return Err(Error::unknown_token(false)),
-            },
+            (Some(token), Auth::Required | Auth::Optional) => {
+                Some(authenticate(h, &parts, &token, auth == Auth::Required)?)
+            }
             (None, Auth::Required) => {
                 return Err(Error::new(
                     StatusCode::UNAUTHORIZED,
@@ -157,7 +211,11 @@ where
             _ => None,
         };
 
-        if T::RATE_LIMITED {
+        let exempt = session
+            .as_ref()
+            .and_then(|s| s.appservice.as_ref())
+            .is_some_and(|a| !a.rate_limited());
+        if T::RATE_LIMITED && !exempt {
             let key = match &session {
                 Some(s) => s.user_id.to_string(),
                 None => parts

@@ -149,6 +149,10 @@ pub fn router(h: Arc<Haven>) -> Router {
     r = add::<filter::get_filter::v3::Request, _, _>(r, misc::filter_get);
     r = add::<push::get_pushrules_all::v3::Request, _, _>(r, misc::pushrules);
     r = add::<sync_events::v3::Request, _, _>(r, misc::sync);
+    r = add::<ruma::api::client::appservice::request_ping::v1::Request, _, _>(
+        r,
+        client::appservice::ping,
+    );
 
     let cors = CorsLayer::new()
         .allow_origin(Any)

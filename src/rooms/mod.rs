@@ -103,13 +103,17 @@ pub struct Rooms {
     locks: StdMutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) ids: state::IdAllocator,
     pub typing: typing::Typing,
+    /// Ephemeral events (typing, receipts) as they happen, for appservices.
+    pub edus: tokio::sync::broadcast::Sender<(OwnedRoomId, serde_json::Value)>,
 }
 
 impl Rooms {
     pub fn new(db: Arc<Storage>, key: Arc<ServerKey>, stream: Arc<Stream>) -> Result<Self> {
         let ids = state::IdAllocator::load(&db)?;
+        let edus = tokio::sync::broadcast::Sender::new(4096);
         Ok(Self {
-            typing: typing::Typing::new(stream.clone(), db.clone()),
+            typing: typing::Typing::new(stream.clone(), db.clone(), edus.clone()),
+            edus,
             db,
             key,
             stream,

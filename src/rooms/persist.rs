@@ -123,6 +123,7 @@ impl Rooms {
             t.event_extras.put(&id, &Json(extras))?;
         }
         t.event_pos.put(&id, &pos)?;
+        t.stream_events.put(&pos, &id)?;
         let entry = super::timeline::TimelineEntry {
             event_id: id.clone(),
             sender: pdu.sender.to_string(),

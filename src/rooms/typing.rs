@@ -11,6 +11,18 @@ use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 use crate::{error::Result, storage::Storage, stream::Stream};
 
+type Edus = tokio::sync::broadcast::Sender<(OwnedRoomId, serde_json::Value)>;
+
+fn typing_edu(users: &HashMap<OwnedUserId, Instant>) -> serde_json::Value {
+    let now = Instant::now();
+    let ids: Vec<_> = users
+        .iter()
+        .filter(|(_, e)| **e > now)
+        .map(|(u, _)| u.clone())
+        .collect();
+    serde_json::json!({ "type": "m.typing", "content": { "user_ids": ids } })
+}
+
 #[derive(Default)]
 struct RoomTyping {
     pos: u64,
@@ -20,6 +32,7 @@ struct RoomTyping {
 pub struct Typing {
     stream: Arc<Stream>,
     db: Arc<Storage>,
+    edus: Edus,
     rooms: Arc<Mutex<HashMap<OwnedRoomId, RoomTyping>>>,
 }
 
@@ -27,10 +40,11 @@ pub struct Typing {
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Typing {
-    pub fn new(stream: Arc<Stream>, db: Arc<Storage>) -> Self {
+    pub fn new(stream: Arc<Stream>, db: Arc<Storage>, edus: Edus) -> Self {
         Self {
             stream,
             db,
+            edus,
             rooms: Default::default(),
         }
     }
@@ -54,15 +68,17 @@ impl Typing {
                 }
             }
             r.pos = pos;
+            let _ = self.edus.send((room.to_owned(), typing_edu(&r.users)));
         }
         self.stream.publish(pos);
         if let Some(t) = typing {
-            let (rooms, stream, db, room, user) = (
+            let (rooms, stream, db, room, user, edus) = (
                 self.rooms.clone(),
                 self.stream.clone(),
                 self.db.clone(),
                 room.to_owned(),
                 user.to_owned(),
+                self.edus.clone(),
             );
             let t = t.min(MAX_TIMEOUT);
             tokio::spawn(async move {
@@ -83,6 +99,7 @@ impl Typing {
                         if r.users.get(&user).is_some_and(|e| *e <= Instant::now()) {
                             r.users.remove(&user);
                             r.pos = pos;
+                            let _ = edus.send((room.clone(), typing_edu(&r.users)));
                         }
                     }
                     drop(rooms);

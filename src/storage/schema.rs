@@ -37,6 +37,10 @@ pub struct Tables {
     pub event_extras: Table<String, Json<crate::rooms::EventExtras>>,
     /// event id -> the state group holding the room state before the event.
     pub event_state_before: Table<String, u64>,
+    /// stream position -> event id, across all rooms (appservice delivery walks it).
+    pub stream_events: Table<u64, String>,
+    /// appservice id -> delivery progress and the transaction in flight.
+    pub as_state: Table<String, Json<crate::appservice::sender::AsState>>,
     /// (room, relates-to event id, event id) -> relation type, for redaction and aggregation.
     pub relations: Table<(String, String, String), String>,
 
@@ -79,6 +83,8 @@ impl Tables {
             timeline: Table::new(t("timeline")?),
             event_extras: Table::new(t("event_extras")?),
             event_state_before: Table::new(t("event_state_before")?),
+            stream_events: Table::new(t("stream_events")?),
+            as_state: Table::new(t("as_state")?),
             relations: Table::new(t("relations")?),
             rooms: Table::new(t("rooms")?),
             current_state: Table::new(t("current_state")?),

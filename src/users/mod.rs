@@ -57,6 +57,9 @@ pub struct RegistrationToken {
 pub struct Session {
     pub user_id: OwnedUserId,
     pub device_id: OwnedDeviceId,
+    /// Set when an appservice made the request (with its as_token), possibly as one of its
+    /// namespace users.
+    pub appservice: Option<std::sync::Arc<crate::appservice::Appservice>>,
 }
 
 pub struct Users {
@@ -184,6 +187,7 @@ impl Users {
             .map(|Json(r)| Session {
                 user_id: r.user_id,
                 device_id: r.device_id,
+                appservice: None,
             }))
     }
 
@@ -280,6 +284,23 @@ impl Users {
         rec.avatar_url = None;
         self.db.t.users.put(&user.to_string(), &Json(rec))?;
         Ok(())
+    }
+
+    /// displayname/avatar_url for the user's member events.
+    pub fn member_profile(
+        &self,
+        user: &UserId,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut m = serde_json::Map::new();
+        if let Some(u) = self.get(user)? {
+            if let Some(d) = u.displayname {
+                m.insert("displayname".into(), serde_json::json!(d));
+            }
+            if let Some(a) = u.avatar_url {
+                m.insert("avatar_url".into(), serde_json::json!(a));
+            }
+        }
+        Ok(m)
     }
 
     pub fn set_profile(

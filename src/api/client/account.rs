@@ -31,6 +31,23 @@ pub async fn register(
     if r.body.kind == register::RegistrationKind::Guest {
         return Err(Error::forbidden("Guest access is not enabled").into_guest());
     }
+    let as_login = r.body.login_type == Some(register::LoginType::ApplicationService)
+        || auth_dict(&r)
+            .and_then(|a| a.get("type"))
+            .and_then(|t| t.as_str())
+            == Some("m.login.application_service");
+    if let Some(asv) = r.session.as_ref().and_then(|s| s.appservice.clone()) {
+        if !as_login {
+            return Err(Error::bad_request(
+                ErrCode::Unknown,
+                "Appservices register users with type m.login.application_service",
+            ));
+        }
+        return register_for_appservice(&h, &r, &asv).await;
+    }
+    if as_login {
+        return Err(Error::unknown_token(false));
+    }
     if cfg.mode == RegistrationMode::Closed {
         return Err(Error::forbidden("Registration is disabled"));
     }
@@ -43,6 +60,12 @@ pub async fn register(
         return Err(Error::bad_request(
             ErrCode::UserInUse,
             "User ID already taken",
+        ));
+    }
+    if h.appservices.exclusive_user_owner(&user_id).is_some() {
+        return Err(Error::bad_request(
+            ErrCode::Exclusive,
+            "This user ID is reserved by an appservice",
         ));
     }
     let flows: Vec<Vec<&str>> = match cfg.mode {
@@ -83,6 +106,42 @@ pub async fn register(
     }
     h.db.durable().await?;
     tracing::info!(user = %user_id, "registered");
+    crate::appservice::greeting::greet(&h, &user_id).await;
+    Ok(RumaResponse(resp))
+}
+
+/// Registration of a namespace user by its appservice (`m.login.application_service`):
+/// no password, no UIA, only inside the appservice's user namespaces.
+async fn register_for_appservice(
+    h: &Haven,
+    r: &Ruma<register::v3::Request>,
+    asv: &crate::appservice::Appservice,
+) -> ApiResult<register::v3::Response> {
+    let localpart = r
+        .body
+        .username
+        .clone()
+        .ok_or_else(|| Error::bad_request(ErrCode::MissingParam, "username is required"))?;
+    let user_id = h.users.user_id_for(&localpart)?;
+    if !asv.owns_user(&user_id) {
+        return Err(Error::bad_request(
+            ErrCode::Exclusive,
+            "User ID is outside the appservice's namespaces",
+        ));
+    }
+    h.users.create(&user_id, None, false).await?;
+    h.users.set_profile(&user_id, Some(Some(localpart)), None)?;
+    let mut resp = register::v3::Response::new(user_id.clone());
+    if !r.body.inhibit_login {
+        let (device, token) = h.users.create_session(
+            &user_id,
+            r.body.device_id.clone(),
+            r.body.initial_device_display_name.clone(),
+        )?;
+        resp.access_token = Some(token);
+        resp.device_id = Some(device);
+    }
+    h.db.durable().await?;
     Ok(RumaResponse(resp))
 }
 
@@ -109,7 +168,10 @@ pub async fn login_types(
     _: State<Arc<Haven>>,
     _r: Ruma<get_login_types::v3::Request>,
 ) -> ApiResult<get_login_types::v3::Response> {
-    let flows = vec![get_login_types::v3::LoginType::Password(Default::default())];
+    let flows = vec![
+        get_login_types::v3::LoginType::Password(Default::default()),
+        get_login_types::v3::LoginType::ApplicationService(Default::default()),
+    ];
     Ok(RumaResponse(get_login_types::v3::Response::new(flows)))
 }
 
@@ -118,6 +180,49 @@ pub async fn login(
     State(h): State<Arc<Haven>>,
     r: Ruma<login::v3::Request>,
 ) -> ApiResult<login::v3::Response> {
+    if let login::v3::LoginInfo::ApplicationService(a) = &r.body.login_info {
+        let asv = r
+            .session
+            .as_ref()
+            .and_then(|s| s.appservice.clone())
+            .ok_or_else(|| Error::unknown_token(false))?;
+        let claimed = match (&a.identifier, &a.user) {
+            (Some(UserIdentifier::Matrix(m)), _) => m.user.clone(),
+            (None, Some(u)) => u.clone(),
+            _ => {
+                return Err(Error::bad_request(
+                    ErrCode::MissingParam,
+                    "Missing identifier",
+                ))
+            }
+        };
+        let user_id = if claimed.starts_with('@') {
+            UserId::parse(claimed).map_err(|_| Error::invalid_param("Invalid user ID"))?
+        } else {
+            h.users.user_id_for(&claimed)?
+        };
+        if !asv.owns_user(&user_id) {
+            return Err(Error::new(
+                axum::http::StatusCode::FORBIDDEN,
+                ErrCode::Exclusive,
+                "User is outside the appservice's namespaces",
+            ));
+        }
+        if !h.users.exists(&user_id)? {
+            return Err(Error::forbidden(
+                "The appservice has not registered this user",
+            ));
+        }
+        let (device, token) = h.users.create_session(
+            &user_id,
+            r.body.device_id.clone(),
+            r.body.initial_device_display_name.clone(),
+        )?;
+        h.db.durable().await?;
+        return Ok(RumaResponse(login::v3::Response::new(
+            user_id, token, device,
+        )));
+    }
     let login::v3::LoginInfo::Password(p) = &r.body.login_info else {
         return Err(Error::bad_request(
             ErrCode::Unknown,

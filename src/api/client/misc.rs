@@ -116,7 +116,8 @@ pub async fn turn_server(
     Ok(Json(json!({})))
 }
 
-fn profile_target(h: &Haven, user: &UserId) -> Result<crate::users::UserRecord, Error> {
+async fn profile_target(h: &Haven, user: &UserId) -> Result<crate::users::UserRecord, Error> {
+    crate::appservice::user_exists(h, user).await?;
     h.users
         .get(user)?
         .filter(|u| !u.deactivated)
@@ -127,7 +128,7 @@ pub async fn profile(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_profile::v3::Request>,
 ) -> ApiResult<get_profile::v3::Response> {
-    let u = profile_target(&h, &r.body.user_id)?;
+    let u = profile_target(&h, &r.body.user_id).await?;
     let mut p = ruma::profile::UserProfile::new();
     if let Some(d) = u.displayname {
         p.set("displayname".into(), json!(d));
@@ -142,7 +143,7 @@ pub async fn get_displayname(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_display_name::v3::Request>,
 ) -> ApiResult<get_display_name::v3::Response> {
-    let u = profile_target(&h, &r.body.user_id)?;
+    let u = profile_target(&h, &r.body.user_id).await?;
     Ok(RumaResponse(get_display_name::v3::Response::new(
         u.displayname,
     )))
@@ -152,14 +153,14 @@ pub async fn get_avatar(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_avatar_url::v3::Request>,
 ) -> ApiResult<get_avatar_url::v3::Response> {
-    let u = profile_target(&h, &r.body.user_id)?;
+    let u = profile_target(&h, &r.body.user_id).await?;
     let resp = get_avatar_url::v3::Response::new(u.avatar_url.map(Into::into));
     Ok(RumaResponse(resp))
 }
 
 /// Copies a profile change into the user's member event in every joined room.
 async fn propagate_profile(h: &Haven, user: &ruma::OwnedUserId) -> Result<(), Error> {
-    let profile = super::rooms::member_profile(h, user)?;
+    let profile = h.users.member_profile(user)?;
     for room in h.rooms.joined_rooms(user)? {
         let mut content = profile.clone();
         content.insert("membership".into(), json!("join"));
@@ -217,6 +218,7 @@ pub async fn alias_create(
     let user = r.user()?;
     h.rooms.meta_or_404(&r.body.room_id)?;
     h.rooms.require_joined(&r.body.room_id, user)?;
+    crate::appservice::check_alias_allowed(&h, &r.body.room_alias, r.session()?)?;
     h.rooms
         .claim_alias(&r.body.room_alias, &r.body.room_id, user)?;
     h.db.durable().await?;
@@ -227,9 +229,8 @@ pub async fn alias_get(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_alias::v3::Request>,
 ) -> ApiResult<get_alias::v3::Response> {
-    let room = h
-        .rooms
-        .resolve_alias(&r.body.room_alias)?
+    let room = crate::appservice::resolve_alias(&h, &r.body.room_alias)
+        .await?
         .ok_or_else(|| Error::not_found("Room alias not found"))?;
     Ok(RumaResponse(get_alias::v3::Response::new(
         room,

@@ -2,6 +2,7 @@
 //! answer (ruma).
 
 pub mod account;
+pub mod appservice;
 pub mod events;
 pub mod misc;
 pub mod rooms;

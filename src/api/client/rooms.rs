@@ -27,20 +27,6 @@ use crate::{
     Haven,
 };
 
-/// displayname/avatar_url for a member event of `user`.
-pub fn member_profile(h: &Haven, user: &ruma::UserId) -> Result<Map<String, Value>, Error> {
-    let mut m = Map::new();
-    if let Some(u) = h.users.get(user)? {
-        if let Some(d) = u.displayname {
-            m.insert("displayname".into(), json!(d));
-        }
-        if let Some(a) = u.avatar_url {
-            m.insert("avatar_url".into(), json!(a));
-        }
-    }
-    Ok(m)
-}
-
 fn raw_object<T>(raw: &ruma::serde::Raw<T>, what: &str) -> Result<Map<String, Value>, Error> {
     match serde_json::from_str::<Value>(raw.json().get()) {
         Ok(Value::Object(m)) => Ok(m),
@@ -115,8 +101,12 @@ pub async fn create_room(
         }
         None => None,
     };
+    if let Some(a) = &alias {
+        crate::appservice::check_alias_allowed(&h, a, r.session()?)?;
+    }
     for u in &b.invite {
-        if u.server_name() == h.config.server_name && !h.users.exists(u)? {
+        if u.server_name() == h.config.server_name && !crate::appservice::user_exists(&h, u).await?
+        {
             return Err(Error::not_found(format!("Unknown user {u}")));
         }
     }
@@ -137,7 +127,7 @@ pub async fn create_room(
         alias,
         invite: b.invite.clone(),
         is_direct: b.is_direct,
-        creator_profile: member_profile(&h, &user)?,
+        creator_profile: h.users.member_profile(&user)?,
     };
     let room_id = h.rooms.create_room(&user, req).await?;
     Ok(RumaResponse(create_room::v3::Response::new(room_id)))
@@ -155,7 +145,7 @@ async fn join(
         ));
     }
     h.rooms
-        .join(room_id, user, member_profile(h, user)?, reason)
+        .join(room_id, user, h.users.member_profile(user)?, reason)
         .await?;
     let _ =
         h.db.t
@@ -177,9 +167,8 @@ pub async fn join_by_id(
 pub async fn resolve_room(h: &Haven, target: &RoomOrAliasId) -> Result<OwnedRoomId, Error> {
     match <&ruma::RoomId>::try_from(target) {
         Ok(id) => Ok(id.to_owned()),
-        Err(alias) => h
-            .rooms
-            .resolve_alias(alias)?
+        Err(alias) => crate::appservice::resolve_alias(h, alias)
+            .await?
             .ok_or_else(|| Error::not_found("Room alias not found")),
     }
 }
@@ -219,7 +208,7 @@ pub async fn invite(
     if user_id.server_name() != h.config.server_name {
         return Err(Error::bad_request(ErrCode::Unknown, "Inviting users on other servers needs federation, which this server does not offer yet"));
     }
-    if !h.users.exists(user_id)? {
+    if !crate::appservice::user_exists(&h, user_id).await? {
         return Err(Error::not_found("Unknown user"));
     }
     let reason = invitee.reason.clone();

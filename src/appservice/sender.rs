@@ -1,0 +1,285 @@
+//! Transaction delivery. Each appservice has one task that walks the global event stream from
+//! its last acknowledged position, picks the events it is interested in, and pushes them in
+//! order, at most one transaction in flight. The transaction is stored before it is sent and
+//! resent unchanged (same ID, same content) until acknowledged, across restarts too; then the
+//! position moves on. Ephemeral events (typing, receipts) come from an in-memory feed.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use ruma::{
+    api::appservice::event::push_events, events::StateEventType, OwnedTransactionId, RoomId, UserId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::TryRecvError;
+
+use super::{outbound, Appservice};
+use crate::{error::Result, storage::Json, Haven};
+
+/// Events, ephemeral events each, per transaction.
+pub const MAX_PER_TXN: usize = 100;
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+/// 2 s doubled eight times: about 8.5 minutes.
+const MAX_BACKOFF: Duration = Duration::from_secs(512);
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Delivery progress of one appservice, kept in the database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AsState {
+    /// Stream position up to which events were delivered (or found uninteresting).
+    pub last_pos: u64,
+    pub next_txn: u64,
+    pub in_flight: Option<InFlight>,
+}
+
+/// A transaction sent but not yet acknowledged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InFlight {
+    pub txn_id: String,
+    pub upto: u64,
+    pub events: Vec<Value>,
+    #[serde(default)]
+    pub ephemeral: Vec<Value>,
+}
+
+fn load(h: &Haven, asv: &Appservice) -> Result<AsState> {
+    Ok(h.db
+        .t
+        .as_state
+        .get(&asv.id().to_owned())?
+        .map(|j| j.0)
+        .unwrap_or_default())
+}
+
+fn save(h: &Haven, asv: &Appservice, st: &AsState) -> Result<()> {
+    Ok(h.db
+        .t
+        .as_state
+        .put(&asv.id().to_owned(), &Json(st.clone()))?)
+}
+
+/// Starts one delivery task per appservice that has a URL.
+pub fn start(h: Arc<Haven>) {
+    for asv in h.appservices.list.clone() {
+        if asv.r.reg.url.is_none() {
+            continue;
+        }
+        let h = h.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = run(&h, &asv).await {
+                    tracing::error!(appservice = asv.id(), error = %e, "transaction sender failed; restarting");
+                    tokio::time::sleep(FIRST_BACKOFF).await;
+                }
+            }
+        });
+    }
+}
+
+/// Whether the appservice cares about events in `room`: one of its users is a member, or the
+/// room ID or one of the room's aliases is in its namespaces.
+fn interested_in_room(h: &Haven, asv: &Appservice, room: &RoomId) -> Result<bool> {
+    if asv.owns_room(room) {
+        return Ok(true);
+    }
+    for (user, m) in h.rooms.members(room)? {
+        if matches!(m.membership.as_str(), "join" | "invite") && asv.owns_user(&user) {
+            return Ok(true);
+        }
+    }
+    if let Some(ca) = h
+        .rooms
+        .current_state(room, &StateEventType::RoomCanonicalAlias, "")?
+    {
+        let c = ca.content_value();
+        let aliases = c.get("alias").into_iter().chain(
+            c.get("alt_aliases")
+                .and_then(|a| a.as_array())
+                .into_iter()
+                .flatten(),
+        );
+        for a in aliases.filter_map(|a| a.as_str()) {
+            if let Ok(alias) = ruma::RoomAliasId::parse(a) {
+                if asv.owns_alias(&alias) {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    for a in h.rooms.room_aliases(room)? {
+        if ruma::RoomAliasId::parse(&a).is_ok_and(|alias| asv.owns_alias(&alias)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Up to [`MAX_PER_TXN`] interesting events after `after`, and how far the scan got.
+fn collect(h: &Haven, asv: &Appservice, after: u64, upto: u64) -> Result<(Vec<Value>, u64)> {
+    let mut out = Vec::new();
+    let mut scanned = after;
+    let mut rooms: HashMap<String, bool> = HashMap::new();
+    crate::storage::blocking(|| {
+        for item in h.db.t.stream_events.range(
+            &(after + 1).to_be_bytes(),
+            &(upto.saturating_add(1)).to_be_bytes(),
+            false,
+        ) {
+            let (pos, event_id) = item?;
+            let Some(pdu) = h.rooms.get_pdu(
+                &ruma::EventId::parse(&event_id).map_err(crate::error::Error::internal)?,
+            )?
+            else {
+                scanned = pos;
+                continue;
+            };
+            let by_user = asv.owns_user(&pdu.sender)
+                || pdu
+                    .state_key
+                    .as_deref()
+                    .and_then(|s| UserId::parse(s).ok())
+                    .is_some_and(|u| asv.owns_user(&u));
+            let interested = by_user
+                || match rooms.get(pdu.room_id.as_str()) {
+                    Some(v) => *v,
+                    None => {
+                        let v = interested_in_room(h, asv, &pdu.room_id)?;
+                        rooms.insert(pdu.room_id.to_string(), v);
+                        v
+                    }
+                };
+            if interested {
+                out.push(h.rooms.format_event(&pdu, None)?);
+            }
+            scanned = pos;
+            if out.len() >= MAX_PER_TXN {
+                return Ok((out, scanned));
+            }
+        }
+        Ok((out, upto.max(scanned)))
+    })
+}
+
+async fn push(
+    h: &Haven,
+    asv: &Appservice,
+    t: &InFlight,
+) -> std::result::Result<(), outbound::OutboundError> {
+    let events = t
+        .events
+        .iter()
+        .filter_map(|e| crate::events::client::raw(e).ok())
+        .collect();
+    let mut req = push_events::v1::Request::new(OwnedTransactionId::from(t.txn_id.clone()), events);
+    req.ephemeral = t
+        .ephemeral
+        .iter()
+        .filter_map(|e| crate::events::client::raw(e).ok())
+        .collect();
+    outbound::send(h, asv, req, SEND_TIMEOUT).await.map(|_| ())
+}
+
+/// Keeps an ephemeral event if the appservice asked for them and the room concerns it.
+fn wanted_edu(h: &Haven, asv: &Appservice, room: &RoomId, edu: &Value) -> bool {
+    if !asv.r.receive_ephemeral || !interested_in_room(h, asv, room).unwrap_or(false) {
+        return false;
+    }
+    if edu["type"] == "m.receipt" {
+        // Private receipts only reach the appservice when they belong to one of its users.
+        if let Some(private_of) = edu.get("private_of").and_then(|u| u.as_str()) {
+            return UserId::parse(private_of).is_ok_and(|u| asv.owns_user(&u));
+        }
+    }
+    true
+}
+
+async fn run(h: &Haven, asv: &Appservice) -> Result<()> {
+    let mut stream = h.stream.subscribe();
+    let mut edus = h.rooms.edus.subscribe();
+    let mut pending_edus: Vec<Value> = Vec::new();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let mut st = load(h, asv)?;
+        if st.in_flight.is_none() {
+            loop {
+                match edus.try_recv() {
+                    Ok((room, edu)) => {
+                        if wanted_edu(h, asv, &room, &edu) {
+                            let mut e = edu.clone();
+                            e["room_id"] = json!(room);
+                            if let Some(o) = e.as_object_mut() {
+                                o.remove("private_of");
+                            }
+                            pending_edus.push(e);
+                        }
+                    }
+                    Err(TryRecvError::Lagged(n)) => tracing::warn!(
+                        appservice = asv.id(),
+                        dropped = n,
+                        "ephemeral events dropped"
+                    ),
+                    Err(_) => break,
+                }
+            }
+            stream.borrow_and_update();
+            let current = h.stream.current();
+            let (events, scanned) = collect(h, asv, st.last_pos, current)?;
+            let n = pending_edus.len().min(MAX_PER_TXN);
+            let ephemeral: Vec<Value> = pending_edus.drain(..n).collect();
+            if events.is_empty() && ephemeral.is_empty() {
+                if scanned > st.last_pos {
+                    st.last_pos = scanned;
+                    save(h, asv, &st)?;
+                }
+                tokio::select! {
+                    _ = stream.changed() => {}
+                    r = edus.recv() => {
+                        if let Ok((room, edu)) = r {
+                            if wanted_edu(h, asv, &room, &edu) {
+                                let mut e = edu;
+                                e["room_id"] = json!(room);
+                                if let Some(o) = e.as_object_mut() {
+                                    o.remove("private_of");
+                                }
+                                pending_edus.push(e);
+                            }
+                        }
+                    }
+                    _ = asv.wake.notified() => {}
+                }
+                continue;
+            }
+            st.in_flight = Some(InFlight {
+                txn_id: st.next_txn.to_string(),
+                upto: scanned,
+                events,
+                ephemeral,
+            });
+            save(h, asv, &st)?;
+            h.db.durable().await?;
+        }
+        let Some(t) = st.in_flight.clone() else {
+            continue;
+        };
+        match push(h, asv, &t).await {
+            Ok(()) => {
+                st.last_pos = st.last_pos.max(t.upto);
+                st.in_flight = None;
+                st.next_txn += 1;
+                save(h, asv, &st)?;
+                h.db.durable().await?;
+                backoff = FIRST_BACKOFF;
+                tracing::debug!(appservice = asv.id(), txn = %t.txn_id, events = t.events.len(), "transaction delivered");
+            }
+            Err(e) => {
+                tracing::warn!(appservice = asv.id(), txn = %t.txn_id, error = %e, retry_in = ?backoff, "transaction not delivered");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    // A successful ping means the appservice is back: retry at once.
+                    _ = asv.wake.notified() => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
