@@ -199,3 +199,65 @@ fn overlaps(a: &CompiledNamespace, b: &CompiledNamespace) -> bool {
     let example = |s: &str| s.replace(".*", "x").replace(".+", "x").replace('\\', "");
     b.matches(&example(&a.source)) || a.matches(&example(&b.source))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    fn reg(id: &str, tok: &str, users: &str) -> String {
+        format!("id: {id}\nurl: null\nas_token: as_{tok}_0123456789abcdef\nhs_token: hs_{tok}_0123456789abcdef\nsender_localpart: {id}\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '{users}'\n")
+    }
+
+    #[test]
+    fn shipped_registrations_are_valid_together() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("appservices/registrations");
+        let regs: Vec<_> = ["sms-bridge", "intake-bot", "escalation"]
+            .iter()
+            .map(|n| load(&dir.join(format!("{n}.yaml"))).unwrap())
+            .collect();
+        validate_set(&regs, "localhost:8008").unwrap();
+        assert!(regs[0].users[0].matches("@sms_4821:localhost:8008"));
+        assert!(!regs[0].users[0].matches("@sms_4821:localhost:8008x"));
+    }
+
+    #[test]
+    fn problems_name_the_file_and_field() {
+        let d = tempfile::tempdir().unwrap();
+        let bad = write(d.path(), "bad.yaml", &reg("a", "a", "@a_(:x"));
+        let e = load(&bad).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.file.ends_with("bad.yaml")),
+            ("namespaces.users[0].regex", true)
+        );
+
+        let missing = write(d.path(), "missing.yaml", "id: x\nurl: null\n");
+        assert!(load(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.yaml"));
+
+        let a = load(&write(d.path(), "a.yaml", &reg("a", "a", "@a_.*:hs"))).unwrap();
+        let same_token = load(&write(d.path(), "b.yaml", &reg("b", "a", "@b_.*:hs"))).unwrap();
+        let e = validate_set(&[a.clone(), same_token], "hs").unwrap_err();
+        assert_eq!(e.field, "as_token");
+        let same_id = load(&write(d.path(), "c.yaml", &reg("a", "c", "@c_.*:hs"))).unwrap();
+        assert_eq!(
+            validate_set(&[a.clone(), same_id], "hs").unwrap_err().field,
+            "id"
+        );
+        let overlapping = load(&write(d.path(), "d.yaml", &reg("d", "d", "@a_.*:hs"))).unwrap();
+        let e = validate_set(&[a.clone(), overlapping], "hs").unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.file.ends_with("d.yaml")),
+            ("namespaces.users[0].regex", true)
+        );
+        let fine = load(&write(d.path(), "e.yaml", &reg("e", "e", "@e_.*:hs"))).unwrap();
+        validate_set(&[a, fine], "hs").unwrap();
+    }
+}

@@ -49,7 +49,19 @@ impl Rooms {
                 receipt_type.to_owned(),
                 user.to_string(),
             );
+            let mut edu = serde_json::json!({ "type": "m.receipt", "content": {
+                event_id.as_str(): { receipt_type: { user.as_str(): { "ts": rec.ts } } }
+            } });
+            if let Some(t) = &rec.thread_id {
+                edu["content"][event_id.as_str()][receipt_type][user.as_str()]["thread_id"] =
+                    serde_json::json!(t);
+            }
+            if receipt_type == "m.read.private" {
+                // Marks whose private receipt this is; removed before delivery.
+                edu["private_of"] = serde_json::json!(user);
+            }
             self.db.t.receipts.put(&key, &Json(rec))?;
+            let _ = self.edus.send((room_id.to_owned(), edu));
             pos
         };
         self.db.durable().await?;

@@ -37,8 +37,12 @@ impl Server {
     }
 
     pub async fn start_with(extra_env: Vec<(&str, &str)>) -> Self {
+        Self::start_on(free_port(), extra_env).await
+    }
+
+    /// Starts on a given port (when other processes must know it in advance).
+    pub async fn start_on(port: u16, extra_env: Vec<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let mut s = Server {
             child: None,
             port,

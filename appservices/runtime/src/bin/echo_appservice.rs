@@ -1,0 +1,106 @@
+//! `echo-appservice CONFIG.toml`: a minimal appservice built on the runtime, used by the
+//! integration tests and as an example. Its bot joins rooms it is invited to and answers each
+//! text message with "echo: <text>"; every event it receives is appended to
+//! `<state_dir>/received.jsonl` (transaction ID, event ID, type, sender, body). Users matching
+//! its namespace are created on demand when the homeserver asks about them.
+
+use std::{io::Write, path::PathBuf, sync::Mutex};
+
+use appservice_runtime::{server, AsClient, BoxError, Config, Handler, Store, Transaction};
+use ruma::{OwnedRoomId, OwnedUserId};
+use serde_json::{json, Value};
+
+struct Echo {
+    client: AsClient,
+    bot: OwnedUserId,
+    log: Mutex<std::fs::File>,
+    namespace_prefix: String,
+}
+
+impl Handler for Echo {
+    async fn on_transaction(&self, txn: Transaction) -> Result<(), BoxError> {
+        for raw in &txn.events {
+            let ev: Value = serde_json::from_str(raw.json().get())?;
+            let line = json!({
+                "txn": txn.txn_id,
+                "event_id": ev["event_id"],
+                "type": ev["type"],
+                "sender": ev["sender"],
+                "body": ev["content"]["body"],
+            });
+            writeln!(self.log.lock().map_err(|_| "log lock")?, "{line}")?;
+            let room: OwnedRoomId = serde_json::from_value(ev["room_id"].clone())?;
+            let is_invite_for_bot = ev["type"] == "m.room.member"
+                && ev["state_key"] == self.bot.as_str()
+                && ev["content"]["membership"] == "invite";
+            if is_invite_for_bot {
+                self.client.join(&room).await?;
+            } else if ev["type"] == "m.room.message"
+                && ev["sender"] != self.bot.as_str()
+                && ev["content"]["msgtype"] == "m.text"
+            {
+                let body = ev["content"]["body"].as_str().unwrap_or_default();
+                self.client
+                    .send_text(&room, &format!("echo: {body}"), true)
+                    .await?;
+            }
+        }
+        for e in &txn.ephemeral {
+            let line =
+                json!({ "txn": txn.txn_id, "ephemeral": e["type"], "room_id": e["room_id"] });
+            writeln!(self.log.lock().map_err(|_| "log lock")?, "{line}")?;
+        }
+        Ok(())
+    }
+
+    async fn query_user(&self, user: OwnedUserId) -> bool {
+        let local = user.localpart();
+        local.starts_with(&self.namespace_prefix)
+            && self.client.ensure_registered(local).await.is_ok()
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let path = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: echo-appservice CONFIG.toml")?,
+    );
+    let config = Config::load(&path, "ECHO")?;
+    let s = &config.settings;
+    std::fs::create_dir_all(&s.state_dir)?;
+    let store = Store::open(&s.state_dir.join("store"))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.state_dir.join("received.jsonl"))?;
+    let reg = &config.registration;
+    let bot = OwnedUserId::try_from(format!("@{}:{}", reg.sender_localpart, s.server_name))?;
+    let handler = Echo {
+        client: AsClient::new(&s.homeserver_url, &reg.as_token),
+        bot,
+        log: Mutex::new(log),
+        namespace_prefix: format!("{}_", reg.sender_localpart),
+    };
+    let client = handler.client.clone();
+    let id = reg.id.clone();
+    let listener = server::serve(
+        s.listen,
+        server::router(reg.hs_token.clone(), store, handler),
+    );
+    // Once listening, ping the homeserver so it delivers anything pending right away.
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if client.ping(&id).await.is_ok() {
+                break;
+            }
+        }
+    });
+    listener.await?;
+    Ok(())
+}

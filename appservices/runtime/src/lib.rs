@@ -1,0 +1,21 @@
+//! A small runtime for Matrix appservices, written against the Application Service API only,
+//! so an appservice built on it runs against Haven or Synapse alike.
+//!
+//! It is a library, not a framework: [`server`] receives transactions and queries (checking the
+//! hs_token, deduplicating transactions persistently, handing events over in order), [`client`]
+//! calls the client-server API as the bot or any namespace user, [`store`] keeps small state,
+//! [`config`] loads settings and the registration file.
+
+pub mod client;
+pub mod config;
+pub mod server;
+pub mod store;
+
+pub use client::{AsClient, ClientError};
+pub use config::{Config, ConfigError};
+pub use server::{serve, Handler, Transaction};
+pub use store::Store;
+
+/// Errors a handler may return: the transaction is then answered with 500 and retried by the
+/// homeserver with the same transaction ID.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

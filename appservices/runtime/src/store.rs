@@ -1,0 +1,53 @@
+//! A small persistent key-value store for an appservice's own state (sled), with JSON values.
+
+use serde::{de::DeserializeOwned, Serialize};
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store: {0}")]
+    Engine(#[from] sled::Error),
+    #[error("state store value: {0}")]
+    Codec(#[from] serde_json::Error),
+}
+
+impl Store {
+    pub fn open(dir: &std::path::Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            db: sled::Config::new().path(dir).flush_every_ms(None).open()?,
+        })
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, tree: &str, key: &str) -> Result<Option<T>, StoreError> {
+        match self.db.open_tree(tree)?.get(key)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put<T: Serialize>(&self, tree: &str, key: &str, value: &T) -> Result<(), StoreError> {
+        self.db
+            .open_tree(tree)?
+            .insert(key, serde_json::to_vec(value)?)?;
+        Ok(())
+    }
+
+    pub fn remove(&self, tree: &str, key: &str) -> Result<(), StoreError> {
+        self.db.open_tree(tree)?.remove(key)?;
+        Ok(())
+    }
+
+    pub fn contains(&self, tree: &str, key: &str) -> Result<bool, StoreError> {
+        Ok(self.db.open_tree(tree)?.contains_key(key)?)
+    }
+
+    /// Makes every previous write durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}

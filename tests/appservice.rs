@@ -1,0 +1,420 @@
+//! The Application Service API with the real homeserver and a real appservice process (the
+//! runtime's `echo-appservice`).
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{free_port, Server};
+use serde_json::{json, Value};
+
+const AS_TOKEN: &str = "as_token_for_tests_0123456789";
+const HS_TOKEN: &str = "hs_token_for_tests_0123456789";
+
+/// The echo appservice binary, built on demand when only this test target was built.
+fn echo_binary() -> PathBuf {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = dir.join("echo-appservice");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args([
+                "build",
+                "-p",
+                "appservice-runtime",
+                "--bin",
+                "echo-appservice",
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    bin
+}
+
+struct EchoAs {
+    child: Option<Child>,
+    config: PathBuf,
+    state: PathBuf,
+    port: u16,
+}
+
+impl EchoAs {
+    fn start(&mut self) {
+        let child = Command::new(echo_binary())
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.state.join("received.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Bodies of the messages `sender` sent, as received, in order.
+    fn bodies_from(&self, sender: &str) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter(|e| e["type"] == "m.room.message" && e["sender"] == sender)
+            .map(|e| e["body"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for EchoAs {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Writes the registration and the appservice's config, returns the registration path.
+fn setup(dir: &Path, hs_port: u16) -> (PathBuf, EchoAs) {
+    let as_port = free_port();
+    let reg = dir.join("echo.yaml");
+    std::fs::write(
+        &reg,
+        format!(
+            "id: echo\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: echo\nrate_limited: false\nreceive_ephemeral: true\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@echo_.*:localhost:{hs_port}'\n  aliases:\n    - exclusive: true\n      regex: '#echo_.*:localhost:{hs_port}'\n  rooms: []\n"
+        ),
+    )
+    .unwrap();
+    let state = dir.join("as-state");
+    let config = dir.join("echo.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "homeserver_url = \"http://127.0.0.1:{hs_port}\"\nserver_name = \"localhost:{hs_port}\"\nregistration = \"{}\"\nlisten = \"127.0.0.1:{as_port}\"\nstate_dir = \"{}\"\n",
+            reg.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    (
+        reg,
+        EchoAs {
+            child: None,
+            config,
+            state,
+            port: as_port,
+        },
+    )
+}
+
+async fn start_pair() -> (Server, EchoAs, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let hs_port = free_port();
+    let (reg, mut echo) = setup(dir.path(), hs_port);
+    let regs = format!("[\"{}\"]", reg.display());
+    let server = Server::start_on(
+        hs_port,
+        vec![("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str())],
+    )
+    .await;
+    echo.start();
+    (server, echo, dir)
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn expected(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_flow_in_order_through_downtime_and_restarts() {
+    let (mut server, mut echo, _dir) = start_pair().await;
+    let alice = server.user("alice").await;
+    let bot = format!("@echo:localhost:{}", server.port);
+    let room = alice
+        .create_room(|r| r.invite = vec![bot.as_str().try_into().unwrap()])
+        .await;
+    // The bot receives its invite in a transaction and joins.
+    let (a2, r2) = (alice.clone(), room.clone());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, m) = a2
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/rooms/{r2}/joined_members"),
+                None,
+            )
+            .await;
+        if m["joined"].get(&bot).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "bot did not join");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let me = alice.uid().to_string();
+    for b in expected("m", 10) {
+        alice.send_text(&room, &b).await.unwrap();
+    }
+    wait_for("first messages", || echo.bodies_from(&me).len() >= 10).await;
+    assert_eq!(echo.bodies_from(&me), expected("m", 10));
+    // The bot's answers reach the room.
+    let bodies = alice.message_bodies(&room).await;
+    assert!(bodies.contains(&"echo: m9".to_owned()), "{bodies:?}");
+
+    // The appservice is down for a while; everything arrives when it is back.
+    echo.kill();
+    for b in expected("d", 20) {
+        alice.send_text(&room, &b).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    echo.start();
+    wait_for("messages sent while down", || {
+        echo.bodies_from(&me).len() >= 30
+    })
+    .await;
+
+    // A backlog survives a homeserver crash.
+    echo.kill();
+    for b in expected("r", 10) {
+        alice.send_text(&room, &b).await.unwrap();
+    }
+    server.kill9();
+    server.spawn().await;
+    echo.start();
+    wait_for("backlog after homeserver restart", || {
+        echo.bodies_from(&me).len() >= 40
+    })
+    .await;
+
+    let mut all = expected("m", 10);
+    all.extend(expected("d", 20));
+    all.extend(expected("r", 10));
+    assert_eq!(echo.bodies_from(&me), all, "order or completeness");
+    let received = echo.received();
+    let mut ids: Vec<&str> = received
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "an event was delivered twice");
+    // Ephemeral events reach the appservice too (receive_ephemeral: true).
+    let last = alice.send_text(&room, "typing soon").await.unwrap();
+    let (st, body) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    wait_for("receipt", || {
+        echo.received()
+            .iter()
+            .any(|e| e["ephemeral"] == "m.receipt")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_namespaces_masquerading_and_queries() {
+    let (server, echo, _dir) = start_pair().await;
+    let port = server.port;
+    let http = reqwest::Client::new();
+    // The appservice rejects a missing or wrong hs_token.
+    let url = format!(
+        "http://127.0.0.1:{}/_matrix/app/v1/transactions/forged",
+        echo.port
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let resp = loop {
+        match http
+            .put(&url)
+            .json(&json!({"events": [{"type": "m.room.message"}]}))
+            .send()
+            .await
+        {
+            Ok(r) => break r,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(resp.status(), 401);
+    let resp = http
+        .put(&url)
+        .bearer_auth("wrong_token_wrong_token")
+        .json(&json!({"events": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(echo.received().iter().all(|e| e["txn"] != "forged"));
+
+    // Ordinary users cannot take names or aliases in the exclusive namespaces.
+    let mut c = server.client();
+    let (st, body) = c
+        .raw("POST", "/_matrix/client/v3/register", Some(&json!({"username": "echo_bob", "password": "pw", "auth": {"type": "m.login.dummy"}}).to_string()))
+        .await;
+    assert_eq!((st, body["errcode"].as_str()), (400, Some("M_EXCLUSIVE")));
+    c.register("alice", "pw").await;
+    let room = c
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    let (st, body) = c
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/directory/room/%23echo_x:localhost:{port}"),
+            Some(&json!({"room_id": room}).to_string()),
+        )
+        .await;
+    assert_eq!((st, body["errcode"].as_str()), (400, Some("M_EXCLUSIVE")));
+
+    // The appservice registers a namespace user and acts as it.
+    let asc = appservice_runtime::AsClient::new(&server.base, AS_TOKEN);
+    asc.ensure_registered("echo_alice").await.unwrap();
+    let puppet: ruma::OwnedUserId = format!("@echo_alice:localhost:{port}").try_into().unwrap();
+    asc.as_user(&puppet).join(&room).await.unwrap();
+    let eid = asc
+        .as_user(&puppet)
+        .send_text(&room, "from a puppet", false)
+        .await
+        .unwrap();
+    let (_, ev) = c
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/event/{eid}"),
+            None,
+        )
+        .await;
+    assert_eq!(ev["sender"], puppet.as_str());
+    // ...but not outside its namespace, nor outside namespace registration.
+    let err = asc
+        .as_user(c.uid())
+        .send_text(&room, "impersonation", false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.errcode(), Some("M_EXCLUSIVE"));
+    let err = asc.ensure_registered("mallory").await.unwrap_err();
+    assert_eq!(err.errcode(), Some("M_EXCLUSIVE"));
+    let bad = appservice_runtime::AsClient::new(&server.base, "not_the_as_token_at_all");
+    assert_eq!(
+        bad.send_text(&room, "x", false)
+            .await
+            .unwrap_err()
+            .errcode(),
+        Some("M_UNKNOWN_TOKEN")
+    );
+
+    // Inviting an unknown namespace user makes the homeserver ask the appservice, which
+    // creates it.
+    let (st, body) = c
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({"user_id": format!("@echo_carol:localhost:{port}")}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+
+    // Ping, both directions.
+    let d = asc.ping("echo").await.unwrap();
+    assert!(d < Duration::from_secs(5));
+    let (st, body) = c
+        .raw(
+            "POST",
+            "/_matrix/client/v1/appservice/echo/ping",
+            Some("{}"),
+        )
+        .await;
+    assert_eq!((st, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+}
+
+#[test]
+fn a_bad_registration_stops_the_server_naming_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = dir.path().join("broken.yaml");
+    std::fs::write(&reg, format!("id: x\nurl: null\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: x\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@x_[:hs'\n")).unwrap();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, format!("server_name = \"localhost\"\n[database]\npath = \"{}\"\n[appservices]\nregistrations = [\"{}\"]\n", dir.path().join("data").display(), reg.display())).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("broken.yaml") && err.contains("namespaces.users[0].regex"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_users_get_a_direct_room_with_the_greeting_bot() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs_port = free_port();
+    let (reg, mut echo) = setup(dir.path(), hs_port);
+    let regs = format!("[\"{}\"]", reg.display());
+    let bots = format!("[\"@echo:localhost:{hs_port}\"]");
+    let server = Server::start_on(
+        hs_port,
+        vec![
+            ("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str()),
+            ("HAVEN_REGISTRATION__GREETING_BOTS", bots.as_str()),
+        ],
+    )
+    .await;
+    echo.start();
+    let newbie = server.user("newbie").await;
+    let (_, sync) = newbie.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let invites = sync["rooms"]["invite"].as_object().unwrap();
+    assert_eq!(invites.len(), 1, "{sync}");
+    let (room, inv) = invites.iter().next().unwrap();
+    let me = inv["invite_state"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.room.member" && e["state_key"] == newbie.uid().as_str())
+        .unwrap();
+    assert_eq!(me["content"]["is_direct"], true);
+    let direct = sync["account_data"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "m.direct")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        direct["content"][format!("@echo:localhost:{hs_port}")],
+        json!([room])
+    );
+}
