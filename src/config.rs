@@ -37,6 +37,10 @@ pub struct Config {
 pub struct Appservices {
     /// Registration files (YAML) of the appservices this server talks to.
     pub registrations: Vec<PathBuf>,
+    /// Also send the hs_token as the `access_token` query parameter (the pre-v1.4 way), for
+    /// appservices built on older frameworks that only read it there. Off by default: the
+    /// token then appears in URLs.
+    pub legacy_query_auth: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

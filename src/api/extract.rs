@@ -6,7 +6,7 @@ use std::{any::TypeId, net::SocketAddr, sync::Arc};
 use axum::{
     body::Body,
     extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request},
-    http::StatusCode,
+    http::{Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use bytes::BytesMut;
@@ -249,6 +249,13 @@ where
             }
         }
 
+        // An empty body on POST/PUT is read as `{}`, as Synapse does: some clients and bot
+        // frameworks send nothing to endpoints whose fields are all optional (join, leave).
+        let bytes = if bytes.is_empty() && matches!(parts.method, Method::POST | Method::PUT) {
+            bytes::Bytes::from_static(b"{}")
+        } else {
+            bytes
+        };
         let http_req = axum::http::Request::from_parts(parts, bytes.as_ref());
         let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
         let body = T::try_from_http_request(http_req, &args).map_err(map_parse_error)?;

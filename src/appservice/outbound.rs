@@ -47,9 +47,19 @@ where
         .try_into_http_request::<Vec<u8>>(url, &asv.r.reg.hs_token, ())
         .map_err(|e| OutboundError::Connection(e.to_string()))?;
     let (parts, body) = http_req.into_parts();
+    let mut url = parts.uri.to_string();
+    if h.config.appservices.legacy_query_auth {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str("access_token=");
+        let token = percent_encoding::utf8_percent_encode(
+            &asv.r.reg.hs_token,
+            percent_encoding::NON_ALPHANUMERIC,
+        );
+        url.push_str(&token.to_string());
+    }
     let mut rb = h
         .http
-        .request(parts.method, parts.uri.to_string())
+        .request(parts.method, url)
         .timeout(timeout)
         .body(body);
     for (k, v) in parts.headers.iter() {
