@@ -122,10 +122,22 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_server(bin: &PathBuf, dir: &std::path::Path, port: u16) -> Res<Child> {
+fn start_server(
+    bin: &PathBuf,
+    dir: &std::path::Path,
+    port: u16,
+    as_port: Option<u16>,
+) -> Res<Child> {
     let config = dir.join("config.toml");
+    let mut appservices = String::new();
+    if let Some(as_port) = as_port {
+        let reg = dir.join("bench-as.yaml");
+        std::fs::write(&reg, format!(
+            "id: bench\nurl: http://127.0.0.1:{as_port}\nas_token: bench_as_token_0123456789\nhs_token: bench_hs_token_0123456789\nsender_localpart: benchbot\nnamespaces:\n  rooms:\n    - exclusive: false\n      regex: '.*'\n"))?;
+        appservices = format!("[appservices]\nregistrations = [\"{}\"]\n", reg.display());
+    }
     std::fs::write(&config, format!(
-        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n",
+        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n{appservices}",
         dir.join("data").display()))?;
     Ok(Command::new(bin)
         .arg("--config")
@@ -141,9 +153,13 @@ async fn main() -> Res<()> {
     let mut bin = std::env::current_exe()?.with_file_name("haven");
     let mut messages: usize = 8000;
     let mut growth: Option<usize> = None;
+    let mut appservice_rate: Option<u64> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--growth" => growth = Some(args.next().ok_or("--growth N")?.parse()?),
+            "--appservice" => {
+                appservice_rate = Some(args.next().ok_or("--appservice RATE")?.parse()?)
+            }
             "--server" => bin = PathBuf::from(args.next().ok_or("--server PATH")?),
             "--messages" => messages = args.next().ok_or("--messages N")?.parse()?,
             _ => return Err(format!("unknown argument {a}").into()),
@@ -154,7 +170,14 @@ async fn main() -> Res<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut child = start_server(&bin, &dir, port)?;
+    let as_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let receiver = match appservice_rate {
+        Some(_) => Some(start_receiver(as_port).await?),
+        None => None,
+    };
+    let mut child = start_server(&bin, &dir, port, appservice_rate.map(|_| as_port))?;
     let pid = child.id();
     let api = Arc::new(Api {
         base: format!("http://127.0.0.1:{port}"),
@@ -175,6 +198,13 @@ async fn main() -> Res<()> {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss = rss_kb(pid);
+    if let (Some(rate), Some(rx)) = (appservice_rate, receiver) {
+        let r = appservice_delivery(api, rate, rx).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
     if let Some(n) = growth {
         let r = storage_growth(api, n, pid, &dir.join("data")).await;
         let _ = child.kill();
@@ -384,5 +414,121 @@ async fn storage_growth(api: Arc<Api>, n: usize, pid: u32, data: &std::path::Pat
             t0.elapsed().as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// What the stand-in appservice saw: when each message body arrived, and transaction sizes.
+#[derive(Default)]
+struct Received {
+    arrivals: std::collections::HashMap<String, Instant>,
+    txns: u64,
+    largest_txn: usize,
+}
+
+type Shared = Arc<std::sync::Mutex<Received>>;
+
+/// A minimal appservice endpoint that records arrivals and acknowledges every transaction.
+async fn start_receiver(port: u16) -> Res<Shared> {
+    use axum::{extract::State, routing::put, Json, Router};
+    let shared: Shared = Default::default();
+    async fn txn(State(s): State<Shared>, Json(body): Json<Value>) -> Json<Value> {
+        let now = Instant::now();
+        if let Ok(mut r) = s.lock() {
+            let events = body["events"].as_array().cloned().unwrap_or_default();
+            r.txns += 1;
+            r.largest_txn = r.largest_txn.max(events.len());
+            for e in events {
+                if let Some(b) = e["content"]["body"].as_str() {
+                    r.arrivals.entry(b.to_owned()).or_insert(now);
+                }
+            }
+        }
+        Json(json!({}))
+    }
+    let app = Router::new()
+        .route("/_matrix/app/v1/transactions/{txn}", put(txn))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(shared)
+}
+
+/// Sends messages at `rate` per second for 10 s (8 senders) and measures how long each takes
+/// to reach the appservice.
+async fn appservice_delivery(api: Arc<Api>, rate: u64, rx: Shared) -> Res<()> {
+    let owner = api.register("asowner").await?;
+    let room = api.create_room(&owner, true).await?;
+    let mut tokens = Vec::new();
+    for i in 0..8 {
+        let t = api.register(&format!("assender{i}")).await?;
+        api.join(&t, &room).await?;
+        tokens.push(t);
+    }
+    let total = rate * 10;
+    let interval = Duration::from_secs_f64(8.0 / rate as f64);
+    let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+        String,
+        Instant,
+    >::new()));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (w, tok) in tokens.into_iter().enumerate() {
+        let (api, room, sent_at) = (api.clone(), room.clone(), sent_at.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            for n in (w as u64..total).step_by(8) {
+                tokio::time::sleep_until(next.into()).await;
+                next += interval;
+                let body = format!("as {n}");
+                sent_at
+                    .lock()
+                    .map_err(|_| "lock")?
+                    .insert(body.clone(), Instant::now());
+                api.send(&tok, &room, &format!("a{n}"), &body).await?;
+            }
+            Res::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let sending = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = rx.lock().map_err(|_| "lock")?.arrivals.len() as u64;
+        if got >= total || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = rx.lock().map_err(|_| "lock")?;
+    let sent = sent_at.lock().map_err(|_| "lock")?;
+    let mut h = Histogram::<u64>::new(3)?;
+    let mut last = t0;
+    for (body, at) in &r.arrivals {
+        if let Some(s) = sent.get(body) {
+            h.record(at.duration_since(*s).as_micros() as u64)?;
+            last = last.max(*at);
+        }
+    }
+    println!("appservice delivery, {total} messages offered at {rate}/s by 8 senders (sending took {:.1} s):", sending.as_secs_f64());
+    println!(
+        "  delivered {} of {total} in {} transactions (largest {} events)",
+        r.arrivals.len(),
+        r.txns,
+        r.largest_txn
+    );
+    println!(
+        "  delivery throughput: {:.0} events/s",
+        r.arrivals.len() as f64 / last.duration_since(t0).as_secs_f64()
+    );
+    println!(
+        "  lag from send to appservice: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+        h.max() as f64 / 1000.0
+    );
     Ok(())
 }
