@@ -418,3 +418,97 @@ async fn new_users_get_a_direct_room_with_the_greeting_bot() {
         json!([room])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appservice_devices_and_to_device_messages() {
+    let (server, echo, _dir) = start_pair().await;
+    let port = server.port;
+    let asc = appservice_runtime::AsClient::new(&server.base, AS_TOKEN);
+    asc.ensure_registered("echo_dev").await.unwrap();
+    let puppet = format!("@echo_dev:localhost:{port}");
+    let http = reqwest::Client::new();
+    let q = |path: &str, extra: &str| {
+        format!(
+            "{}{path}?user_id={}{extra}",
+            server.base,
+            puppet.replace('@', "%40").replace(':', "%3A")
+        )
+    };
+    // MSC4190: the appservice creates a device for its user, no login, no UIA.
+    let r = http
+        .put(q("/_matrix/client/v3/devices/BRIDGEDEV", ""))
+        .bearer_auth(AS_TOKEN)
+        .json(&json!({"display_name": "Bridge"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // MSC4326: acting on that device.
+    let r = http
+        .get(q(
+            "/_matrix/client/v3/account/whoami",
+            "&device_id=BRIDGEDEV",
+        ))
+        .bearer_auth(AS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let who: Value = r.json().await.unwrap();
+    assert_eq!(
+        (who["user_id"].as_str(), who["device_id"].as_str()),
+        (Some(puppet.as_str()), Some("BRIDGEDEV"))
+    );
+    let r = http
+        .get(q("/_matrix/client/v3/account/whoami", "&device_id=NOSUCH"))
+        .bearer_auth(AS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // MSC4203: a to-device message for the puppet's device reaches the appservice.
+    let alice = server.user("alice").await;
+    let body =
+        json!({"messages": {puppet.as_str(): {"BRIDGEDEV": {"hello": "bridge"}}}}).to_string();
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            "/_matrix/client/v3/sendToDevice/org.example.ping/x1",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(st, 200);
+    wait_for("to-device", || {
+        echo.received()
+            .iter()
+            .any(|e| e["to_device"] == "org.example.ping")
+    })
+    .await;
+    let got = echo
+        .received()
+        .into_iter()
+        .find(|e| e["to_device"] == "org.example.ping")
+        .unwrap();
+    assert_eq!(
+        (got["to_user_id"].as_str(), got["to_device_id"].as_str()),
+        (Some(puppet.as_str()), Some("BRIDGEDEV"))
+    );
+    assert_eq!(got["content"]["hello"], "bridge");
+
+    // And the appservice deletes the device without UIA.
+    let r = http
+        .delete(q("/_matrix/client/v3/devices/BRIDGEDEV", ""))
+        .bearer_auth(AS_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(q("/_matrix/client/v3/devices/BRIDGEDEV", ""))
+        .bearer_auth(AS_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

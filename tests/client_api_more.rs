@@ -914,3 +914,72 @@ async fn left_rooms_and_members_at_a_token() {
     assert_eq!(left["timeline"]["limited"], true);
     assert!(sync2["rooms"]["join"][room.as_str()].is_null());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn to_device_messages_are_delivered_once() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (_, who) = bob
+        .raw("GET", "/_matrix/client/v3/account/whoami", None)
+        .await;
+    let device = who["device_id"].as_str().unwrap().to_owned();
+    let (_, first) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    let body =
+        json!({"messages": {bob.uid().as_str(): {device.as_str(): {"secret": 1}}}}).to_string();
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            "/_matrix/client/v3/sendToDevice/org.example.hello/t1",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // A retried transaction is not delivered twice.
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            "/_matrix/client/v3/sendToDevice/org.example.hello/t1",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let all = json!({"messages": {bob.uid().as_str(): {"*": {"secret": 2}}}}).to_string();
+    alice
+        .raw(
+            "PUT",
+            "/_matrix/client/v3/sendToDevice/org.example.hello/t2",
+            Some(&all),
+        )
+        .await;
+
+    let (_, sync) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    let evs = sync["to_device"]["events"].as_array().unwrap();
+    let secrets: Vec<i64> = evs
+        .iter()
+        .map(|e| e["content"]["secret"].as_i64().unwrap())
+        .collect();
+    assert_eq!(secrets, vec![1, 2]);
+    assert_eq!(evs[0]["sender"], alice.uid().as_str());
+    assert_eq!(evs[0]["type"], "org.example.hello");
+    // Acknowledged by the next since token: gone.
+    let next = sync["next_batch"].as_str().unwrap();
+    let (_, again) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={next}&timeout=0"),
+            None,
+        )
+        .await;
+    assert_eq!(again["to_device"]["events"], json!([]));
+    // Alice's own device got nothing.
+    let (_, a) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
+    assert_eq!(a["to_device"]["events"], json!([]));
+}

@@ -153,6 +153,10 @@ pub fn router(h: Arc<Haven>) -> Router {
         r,
         client::appservice::ping,
     );
+    r = add::<ruma::api::client::to_device::send_event_to_device::v3::Request, _, _>(
+        r,
+        misc::send_to_device,
+    );
 
     let cors = CorsLayer::new()
         .allow_origin(Any)

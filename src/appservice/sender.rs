@@ -40,6 +40,9 @@ pub struct InFlight {
     pub events: Vec<Value>,
     #[serde(default)]
     pub ephemeral: Vec<Value>,
+    /// To-device messages for the appservice's users' devices (MSC4203).
+    #[serde(default)]
+    pub to_device: Vec<Value>,
 }
 
 fn load(h: &Haven, asv: &Appservice) -> Result<AsState> {
@@ -171,6 +174,11 @@ async fn push(
         .filter_map(|e| crate::events::client::raw(e).ok())
         .collect();
     let mut req = push_events::v1::Request::new(OwnedTransactionId::from(t.txn_id.clone()), events);
+    req.to_device = t
+        .to_device
+        .iter()
+        .filter_map(|e| crate::events::client::raw(e).ok())
+        .collect();
     req.ephemeral = t
         .ephemeral
         .iter()
@@ -197,6 +205,17 @@ async fn run(h: &Haven, asv: &Appservice) -> Result<()> {
     let mut stream = h.stream.subscribe();
     let mut edus = h.rooms.edus.subscribe();
     let mut pending_edus: Vec<Value> = Vec::new();
+    let mut to_device = h.users.to_device_feed.subscribe();
+    let mut pending_to_device: Vec<Value> = Vec::new();
+    let take_to_device =
+        |pending: &mut Vec<Value>,
+         (user, device, mut ev): (ruma::OwnedUserId, ruma::OwnedDeviceId, Value)| {
+            if asv.owns_user(&user) {
+                ev["to_user_id"] = json!(user);
+                ev["to_device_id"] = json!(device);
+                pending.push(ev);
+            }
+        };
     let mut backoff = FIRST_BACKOFF;
     loop {
         let mut st = load(h, asv)?;
@@ -221,12 +240,17 @@ async fn run(h: &Haven, asv: &Appservice) -> Result<()> {
                     Err(_) => break,
                 }
             }
+            while let Ok(m) = to_device.try_recv() {
+                take_to_device(&mut pending_to_device, m);
+            }
             stream.borrow_and_update();
             let current = h.stream.current();
             let (events, scanned) = collect(h, asv, st.last_pos, current)?;
             let n = pending_edus.len().min(MAX_PER_TXN);
             let ephemeral: Vec<Value> = pending_edus.drain(..n).collect();
-            if events.is_empty() && ephemeral.is_empty() {
+            let n = pending_to_device.len().min(MAX_PER_TXN);
+            let to_device_batch: Vec<Value> = pending_to_device.drain(..n).collect();
+            if events.is_empty() && ephemeral.is_empty() && to_device_batch.is_empty() {
                 if scanned > st.last_pos {
                     st.last_pos = scanned;
                     save(h, asv, &st)?;
@@ -245,6 +269,11 @@ async fn run(h: &Haven, asv: &Appservice) -> Result<()> {
                             }
                         }
                     }
+                    r = to_device.recv() => {
+                        if let Ok(m) = r {
+                            take_to_device(&mut pending_to_device, m);
+                        }
+                    }
                     _ = asv.wake.notified() => {}
                 }
                 continue;
@@ -254,6 +283,7 @@ async fn run(h: &Haven, asv: &Appservice) -> Result<()> {
                 upto: scanned,
                 events,
                 ephemeral,
+                to_device: to_device_batch,
             });
             save(h, asv, &st)?;
             h.db.durable().await?;

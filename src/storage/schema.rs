@@ -24,6 +24,8 @@ pub struct Tables {
     /// Idempotency of `send` per device: -> event id.
     pub txn_ids: Table<TxnKey, String>,
     pub registration_tokens: Table<String, Json<crate::users::RegistrationToken>>,
+    /// (user, device, stream position) -> a send-to-device message awaiting delivery.
+    pub to_device: Table<(String, String, u64), Json<crate::users::to_device::ToDeviceRecord>>,
 
     /// event id -> the PDU as canonical JSON (redacted if it was redacted).
     pub pdus: Table<String, Vec<u8>>,
@@ -77,6 +79,7 @@ impl Tables {
             account_data: Table::new(t("account_data")?),
             txn_ids: Table::new(t("txn_ids")?),
             registration_tokens: Table::new(t("registration_tokens")?),
+            to_device: Table::new(t("to_device")?),
             pdus: Table::new(t("pdus")?),
             redacted_originals: Table::new(t("redacted_originals")?),
             event_pos: Table::new(t("event_pos")?),

@@ -89,6 +89,7 @@ fn is_empty(r: &sync_events::v3::Response) -> bool {
         && r.rooms.invite.is_empty()
         && r.rooms.leave.is_empty()
         && r.account_data.events.is_empty()
+        && r.to_device.events.is_empty()
 }
 
 fn build(
@@ -165,6 +166,9 @@ fn build(
     let mut resp = sync_events::v3::Response::new(make_token(upto));
     resp.rooms = rooms;
     resp.account_data = account;
+    for ev in crate::users::to_device::take(&h.db, user, &session.device_id, p.since, upto)? {
+        resp.to_device.events.push(raw(&ev)?);
+    }
     Ok(resp)
 }
 

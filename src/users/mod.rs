@@ -2,6 +2,7 @@
 
 pub mod account_data;
 pub mod password;
+pub mod to_device;
 pub mod uiaa;
 
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub struct Users {
     db: Arc<Storage>,
     server_name: ruma::OwnedServerName,
     pub uiaa: uiaa::Uiaa,
+    /// New to-device messages, for appservices (MSC4203).
+    pub to_device_feed: to_device::ToDeviceFeed,
 }
 
 /// SHA-256 of a token, hex: what is stored instead of the token.
@@ -79,6 +82,7 @@ impl Users {
             db,
             server_name,
             uiaa: uiaa::Uiaa::default(),
+            to_device_feed: tokio::sync::broadcast::Sender::new(4096),
         }
     }
 
@@ -250,6 +254,27 @@ impl Users {
             .0;
         d.display_name = name;
         self.db.t.devices.put(&key, &Json(d))?;
+        Ok(())
+    }
+
+    /// Creates a device without an access token (appservice device management, MSC4190).
+    pub fn create_device(
+        &self,
+        user: &UserId,
+        device: &DeviceId,
+        display_name: Option<String>,
+    ) -> Result<()> {
+        let key = (user.to_string(), device.to_string());
+        if self.db.t.devices.contains(&key)? {
+            return Ok(());
+        }
+        let rec = DeviceRecord {
+            display_name,
+            last_seen_ts: None,
+            last_seen_ip: None,
+            token_hash: String::new(),
+        };
+        self.db.t.devices.put(&key, &Json(rec))?;
         Ok(())
     }
 

@@ -28,6 +28,9 @@ pub struct Transaction {
     pub events: Vec<Raw<AnyTimelineEvent>>,
     /// Ephemeral events (typing, receipts, presence) with their `room_id`.
     pub ephemeral: Vec<Value>,
+    /// To-device messages for the appservice's users (MSC4203), with `to_user_id` and
+    /// `to_device_id`.
+    pub to_device: Vec<Value>,
 }
 
 /// What an appservice does with what the homeserver sends it.
@@ -131,10 +134,16 @@ async fn transaction<H: Handler>(
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e.json().get()).ok())
         .collect();
+    let to_device = parsed
+        .to_device
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e.json().get()).ok())
+        .collect();
     let txn = Transaction {
         txn_id: txn_id.clone(),
         events: parsed.events,
         ephemeral,
+        to_device,
     };
     if let Err(e) = ctx.handler.on_transaction(txn).await {
         tracing::warn!(txn = %txn_id, error = %e, "transaction failed; the homeserver will retry it");

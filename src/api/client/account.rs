@@ -306,7 +306,11 @@ pub async fn whoami(
 }
 
 /// UIA with the account's password, as required by sensitive account operations.
+/// Appservices acting for their users skip it (they manage those users' devices, MSC4190).
 async fn password_uia<T>(h: &Haven, r: &Ruma<T>) -> Result<(), Error> {
+    if r.session()?.appservice.is_some() {
+        return Ok(());
+    }
     let user = r.user()?;
     let ctx = StageContext {
         user: Some(user),
@@ -394,8 +398,16 @@ pub async fn update_device(
     State(h): State<Arc<Haven>>,
     r: Ruma<update_device::v3::Request>,
 ) -> ApiResult<update_device::v3::Response> {
-    h.users
-        .rename_device(r.user()?, &r.body.device_id, r.body.display_name.clone())?;
+    let user = r.user()?;
+    let from_appservice = r.session()?.appservice.is_some();
+    if from_appservice && h.users.device(user, &r.body.device_id)?.is_none() {
+        // MSC4190: appservices create their users' devices directly.
+        h.users
+            .create_device(user, &r.body.device_id, r.body.display_name.clone())?;
+    } else {
+        h.users
+            .rename_device(user, &r.body.device_id, r.body.display_name.clone())?;
+    }
     h.db.durable().await?;
     Ok(RumaResponse(update_device::v3::Response::new()))
 }

@@ -555,3 +555,57 @@ pub async fn sync(
     }
     Ok(Json(body))
 }
+
+/// `PUT /sendToDevice/{eventType}/{txnId}`
+pub async fn send_to_device(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::client::to_device::send_event_to_device::v3::Request>,
+) -> ApiResult<ruma::api::client::to_device::send_event_to_device::v3::Response> {
+    use ruma::to_device::DeviceIdOrAllDevices;
+    let s = r.session()?;
+    let txn_key = (
+        s.user_id.to_string(),
+        s.device_id.to_string(),
+        format!("to_device:{}", r.body.txn_id),
+    );
+    if h.db.t.txn_ids.contains(&txn_key)? {
+        return Ok(RumaResponse(
+            ruma::api::client::to_device::send_event_to_device::v3::Response::new(),
+        ));
+    }
+    let mut targets = Vec::new();
+    for (user, devices) in &r.body.messages {
+        if user.server_name() != h.config.server_name {
+            // Needs federation (issue 8); nothing can be delivered to other servers yet.
+            tracing::warn!(%user, "to-device message for a remote user dropped");
+            continue;
+        }
+        for (target, content) in devices {
+            let content: Value = serde_json::from_str(content.json().get())
+                .map_err(|e| Error::bad_json(e.to_string()))?;
+            match target {
+                DeviceIdOrAllDevices::DeviceId(d) => {
+                    targets.push((user.clone(), d.clone(), content))
+                }
+                DeviceIdOrAllDevices::AllDevices => {
+                    for (d, _) in h.users.devices(user)? {
+                        targets.push((user.clone(), d, content.clone()));
+                    }
+                }
+            }
+        }
+    }
+    crate::users::to_device::send(
+        &h.db,
+        &h.stream,
+        &h.users.to_device_feed,
+        &s.user_id,
+        &r.body.event_type.to_string(),
+        targets,
+    )
+    .await?;
+    h.db.t.txn_ids.put(&txn_key, &String::new())?;
+    Ok(RumaResponse(
+        ruma::api::client::to_device::send_event_to_device::v3::Response::new(),
+    ))
+}

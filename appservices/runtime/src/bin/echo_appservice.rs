@@ -45,6 +45,10 @@ impl Handler for Echo {
                     .await?;
             }
         }
+        for e in &txn.to_device {
+            let line = json!({ "txn": txn.txn_id, "to_device": e["type"], "to_user_id": e["to_user_id"], "to_device_id": e["to_device_id"], "content": e["content"] });
+            writeln!(self.log.lock().map_err(|_| "log lock")?, "{line}")?;
+        }
         for e in &txn.ephemeral {
             let line =
                 json!({ "txn": txn.txn_id, "ephemeral": e["type"], "room_id": e["room_id"] });
