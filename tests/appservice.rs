@@ -125,15 +125,16 @@ fn setup(dir: &Path, hs_port: u16) -> (PathBuf, EchoAs) {
 }
 
 async fn start_pair() -> (Server, EchoAs, tempfile::TempDir) {
+    start_pair_with(vec![]).await
+}
+
+async fn start_pair_with(mut env: Vec<(&str, &str)>) -> (Server, EchoAs, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let hs_port = free_port();
     let (reg, mut echo) = setup(dir.path(), hs_port);
     let regs = format!("[\"{}\"]", reg.display());
-    let server = Server::start_on(
-        hs_port,
-        vec![("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str())],
-    )
-    .await;
+    env.push(("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str()));
+    let server = Server::start_on(hs_port, env).await;
     echo.start();
     (server, echo, dir)
 }
@@ -511,4 +512,39 @@ async fn appservice_devices_and_to_device_messages() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appservices_with_rate_limited_false_are_not_rate_limited() {
+    let limits = vec![
+        ("HAVEN_RATE_LIMITS__ENABLED", "true"),
+        ("HAVEN_RATE_LIMITS__PER_SECOND", "0.5"),
+        ("HAVEN_RATE_LIMITS__BURST", "3"),
+    ];
+    let (server, _echo, _dir) = start_pair_with(limits).await;
+    // whoami is rate-limited by the spec; the appservice registration says rate_limited: false.
+    let http = reqwest::Client::new();
+    let whoami = format!("{}/_matrix/client/v3/account/whoami", server.base);
+    for _ in 0..15 {
+        let r = http
+            .get(&whoami)
+            .bearer_auth(AS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let alice = server.user("alice").await;
+    let mut limited = false;
+    for _ in 0..15 {
+        let (st, body) = alice
+            .raw("GET", "/_matrix/client/v3/account/whoami", None)
+            .await;
+        if st == 429 {
+            assert_eq!(body["errcode"], "M_LIMIT_EXCEEDED");
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "an ordinary user was never rate limited");
 }

@@ -44,7 +44,7 @@ async fn matrix_bot_sdk_appservice_joins_and_replies() {
     let reg = dir.path().join("sdkbot.yaml");
     std::fs::write(
         &reg,
-        format!("id: sdkbot\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: sdkbot\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sdkbot_.*:localhost:{hs_port}'\n"),
+        format!("id: sdkbot\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: sdkbot\nrate_limited: false\nde.sorunome.msc2409.push_ephemeral: true\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sdkbot_.*:localhost:{hs_port}'\n"),
     )
     .unwrap();
     let regs = format!("[\"{}\"]", reg.display());
@@ -115,5 +115,20 @@ async fn matrix_bot_sdk_appservice_joins_and_replies() {
     assert!(
         bodies.contains(&"pong from matrix-bot-sdk".to_owned()),
         "{bodies:?}"
+    );
+    // Ephemeral events under MSC2409's field name, which this framework reads.
+    let last = alice.send_text(&room, "read this").await.unwrap();
+    let (st, _) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let eph = wait("ephemeral");
+    assert_eq!(
+        (eph["ephemeral"].as_str(), eph["room"].as_str()),
+        (Some("m.receipt"), Some(room.as_str()))
     );
 }

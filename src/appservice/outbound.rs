@@ -30,7 +30,7 @@ pub enum OutboundError {
     Connection(String),
 }
 
-/// Sends a request built by ruma to the appservice and returns the status and body.
+/// Sends a request built by ruma to the appservice and returns the body of a 2xx answer.
 pub async fn send<R>(
     h: &Haven,
     asv: &Appservice,
@@ -42,10 +42,28 @@ where
     for<'a> R::Authentication: ruma::api::auth_scheme::AuthScheme<Input<'a> = &'a str>,
     for<'a> R::PathBuilder: ruma::api::path_builder::PathBuilder<Input<'a> = ()>,
 {
+    send_http(h, asv, build(asv, req)?, timeout).await
+}
+
+/// The HTTP form of a ruma request to the appservice (with the hs_token).
+pub fn build<R>(asv: &Appservice, req: R) -> Result<http::Request<Vec<u8>>, OutboundError>
+where
+    R: OutgoingRequest,
+    for<'a> R::Authentication: ruma::api::auth_scheme::AuthScheme<Input<'a> = &'a str>,
+    for<'a> R::PathBuilder: ruma::api::path_builder::PathBuilder<Input<'a> = ()>,
+{
     let url = asv.r.reg.url.as_deref().ok_or(OutboundError::NoUrl)?;
-    let http_req = req
-        .try_into_http_request::<Vec<u8>>(url, &asv.r.reg.hs_token, ())
-        .map_err(|e| OutboundError::Connection(e.to_string()))?;
+    req.try_into_http_request::<Vec<u8>>(url, &asv.r.reg.hs_token, ())
+        .map_err(|e| OutboundError::Connection(e.to_string()))
+}
+
+/// Sends an HTTP request to the appservice and returns the body of a 2xx answer.
+pub async fn send_http(
+    h: &Haven,
+    asv: &Appservice,
+    http_req: http::Request<Vec<u8>>,
+    timeout: Duration,
+) -> Result<Vec<u8>, OutboundError> {
     let (parts, body) = http_req.into_parts();
     let mut url = parts.uri.to_string();
     if h.config.appservices.legacy_query_auth {

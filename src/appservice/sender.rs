@@ -168,23 +168,24 @@ async fn push(
     asv: &Appservice,
     t: &InFlight,
 ) -> std::result::Result<(), outbound::OutboundError> {
-    let events = t
-        .events
-        .iter()
-        .filter_map(|e| crate::events::client::raw(e).ok())
-        .collect();
+    use crate::events::client::raw;
+    let events = t.events.iter().filter_map(|v| raw(v).ok()).collect();
     let mut req = push_events::v1::Request::new(OwnedTransactionId::from(t.txn_id.clone()), events);
-    req.to_device = t
-        .to_device
-        .iter()
-        .filter_map(|e| crate::events::client::raw(e).ok())
-        .collect();
-    req.ephemeral = t
-        .ephemeral
-        .iter()
-        .filter_map(|e| crate::events::client::raw(e).ok())
-        .collect();
-    outbound::send(h, asv, req, SEND_TIMEOUT).await.map(|_| ())
+    req.ephemeral = t.ephemeral.iter().filter_map(|v| raw(v).ok()).collect();
+    req.to_device = t.to_device.iter().filter_map(|v| raw(v).ok()).collect();
+    let mut http_req = outbound::build(asv, req)?;
+    if !t.ephemeral.is_empty() {
+        // Bridges written against MSC2409 read ephemeral events under its unstable name.
+        if let Ok(mut body) = serde_json::from_slice::<Value>(http_req.body()) {
+            body["de.sorunome.msc2409.ephemeral"] = json!(t.ephemeral);
+            if let Ok(bytes) = serde_json::to_vec(&body) {
+                *http_req.body_mut() = bytes;
+            }
+        }
+    }
+    outbound::send_http(h, asv, http_req, SEND_TIMEOUT)
+        .await
+        .map(|_| ())
 }
 
 /// Keeps an ephemeral event if the appservice asked for them and the room concerns it.

@@ -18,6 +18,7 @@ const appservice = new Appservice({
     as_token: asToken,
     hs_token: hsToken,
     sender_localpart: "sdkbot",
+    "de.sorunome.msc2409.push_ephemeral": true,
     namespaces: { users: [{ exclusive: true, regex: `@sdkbot_.*:${serverName}` }], rooms: [], aliases: [] },
   },
   joinStrategy: new SimpleRetryJoinStrategy(),
@@ -38,6 +39,10 @@ appservice.on("room.message", async (roomId, event) => {
     await appservice.botIntent.sendText(roomId, "pong from matrix-bot-sdk");
     report({ replied: roomId });
   }
+});
+
+appservice.on("ephemeral.event", (event) => {
+  report({ ephemeral: event.type, room: event.room_id });
 });
 
 appservice.begin().then(async () => {
