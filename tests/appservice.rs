@@ -98,7 +98,7 @@ fn setup(dir: &Path, hs_port: u16) -> (PathBuf, EchoAs) {
     std::fs::write(
         &reg,
         format!(
-            "id: echo\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: echo\nrate_limited: false\nreceive_ephemeral: true\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@echo_.*:localhost:{hs_port}'\n  aliases:\n    - exclusive: true\n      regex: '#echo_.*:localhost:{hs_port}'\n  rooms: []\n"
+            "id: echo\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: echo\nrate_limited: false\nreceive_ephemeral: true\norg.matrix.msc3202: true\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@echo_.*:localhost:{hs_port}'\n  aliases:\n    - exclusive: true\n      regex: '#echo_.*:localhost:{hs_port}'\n  rooms: []\n"
         ),
     )
     .unwrap();
@@ -547,4 +547,85 @@ async fn appservices_with_rate_limited_false_are_not_rate_limited() {
         }
     }
     assert!(limited, "an ordinary user was never rate limited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appservices_get_device_lists_and_key_counts_msc3202() {
+    let (server, echo, _dir) = start_pair().await;
+    let port = server.port;
+    let asc = appservice_runtime::AsClient::new(&server.base, AS_TOKEN);
+    asc.ensure_registered("echo_keys").await.unwrap();
+    let puppet = format!("@echo_keys:localhost:{port}");
+    let http = reqwest::Client::new();
+    let q = |path: &str, extra: &str| {
+        format!(
+            "{}{path}?user_id={}{extra}",
+            server.base,
+            puppet.replace('@', "%40").replace(':', "%3A")
+        )
+    };
+    http.put(q("/_matrix/client/v3/devices/PUPDEV", ""))
+        .bearer_auth(AS_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let keys = json!({
+        "device_keys": {"user_id": puppet, "device_id": "PUPDEV", "algorithms": [], "keys": {"ed25519:PUPDEV": "x"}, "signatures": {}},
+        "one_time_keys": {"signed_curve25519:A1": {"key": "a"}, "signed_curve25519:A2": {"key": "b"}, "signed_curve25519:A3": {"key": "c"}}
+    });
+    let r = http
+        .post(q("/_matrix/client/v3/keys/upload", "&device_id=PUPDEV"))
+        .bearer_auth(AS_TOKEN)
+        .json(&keys)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A user sharing a room with the puppet changes their device keys: the appservice hears
+    // of it, along with its own devices' one-time key counts.
+    let alice = server.user("alice").await;
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    let pid: ruma::OwnedUserId = puppet.as_str().try_into().unwrap();
+    asc.as_user(&pid).join(&room).await.unwrap();
+    let (_, who) = alice
+        .raw("GET", "/_matrix/client/v3/account/whoami", None)
+        .await;
+    let dev = who["device_id"].as_str().unwrap();
+    let up = json!({"device_keys": {"user_id": alice.uid(), "device_id": dev, "algorithms": [], "keys": {format!("ed25519:{dev}"): "y"}, "signatures": {}}});
+    let (st, _) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/upload",
+            Some(&up.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let me = alice.uid().to_string();
+    wait_for("device list change", || {
+        echo.received().iter().any(|e| {
+            e["device_lists_changed"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|u| *u == me.as_str()))
+        })
+    })
+    .await;
+    let ext = echo
+        .received()
+        .into_iter()
+        .find(|e| {
+            e["device_lists_changed"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|u| *u == me.as_str()))
+        })
+        .unwrap();
+    assert_eq!(
+        ext["otk_counts"][puppet.as_str()]["PUPDEV"]["signed_curve25519"],
+        3
+    );
 }

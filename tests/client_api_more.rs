@@ -983,3 +983,124 @@ async fn to_device_messages_are_delivered_once() {
     let (_, a) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
     assert_eq!(a["to_device"]["events"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn e2ee_keys_upload_query_claim_and_changes() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    bob.join(&room).await.unwrap();
+    let (_, who) = alice
+        .raw("GET", "/_matrix/client/v3/account/whoami", None)
+        .await;
+    let dev = who["device_id"].as_str().unwrap().to_owned();
+    let (_, first) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+
+    let device_keys = json!({
+        "user_id": alice.uid(), "device_id": dev, "algorithms": ["m.olm.v1.curve25519-aes-sha2"],
+        "keys": {format!("curve25519:{dev}"): "c25519key", format!("ed25519:{dev}"): "ed25519key"},
+        "signatures": {alice.uid().as_str(): {format!("ed25519:{dev}"): "sig"}}
+    });
+    let upload = json!({
+        "device_keys": device_keys,
+        "one_time_keys": {"signed_curve25519:AAAA": {"key": "k1", "signatures": {}}, "signed_curve25519:AAAB": {"key": "k2", "signatures": {}}},
+        "fallback_keys": {"signed_curve25519:FFFF": {"key": "fb", "fallback": true, "signatures": {}}}
+    });
+    let (st, body) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/upload",
+            Some(&upload.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["one_time_key_counts"]["signed_curve25519"], 2);
+    // Keys for someone else's device are refused.
+    let bad = json!({"device_keys": {"user_id": bob.uid(), "device_id": dev, "algorithms": [], "keys": {}, "signatures": {}}});
+    let (st, _) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/upload",
+            Some(&bad.to_string()),
+        )
+        .await;
+    assert_eq!(st, 400);
+
+    let (_, q) = bob
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/query",
+            Some(&json!({"device_keys": {alice.uid().as_str(): []}}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        q["device_keys"][alice.uid().as_str()][dev.as_str()]["keys"][format!("curve25519:{dev}")],
+        "c25519key"
+    );
+
+    // Bob's sync reports alice's new device keys (they share a room).
+    let (_, sync) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    assert!(
+        sync["device_lists"]["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u == alice.uid().as_str()),
+        "{sync}"
+    );
+    let (_, ch) = bob
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/keys/changes?from={since}&to={}",
+                sync["next_batch"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert!(ch["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|u| u == alice.uid().as_str()));
+
+    // Claims take one-time keys, then the fallback key.
+    let claim =
+        json!({"one_time_keys": {alice.uid().as_str(): {dev.as_str(): "signed_curve25519"}}})
+            .to_string();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (_, c) = bob
+            .raw("POST", "/_matrix/client/v3/keys/claim", Some(&claim))
+            .await;
+        let keys = c["one_time_keys"][alice.uid().as_str()][dev.as_str()]
+            .as_object()
+            .unwrap()
+            .clone();
+        got.push(
+            keys.values().next().unwrap()["key"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    got[..2].sort();
+    assert_eq!(got, vec!["k1", "k2", "fb"]);
+    let (_, a) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
+    assert!(a["device_one_time_keys_count"]
+        .get("signed_curve25519")
+        .is_none_or(|v| v == 0));
+    assert_eq!(a["device_unused_fallback_key_types"], json!([]));
+}

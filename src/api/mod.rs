@@ -157,6 +157,13 @@ pub fn router(h: Arc<Haven>) -> Router {
         r,
         misc::send_to_device,
     );
+    r = add::<ruma::api::client::keys::upload_keys::v3::Request, _, _>(r, client::keys::upload);
+    r = add::<ruma::api::client::keys::get_keys::v3::Request, _, _>(r, client::keys::query);
+    r = add::<ruma::api::client::keys::claim_keys::v3::Request, _, _>(r, client::keys::claim);
+    r = add::<ruma::api::client::keys::get_key_changes::v3::Request, _, _>(
+        r,
+        client::keys::changes,
+    );
 
     let cors = CorsLayer::new()
         .allow_origin(Any)

@@ -43,6 +43,60 @@ pub struct InFlight {
     /// To-device messages for the appservice's users' devices (MSC4203).
     #[serde(default)]
     pub to_device: Vec<Value>,
+    /// MSC3202 fields (`device_lists`, `device_one_time_keys_count`,
+    /// `device_unused_fallback_key_types`), when the registration asks for them.
+    #[serde(default)]
+    pub device_extensions: Option<Value>,
+}
+
+/// MSC3202: device-list changes relevant to the appservice in `(after, upto]`, and the key
+/// counts of its users' devices. `None` when there is nothing to report.
+fn device_extensions(h: &Haven, asv: &Appservice, after: u64, upto: u64) -> Result<Option<Value>> {
+    if !asv.r.device_extensions {
+        return Ok(None);
+    }
+    let mut changed = Vec::new();
+    for item in h.db.t.key_changes.scan_prefix(&[]) {
+        let (user, pos) = item?;
+        if pos <= after || pos > upto {
+            continue;
+        }
+        let Ok(user) = ruma::UserId::parse(&user) else {
+            continue;
+        };
+        let relevant = asv.owns_user(&user)
+            || h.rooms
+                .joined_rooms(&user)?
+                .iter()
+                .any(|r| interested_in_room(h, asv, r).unwrap_or(false));
+        if relevant {
+            changed.push(user);
+        }
+    }
+    let mut counts = serde_json::Map::new();
+    let mut fallback = serde_json::Map::new();
+    for item in h.db.t.device_keys.scan_prefix(&[]) {
+        let ((user, device), _) = item?;
+        let Ok(uid) = ruma::UserId::parse(&user) else {
+            continue;
+        };
+        if !asv.owns_user(&uid) {
+            continue;
+        }
+        let d = ruma::OwnedDeviceId::from(device.clone());
+        let c = crate::users::keys::counts(&h.db, &uid, &d)?;
+        counts.entry(user.clone()).or_insert_with(|| json!({}))[device.as_str()] = json!(c);
+        let f = crate::users::keys::unused_fallback_types(&h.db, &uid, &d)?;
+        fallback.entry(user).or_insert_with(|| json!({}))[device.as_str()] = json!(f);
+    }
+    if changed.is_empty() && counts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(json!({
+        "device_lists": { "changed": changed, "left": [] },
+        "device_one_time_keys_count": counts,
+        "device_unused_fallback_key_types": fallback,
+    })))
 }
 
 fn load(h: &Haven, asv: &Appservice) -> Result<AsState> {
@@ -173,6 +227,17 @@ async fn push(
     let mut req = push_events::v1::Request::new(OwnedTransactionId::from(t.txn_id.clone()), events);
     req.ephemeral = t.ephemeral.iter().filter_map(|v| raw(v).ok()).collect();
     req.to_device = t.to_device.iter().filter_map(|v| raw(v).ok()).collect();
+    if let Some(ext) = &t.device_extensions {
+        if let Ok(v) = serde_json::from_value(ext["device_lists"].clone()) {
+            req.device_lists = v;
+        }
+        if let Ok(v) = serde_json::from_value(ext["device_one_time_keys_count"].clone()) {
+            req.device_one_time_keys_count = v;
+        }
+        if let Ok(v) = serde_json::from_value(ext["device_unused_fallback_key_types"].clone()) {
+            req.device_unused_fallback_key_types = v;
+        }
+    }
     let mut http_req = outbound::build(asv, req)?;
     if !t.ephemeral.is_empty() {
         // Bridges written against MSC2409 read ephemeral events under its unstable name.
@@ -251,7 +316,15 @@ async fn run(h: &Haven, asv: &Appservice) -> Result<()> {
             let ephemeral: Vec<Value> = pending_edus.drain(..n).collect();
             let n = pending_to_device.len().min(MAX_PER_TXN);
             let to_device_batch: Vec<Value> = pending_to_device.drain(..n).collect();
-            if events.is_empty() && ephemeral.is_empty() && to_device_batch.is_empty() {
+            let extensions = device_extensions(h, asv, st.last_pos, scanned)?;
+            let only_counts = extensions.as_ref().is_some_and(|e| {
+                e["device_lists"]["changed"]
+                    .as_array()
+                    .is_none_or(|a| a.is_empty())
+            });
+            let nothing = events.is_empty() && ephemeral.is_empty() && to_device_batch.is_empty();
+            // Key counts alone do not make a transaction; they ride along with the next one.
+            if nothing && (extensions.is_none() || only_counts) {
                 if scanned > st.last_pos {
                     st.last_pos = scanned;
                     save(h, asv, &st)?;
@@ -285,6 +358,7 @@ async fn run(h: &Haven, asv: &Appservice) -> Result<()> {
                 events,
                 ephemeral,
                 to_device: to_device_batch,
+                device_extensions: extensions,
             });
             save(h, asv, &st)?;
             h.db.durable().await?;

@@ -24,6 +24,14 @@ pub struct Tables {
     /// Idempotency of `send` per device: -> event id.
     pub txn_ids: Table<TxnKey, String>,
     pub registration_tokens: Table<String, Json<crate::users::RegistrationToken>>,
+    /// (user, device) -> the device's identity keys, as uploaded.
+    pub device_keys: Table<(String, String), Json<serde_json::Value>>,
+    /// (user, device, "algorithm:key id") -> an unclaimed one-time key.
+    pub one_time_keys: Table<(String, String, String), Json<serde_json::Value>>,
+    /// (user, device, algorithm) -> the device's fallback key.
+    pub fallback_keys: Table<(String, String, String), Json<crate::users::keys::FallbackKey>>,
+    /// user -> stream position of the last change to their device list.
+    pub key_changes: Table<String, u64>,
     /// (user, device, stream position) -> a send-to-device message awaiting delivery.
     pub to_device: Table<(String, String, u64), Json<crate::users::to_device::ToDeviceRecord>>,
 
@@ -80,6 +88,10 @@ impl Tables {
             txn_ids: Table::new(t("txn_ids")?),
             registration_tokens: Table::new(t("registration_tokens")?),
             to_device: Table::new(t("to_device")?),
+            device_keys: Table::new(t("device_keys")?),
+            one_time_keys: Table::new(t("one_time_keys")?),
+            fallback_keys: Table::new(t("fallback_keys")?),
+            key_changes: Table::new(t("key_changes")?),
             pdus: Table::new(t("pdus")?),
             redacted_originals: Table::new(t("redacted_originals")?),
             event_pos: Table::new(t("event_pos")?),

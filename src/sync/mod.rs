@@ -90,6 +90,8 @@ fn is_empty(r: &sync_events::v3::Response) -> bool {
         && r.rooms.leave.is_empty()
         && r.account_data.events.is_empty()
         && r.to_device.events.is_empty()
+        && r.device_lists.changed.is_empty()
+        && r.device_lists.left.is_empty()
 }
 
 fn build(
@@ -169,6 +171,22 @@ fn build(
     for ev in crate::users::to_device::take(&h.db, user, &session.device_id, p.since, upto)? {
         resp.to_device.events.push(raw(&ev)?);
     }
+    use crate::users::keys;
+    if let Some(since) = p.since {
+        let (changed, left) = keys::changes(&h.rooms, &h.db, user, since, upto)?;
+        resp.device_lists.changed = changed;
+        resp.device_lists.left = left;
+    }
+    for (alg, n) in keys::counts(&h.db, user, &session.device_id)? {
+        resp.device_one_time_keys_count
+            .insert(alg.as_str().into(), UInt::try_from(n).unwrap_or(UInt::MAX));
+    }
+    resp.device_unused_fallback_key_types = Some(
+        keys::unused_fallback_types(&h.db, user, &session.device_id)?
+            .iter()
+            .map(|a| a.as_str().into())
+            .collect(),
+    );
     Ok(resp)
 }
 

@@ -1,6 +1,7 @@
 //! Accounts: registration, passwords, access tokens, devices and profiles.
 
 pub mod account_data;
+pub mod keys;
 pub mod password;
 pub mod to_device;
 pub mod uiaa;
@@ -284,6 +285,7 @@ impl Users {
         if let Some(Json(d)) = self.db.t.devices.get(&key)? {
             self.db.t.access_tokens.remove(&d.token_hash)?;
             self.db.t.devices.remove(&key)?;
+            keys::delete_device(&self.db, user, device)?;
         }
         Ok(())
     }

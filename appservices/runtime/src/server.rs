@@ -31,6 +31,9 @@ pub struct Transaction {
     /// To-device messages for the appservice's users (MSC4203), with `to_user_id` and
     /// `to_device_id`.
     pub to_device: Vec<Value>,
+    /// MSC3202: `{device_lists, device_one_time_keys_count, device_unused_fallback_key_types}`
+    /// when the homeserver sent any of them.
+    pub device_extensions: Option<Value>,
 }
 
 /// What an appservice does with what the homeserver sends it.
@@ -139,11 +142,22 @@ async fn transaction<H: Handler>(
         .iter()
         .filter_map(|e| serde_json::from_str::<Value>(e.json().get()).ok())
         .collect();
+    let has_extensions = !parsed.device_lists.changed.is_empty()
+        || !parsed.device_lists.left.is_empty()
+        || !parsed.device_one_time_keys_count.is_empty();
+    let device_extensions = has_extensions.then(|| {
+        json!({
+            "device_lists": { "changed": parsed.device_lists.changed, "left": parsed.device_lists.left },
+            "device_one_time_keys_count": parsed.device_one_time_keys_count,
+            "device_unused_fallback_key_types": parsed.device_unused_fallback_key_types,
+        })
+    });
     let txn = Transaction {
         txn_id: txn_id.clone(),
         events: parsed.events,
         ephemeral,
         to_device,
+        device_extensions,
     };
     if let Err(e) = ctx.handler.on_transaction(txn).await {
         tracing::warn!(txn = %txn_id, error = %e, "transaction failed; the homeserver will retry it");

@@ -282,6 +282,7 @@ pub async fn logout(
 ) -> ApiResult<logout::v3::Response> {
     let s = r.session()?;
     h.users.delete_device(&s.user_id, &s.device_id)?;
+    crate::users::keys::mark_changed(&h.db, &h.stream, &s.user_id).await?;
     h.db.durable().await?;
     Ok(RumaResponse(logout::v3::Response::new()))
 }
@@ -291,6 +292,7 @@ pub async fn logout_all(
     r: Ruma<logout_all::v3::Request>,
 ) -> ApiResult<logout_all::v3::Response> {
     h.users.delete_devices_except(r.user()?, None)?;
+    crate::users::keys::mark_changed(&h.db, &h.stream, r.user()?).await?;
     h.db.durable().await?;
     Ok(RumaResponse(logout_all::v3::Response::new()))
 }
@@ -334,6 +336,7 @@ pub async fn change_password(
     if r.body.logout_devices {
         h.users
             .delete_devices_except(&s.user_id, Some(&s.device_id))?;
+        crate::users::keys::mark_changed(&h.db, &h.stream, &s.user_id).await?;
     }
     h.db.durable().await?;
     Ok(RumaResponse(change_password::v3::Response::new()))
@@ -350,6 +353,7 @@ pub async fn deactivate(
         let _ = h.rooms.leave(&room, &user, None).await;
     }
     h.users.deactivate(&user)?;
+    crate::users::keys::mark_changed(&h.db, &h.stream, &user).await?;
     h.db.durable().await?;
     Ok(RumaResponse(deactivate::v3::Response::new(
         ruma::api::client::account::ThirdPartyIdRemovalStatus::NoSupport,
@@ -421,6 +425,7 @@ pub async fn delete_device(
     }
     password_uia(&h, &r).await?;
     h.users.delete_device(r.user()?, &r.body.device_id)?;
+    crate::users::keys::mark_changed(&h.db, &h.stream, r.user()?).await?;
     h.db.durable().await?;
     Ok(RumaResponse(delete_device::v3::Response::new()))
 }
@@ -433,6 +438,7 @@ pub async fn delete_devices(
     for d in &r.body.devices {
         h.users.delete_device(r.user()?, d)?;
     }
+    crate::users::keys::mark_changed(&h.db, &h.stream, r.user()?).await?;
     h.db.durable().await?;
     Ok(RumaResponse(delete_devices::v3::Response::new()))
 }

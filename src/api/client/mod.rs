@@ -4,5 +4,6 @@
 pub mod account;
 pub mod appservice;
 pub mod events;
+pub mod keys;
 pub mod misc;
 pub mod rooms;

@@ -45,6 +45,10 @@ impl Handler for Echo {
                     .await?;
             }
         }
+        if let Some(ext) = &txn.device_extensions {
+            let line = json!({ "txn": txn.txn_id, "device_lists_changed": ext["device_lists"]["changed"], "otk_counts": ext["device_one_time_keys_count"] });
+            writeln!(self.log.lock().map_err(|_| "log lock")?, "{line}")?;
+        }
         for e in &txn.to_device {
             let line = json!({ "txn": txn.txn_id, "to_device": e["type"], "to_user_id": e["to_user_id"], "to_device_id": e["to_device_id"], "content": e["content"] });
             writeln!(self.log.lock().map_err(|_| "log lock")?, "{line}")?;
