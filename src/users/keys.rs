@@ -244,10 +244,8 @@ pub fn changes(
     for (user, newly) in &sharing {
         seen.insert(user.clone());
         let c = last_change(db, user)?;
-        if *newly || (c > since && c <= upto) {
-            if !changed.contains(user) {
-                changed.push(user.clone());
-            }
+        if (*newly || (c > since && c <= upto)) && !changed.contains(user) {
+            changed.push(user.clone());
         }
     }
     let left = left_candidates
