@@ -89,15 +89,28 @@ pub async fn register(
             return Err(Error::forbidden("Registration token is no longer valid"));
         }
     }
+    let resp = create_account(&h, &r, &user_id, &localpart, r.body.password.as_deref()).await?;
+    tracing::info!(user = %user_id, "registered");
+    crate::appservice::greeting::greet(&h, &user_id).await;
+    Ok(RumaResponse(resp))
+}
+
+/// Creates the account (display name = localpart) and, unless `inhibit_login`, its first
+/// session; durable before it returns.
+async fn create_account(
+    h: &Haven,
+    r: &Ruma<register::v3::Request>,
+    user_id: &ruma::UserId,
+    localpart: &str,
+    password: Option<&str>,
+) -> Result<register::v3::Response, Error> {
+    h.users.create(user_id, password, false).await?;
     h.users
-        .create(&user_id, r.body.password.as_deref(), false)
-        .await?;
-    h.users
-        .set_profile(&user_id, Some(Some(localpart.clone())), None)?;
-    let mut resp = register::v3::Response::new(user_id.clone());
+        .set_profile(user_id, Some(Some(localpart.to_owned())), None)?;
+    let mut resp = register::v3::Response::new(user_id.to_owned());
     if !r.body.inhibit_login {
         let (device, token) = h.users.create_session(
-            &user_id,
+            user_id,
             r.body.device_id.clone(),
             r.body.initial_device_display_name.clone(),
         )?;
@@ -105,9 +118,7 @@ pub async fn register(
         resp.device_id = Some(device);
     }
     h.db.durable().await?;
-    tracing::info!(user = %user_id, "registered");
-    crate::appservice::greeting::greet(&h, &user_id).await;
-    Ok(RumaResponse(resp))
+    Ok(resp)
 }
 
 /// Registration of a namespace user by its appservice (`m.login.application_service`):
@@ -129,20 +140,9 @@ async fn register_for_appservice(
             "User ID is outside the appservice's namespaces",
         ));
     }
-    h.users.create(&user_id, None, false).await?;
-    h.users.set_profile(&user_id, Some(Some(localpart)), None)?;
-    let mut resp = register::v3::Response::new(user_id.clone());
-    if !r.body.inhibit_login {
-        let (device, token) = h.users.create_session(
-            &user_id,
-            r.body.device_id.clone(),
-            r.body.initial_device_display_name.clone(),
-        )?;
-        resp.access_token = Some(token);
-        resp.device_id = Some(device);
-    }
-    h.db.durable().await?;
-    Ok(RumaResponse(resp))
+    Ok(RumaResponse(
+        create_account(h, r, &user_id, &localpart, None).await?,
+    ))
 }
 
 pub async fn register_available(
