@@ -56,14 +56,7 @@ fn device_extensions(h: &Haven, asv: &Appservice, after: u64, upto: u64) -> Resu
         return Ok(None);
     }
     let mut changed = Vec::new();
-    for item in h.db.t.key_changes.scan_prefix(&[]) {
-        let (user, pos) = item?;
-        if pos <= after || pos > upto {
-            continue;
-        }
-        let Ok(user) = ruma::UserId::parse(&user) else {
-            continue;
-        };
+    for user in crate::users::keys::changed_between(&h.db, after, upto)? {
         let relevant = asv.owns_user(&user)
             || h.rooms
                 .joined_rooms(&user)?

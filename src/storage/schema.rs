@@ -32,6 +32,8 @@ pub struct Tables {
     pub fallback_keys: Table<(String, String, String), Json<crate::users::keys::FallbackKey>>,
     /// user -> stream position of the last change to their device list.
     pub key_changes: Table<String, u64>,
+    /// stream position -> user whose device list changed then (range scans for /sync).
+    pub key_changes_by_pos: Table<u64, String>,
     /// (user, device, stream position) -> a send-to-device message awaiting delivery.
     pub to_device: Table<(String, String, u64), Json<crate::users::to_device::ToDeviceRecord>>,
 
@@ -92,6 +94,7 @@ impl Tables {
             one_time_keys: Table::new(t("one_time_keys")?),
             fallback_keys: Table::new(t("fallback_keys")?),
             key_changes: Table::new(t("key_changes")?),
+            key_changes_by_pos: Table::new(t("key_changes_by_pos")?),
             pdus: Table::new(t("pdus")?),
             redacted_originals: Table::new(t("redacted_originals")?),
             event_pos: Table::new(t("event_pos")?),

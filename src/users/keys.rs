@@ -99,6 +99,7 @@ pub async fn mark_changed(db: &Storage, stream: &Stream, user: &UserId) -> Resul
         let mut c = stream.begin(db).await;
         let pos = c.allocate()?;
         db.t.key_changes.put(&user.to_string(), &pos)?;
+        db.t.key_changes_by_pos.put(&pos, &user.to_string())?;
         pos
     };
     db.durable().await?;
@@ -218,8 +219,28 @@ pub fn delete_device(db: &Storage, user: &UserId, device: &DeviceId) -> Result<(
     Ok(())
 }
 
-/// Users sharing a room with `viewer` whose device lists changed in `(since, upto]`, and
-/// users who stopped sharing any room with them in that window.
+/// Users whose device lists changed in `(since, upto]` (a range scan of the change log).
+pub fn changed_between(
+    db: &Storage,
+    since: u64,
+    upto: u64,
+) -> Result<std::collections::BTreeSet<OwnedUserId>> {
+    let mut out = std::collections::BTreeSet::new();
+    for item in db.t.key_changes_by_pos.range(
+        &(since + 1).to_be_bytes(),
+        &upto.saturating_add(1).to_be_bytes(),
+        false,
+    ) {
+        let (_, user) = item?;
+        if let Ok(u) = UserId::parse(user) {
+            out.insert(u);
+        }
+    }
+    Ok(out)
+}
+
+/// Users sharing a room with `viewer` whose device lists changed in `(since, upto]` (or who
+/// joined one of the viewer's rooms then), and users who stopped sharing any room with them.
 pub fn changes(
     rooms: &crate::rooms::Rooms,
     db: &Storage,
@@ -227,30 +248,51 @@ pub fn changes(
     since: u64,
     upto: u64,
 ) -> Result<(Vec<OwnedUserId>, Vec<OwnedUserId>)> {
-    let mut sharing = std::collections::BTreeSet::new();
-    let mut left_candidates = std::collections::BTreeSet::new();
-    for room in rooms.joined_rooms(viewer)? {
-        for (user, m) in rooms.members(&room)? {
-            if m.membership == "join" {
-                let newly = m.pos > since && m.pos <= upto;
-                sharing.insert((user, newly));
-            } else if m.pos > since && m.pos <= upto {
-                left_candidates.insert(user);
+    use std::collections::BTreeSet;
+    let mine: BTreeSet<_> = rooms.joined_rooms(viewer)?.into_iter().collect();
+    let shares = |user: &UserId| -> Result<bool> {
+        Ok(rooms.joined_rooms(user)?.iter().any(|r| mine.contains(r)))
+    };
+    let mut changed = BTreeSet::new();
+    for user in changed_between(db, since, upto)? {
+        if shares(&user)? {
+            changed.insert(user);
+        }
+    }
+    let mut left = BTreeSet::new();
+    for room in &mine {
+        let Some(meta) = rooms.meta(room)? else {
+            continue;
+        };
+        if meta.last_pos <= since {
+            continue;
+        }
+        for (_, e) in rooms.timeline_entries(room, since, upto, usize::MAX)? {
+            if e.kind != "m.room.member" {
+                continue;
+            }
+            let Some(pdu) =
+                rooms.get_pdu(&ruma::EventId::parse(&e.event_id).map_err(Error::internal)?)?
+            else {
+                continue;
+            };
+            let Some(target) = pdu.state_key.as_deref().and_then(|s| UserId::parse(s).ok()) else {
+                continue;
+            };
+            if target == viewer {
+                continue;
+            }
+            match pdu.content_str("membership").as_deref() {
+                Some("join") => {
+                    changed.insert(target);
+                }
+                Some("leave") | Some("ban") if !shares(&target)? => {
+                    left.insert(target);
+                }
+                _ => {}
             }
         }
     }
-    let mut changed = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (user, newly) in &sharing {
-        seen.insert(user.clone());
-        let c = last_change(db, user)?;
-        if (*newly || (c > since && c <= upto)) && !changed.contains(user) {
-            changed.push(user.clone());
-        }
-    }
-    let left = left_candidates
-        .into_iter()
-        .filter(|u| !seen.contains(u) && u != viewer)
-        .collect();
-    Ok((changed, left))
+    let left: Vec<_> = left.into_iter().filter(|u| !changed.contains(u)).collect();
+    Ok((changed.into_iter().collect(), left))
 }
