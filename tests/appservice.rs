@@ -139,6 +139,15 @@ async fn start_pair_with(mut env: Vec<(&str, &str)>) -> (Server, EchoAs, tempfil
     (server, echo, dir)
 }
 
+/// A client-server URL for the appservice acting as `user` (`?user_id=`, then `extra`).
+fn as_url(server: &Server, user: &str, path: &str, extra: &str) -> String {
+    format!(
+        "{}{path}?user_id={}{extra}",
+        server.base,
+        user.replace('@', "%40").replace(':', "%3A")
+    )
+}
+
 async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
@@ -428,13 +437,7 @@ async fn appservice_devices_and_to_device_messages() {
     asc.ensure_registered("echo_dev").await.unwrap();
     let puppet = format!("@echo_dev:localhost:{port}");
     let http = reqwest::Client::new();
-    let q = |path: &str, extra: &str| {
-        format!(
-            "{}{path}?user_id={}{extra}",
-            server.base,
-            puppet.replace('@', "%40").replace(':', "%3A")
-        )
-    };
+    let q = |path: &str, extra: &str| as_url(&server, &puppet, path, extra);
     // MSC4190: the appservice creates a device for its user, no login, no UIA.
     let r = http
         .put(q("/_matrix/client/v3/devices/BRIDGEDEV", ""))
@@ -557,13 +560,7 @@ async fn appservices_get_device_lists_and_key_counts_msc3202() {
     asc.ensure_registered("echo_keys").await.unwrap();
     let puppet = format!("@echo_keys:localhost:{port}");
     let http = reqwest::Client::new();
-    let q = |path: &str, extra: &str| {
-        format!(
-            "{}{path}?user_id={}{extra}",
-            server.base,
-            puppet.replace('@', "%40").replace(':', "%3A")
-        )
-    };
+    let q = |path: &str, extra: &str| as_url(&server, &puppet, path, extra);
     http.put(q("/_matrix/client/v3/devices/PUPDEV", ""))
         .bearer_auth(AS_TOKEN)
         .json(&json!({}))

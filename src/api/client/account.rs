@@ -175,6 +175,21 @@ pub async fn login_types(
     Ok(RumaResponse(get_login_types::v3::Response::new(flows)))
 }
 
+/// Opens the session a successful login asked for (on its device ID if given).
+async fn start_login_session(
+    h: &Haven,
+    r: &Ruma<login::v3::Request>,
+    user_id: ruma::OwnedUserId,
+) -> Result<login::v3::Response, Error> {
+    let (device, token) = h.users.create_session(
+        &user_id,
+        r.body.device_id.clone(),
+        r.body.initial_device_display_name.clone(),
+    )?;
+    h.db.durable().await?;
+    Ok(login::v3::Response::new(user_id, token, device))
+}
+
 #[allow(deprecated)] // the legacy `user` field is still sent by older clients
 pub async fn login(
     State(h): State<Arc<Haven>>,
@@ -213,15 +228,7 @@ pub async fn login(
                 "The appservice has not registered this user",
             ));
         }
-        let (device, token) = h.users.create_session(
-            &user_id,
-            r.body.device_id.clone(),
-            r.body.initial_device_display_name.clone(),
-        )?;
-        h.db.durable().await?;
-        return Ok(RumaResponse(login::v3::Response::new(
-            user_id, token, device,
-        )));
+        return Ok(RumaResponse(start_login_session(&h, &r, user_id).await?));
     }
     let login::v3::LoginInfo::Password(p) = &r.body.login_info else {
         return Err(Error::bad_request(
@@ -265,13 +272,7 @@ pub async fn login(
     if !h.users.check_password(&user_id, &p.password).await? {
         return Err(Error::forbidden("Invalid username or password"));
     }
-    let (device, token) = h.users.create_session(
-        &user_id,
-        r.body.device_id.clone(),
-        r.body.initial_device_display_name.clone(),
-    )?;
-    h.db.durable().await?;
-    let mut resp = login::v3::Response::new(user_id, token, device);
+    let mut resp = start_login_session(&h, &r, user_id).await?;
     resp.home_server = Some(h.config.server_name.clone());
     Ok(RumaResponse(resp))
 }
