@@ -41,9 +41,7 @@ pub fn analyse(text: &str) -> SegmentInfo {
         Some(u) => (Encoding::Gsm7, u, 160, 153),
         None => (Encoding::Ucs2, text.encode_utf16().count(), 70, 67),
     };
-    let segments = if units == 0 {
-        1
-    } else if units <= single {
+    let segments = if units <= single {
         1
     } else {
         units.div_ceil(multi)
