@@ -2,10 +2,14 @@
 //! room that responders answer from any Matrix client; replies go back as SMS. It talks to the
 //! homeserver only through the Application Service API (via `appservice-runtime`).
 //!
-//! Built so far: configuration ([`config`]), Twilio webhook signatures ([`signature`]), the
-//! phone-number privacy layer ([`privacy`]) and SMS segmentation ([`segments`]).
+//! Modules: configuration ([`config`]), Twilio webhook signatures ([`signature`]), the
+//! phone-number privacy layer ([`privacy`]), SMS segmentation ([`segments`]), the Twilio REST
+//! client ([`twilio`]), the bridge's behaviour ([`bridge`]) and its webhooks ([`web`]).
 
+pub mod bridge;
 pub mod config;
 pub mod privacy;
 pub mod segments;
 pub mod signature;
+pub mod twilio;
+pub mod web;

@@ -1,0 +1,407 @@
+//! The bridge's behaviour: texts in, conversation rooms, responders' replies out, opt-outs.
+
+use std::sync::Arc;
+
+use appservice_runtime::{AsClient, BoxError, Store};
+use ruma::{
+    api::client::{profile::set_display_name, room::create_room, state::send_state_event},
+    events::AnyStateEventContent,
+    serde::Raw,
+    OwnedRoomId, OwnedUserId, UserId,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::{
+    config::Config,
+    privacy::{NumberVault, PuppetNamer},
+    segments,
+    twilio::{Outgoing, TwilioClient},
+};
+
+/// The conversation state event the bridge writes when it opens a room.
+pub const CONVERSATION_EVENT: &str = "org.haven.conversation";
+
+const CONVERSATIONS: &str = "conversations";
+const ROOMS: &str = "rooms";
+const MESSAGE_SIDS: &str = "message_sids";
+const OUTBOX: &str = "outbox";
+const SIDS: &str = "sids";
+
+/// One texter's conversation, keyed by their puppet's localpart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Conversation {
+    pub room_id: OwnedRoomId,
+    pub affiliate: String,
+    pub program: String,
+    /// The program's number or messaging service: replies go out from it.
+    pub sender: String,
+    /// The texter's number, encrypted.
+    pub number: String,
+    #[serde(default)]
+    pub opted_out: bool,
+}
+
+/// What happened to a responder's message, keyed by event ID so a restart never sends twice.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub puppet: String,
+    pub message_sids: Vec<String>,
+    pub segments: usize,
+}
+
+/// An inbound text as the provider delivered it.
+pub struct Inbound {
+    pub message_sid: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+}
+
+pub struct Bridge {
+    pub config: Config,
+    pub client: AsClient,
+    pub store: Store,
+    pub namer: PuppetNamer,
+    pub vault: NumberVault,
+    pub twilio: TwilioClient,
+    /// `@<sender_localpart>:<server>`
+    pub bot: OwnedUserId,
+    lock: tokio::sync::Mutex<()>,
+}
+
+const STOP_WORDS: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
+const START_WORDS: &[&str] = &["START", "UNSTOP", "YES"];
+const HELP_WORDS: &[&str] = &["HELP", "INFO"];
+
+impl Bridge {
+    pub fn new(
+        config: Config,
+        client: AsClient,
+        store: Store,
+        namer: PuppetNamer,
+        vault: NumberVault,
+        twilio: TwilioClient,
+        bot: OwnedUserId,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            client,
+            store,
+            namer,
+            vault,
+            twilio,
+            bot,
+            lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn user(&self, localpart: &str) -> Result<OwnedUserId, BoxError> {
+        Ok(UserId::parse(format!(
+            "@{localpart}:{}",
+            self.config.bridge.server_name
+        ))?)
+    }
+
+    fn status_callback(&self) -> String {
+        format!(
+            "{}/twilio/status",
+            self.config.bridge.public_url.trim_end_matches('/')
+        )
+    }
+
+    /// Sends an SMS to the texter of `conv` (unless they opted out) and returns what was sent.
+    pub async fn text_texter(
+        &self,
+        conv: &Conversation,
+        body: &str,
+    ) -> Result<OutboxEntry, BoxError> {
+        let to = self.vault.decrypt(&conv.number)?;
+        let mut sids = Vec::new();
+        let mut segs = 0;
+        for part in segments::split(body) {
+            segs += segments::analyse(&part).segments;
+            let sent = self
+                .twilio
+                .send(&Outgoing {
+                    to: &to,
+                    from: &conv.sender,
+                    body: &part,
+                    media_url: None,
+                    status_callback: &self.status_callback(),
+                    validity_period_s: self.config.pacing.validity_period_s,
+                })
+                .await?;
+            sids.push(sent.sid);
+        }
+        Ok(OutboxEntry {
+            puppet: String::new(),
+            message_sids: sids,
+            segments: segs,
+        })
+    }
+
+    async fn notice(&self, room: &ruma::RoomId, text: &str) -> Result<(), BoxError> {
+        self.client.send_text(room, text, true).await?;
+        Ok(())
+    }
+
+    /// Handles one inbound text: compliance keywords, then the conversation room.
+    pub async fn inbound(&self, m: Inbound) -> Result<(), BoxError> {
+        let _serial = self.lock.lock().await;
+        if self.store.contains(MESSAGE_SIDS, &m.message_sid)? {
+            return Ok(()); // Twilio retried a webhook we already handled.
+        }
+        let puppet_local = self.namer.localpart(&m.from);
+        let keyword = m.body.trim().to_uppercase();
+        let existing: Option<Conversation> = self.store.get(CONVERSATIONS, &puppet_local)?;
+
+        let conv = match existing {
+            Some(c) => c,
+            None => {
+                if STOP_WORDS.contains(&keyword.as_str()) {
+                    // Nothing to stop yet; Twilio's own opt-out still applies.
+                    self.store.put(MESSAGE_SIDS, &m.message_sid, &true)?;
+                    return Ok(());
+                }
+                self.open_conversation(&m, &puppet_local).await?
+            }
+        };
+        let mut conv = conv;
+        let puppet = self.user(&puppet_local)?;
+
+        if STOP_WORDS.contains(&keyword.as_str()) {
+            conv.opted_out = true;
+            self.store.put(CONVERSATIONS, &puppet_local, &conv)?;
+            self.notice(
+                &conv.room_id,
+                "The texter opted out (STOP). Replies will not be sent until they text START.",
+            )
+            .await?;
+        } else if START_WORDS.contains(&keyword.as_str()) && conv.opted_out {
+            conv.opted_out = false;
+            self.store.put(CONVERSATIONS, &puppet_local, &conv)?;
+            self.notice(&conv.room_id, "The texter opted back in (START).")
+                .await?;
+        } else if HELP_WORDS.contains(&keyword.as_str()) {
+            let help = self.program_help(&conv);
+            self.text_texter(&conv, &help).await?;
+            self.notice(
+                &conv.room_id,
+                "The texter asked for help; the program's help text was sent.",
+            )
+            .await?;
+        } else {
+            self.client
+                .as_user(&puppet)
+                .send_text(&conv.room_id, &m.body, false)
+                .await?;
+        }
+        self.store.put(MESSAGE_SIDS, &m.message_sid, &true)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+
+    fn program_help(&self, conv: &Conversation) -> String {
+        self.config
+            .programs_for(&conv.sender)
+            .find(|(_, p)| p.id == conv.program)
+            .map(|(_, p)| p.help_text.clone())
+            .unwrap_or_else(|| "Reply STOP to stop messages.".into())
+    }
+
+    /// First contact: puppet, room, conversation state, auto-response.
+    #[allow(deprecated)] // the display-name endpoint works on every homeserver, unlike profile fields
+    async fn open_conversation(
+        &self,
+        m: &Inbound,
+        puppet_local: &str,
+    ) -> Result<Conversation, BoxError> {
+        let (affiliate, program) = self
+            .config
+            .route(&m.to, &m.body)
+            .ok_or_else(|| format!("no program answers on {}", m.to))?;
+        let puppet = self.user(puppet_local)?;
+        self.client.ensure_registered(puppet_local).await?;
+        let label = self.namer.label(&m.from);
+        self.client
+            .as_user(&puppet)
+            .send(set_display_name::v3::Request::new(
+                puppet.clone(),
+                Some(label.clone()),
+            ))
+            .await?;
+
+        let mut req = create_room::v3::Request::new();
+        req.name = Some(format!("{label} · {}", program.name));
+        req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
+        req.invite = vec![puppet.clone()];
+        if let Some(esc) = &self.config.bridge.escalation_bot {
+            req.invite.push(UserId::parse(esc.as_str())?);
+        }
+        let room = self.client.send(req).await?.room_id;
+        self.client.as_user(&puppet).join(&room).await?;
+        let content = json!({
+            "affiliate": affiliate.id,
+            "program": program.id,
+            "provider": "twilio",
+            "state": "new",
+            "puppet": puppet,
+        });
+        let raw: Raw<AnyStateEventContent> =
+            Raw::from_json(serde_json::value::to_raw_value(&content)?);
+        self.client
+            .send(send_state_event::v3::Request::new_raw(
+                room.clone(),
+                CONVERSATION_EVENT.into(),
+                String::new(),
+                raw,
+            ))
+            .await?;
+        let sender = program
+            .number
+            .clone()
+            .or(program.messaging_service_sid.clone())
+            .unwrap_or_default();
+        let conv = Conversation {
+            room_id: room.clone(),
+            affiliate: affiliate.id.clone(),
+            program: program.id.clone(),
+            sender,
+            number: self.vault.encrypt(&m.from),
+            opted_out: false,
+        };
+        self.store.put(CONVERSATIONS, puppet_local, &conv)?;
+        self.store
+            .put(ROOMS, room.as_str(), &puppet_local.to_owned())?;
+        self.store.flush().await?;
+        let auto = format!(
+            "{} Reply STOP to stop texts, HELP for help, DELETE to delete your data.",
+            program.auto_response.trim_end()
+        );
+        self.text_texter(&conv, &auto).await?;
+        Ok(conv)
+    }
+
+    /// Handles an event from the homeserver: responders' text messages go out as SMS.
+    pub async fn matrix_event(&self, ev: &Value) -> Result<(), BoxError> {
+        if ev["type"] != "m.room.message" {
+            return Ok(());
+        }
+        let Some(room) = ev["room_id"].as_str() else {
+            return Ok(());
+        };
+        let Some(sender) = ev["sender"].as_str() else {
+            return Ok(());
+        };
+        let Some(event_id) = ev["event_id"].as_str() else {
+            return Ok(());
+        };
+        let Some(puppet_local) = self.store.get::<String>(ROOMS, room)? else {
+            return Ok(());
+        };
+        let sender_local = sender
+            .trim_start_matches('@')
+            .split(':')
+            .next()
+            .unwrap_or_default();
+        if sender == self.bot.as_str() || sender_local.starts_with("sms_") {
+            return Ok(()); // the bridge's own notices and texters' messages
+        }
+        if ev["content"]["msgtype"] != "m.text" {
+            return Ok(());
+        }
+        let _serial = self.lock.lock().await;
+        if self.store.contains(OUTBOX, event_id)? {
+            return Ok(()); // already sent before a restart
+        }
+        let Some(conv) = self
+            .store
+            .get::<Conversation>(CONVERSATIONS, &puppet_local)?
+        else {
+            return Ok(());
+        };
+        let room_id = OwnedRoomId::try_from(room)?;
+        if conv.opted_out {
+            self.notice(
+                &room_id,
+                "Not sent: the texter has opted out (STOP). They can text START to resume.",
+            )
+            .await?;
+            self.store.put(
+                OUTBOX,
+                event_id,
+                &OutboxEntry {
+                    puppet: puppet_local,
+                    message_sids: vec![],
+                    segments: 0,
+                },
+            )?;
+            return Ok(());
+        }
+        let body = ev["content"]["body"].as_str().unwrap_or_default();
+        let mut entry = self.text_texter(&conv, body).await?;
+        entry.puppet = puppet_local;
+        for sid in &entry.message_sids {
+            self.store
+                .put(SIDS, sid, &(room.to_owned(), event_id.to_owned()))?;
+        }
+        self.store.put(OUTBOX, event_id, &entry)?;
+        self.store.flush().await?;
+        Ok(())
+    }
+}
+
+impl Bridge {
+    /// A delivery status from Twilio: "delivered" becomes the texter's read receipt on the
+    /// responder's message; "undelivered"/"failed" a notice with Twilio's error code.
+    pub async fn status(
+        &self,
+        sid: &str,
+        status: &str,
+        error_code: Option<&str>,
+    ) -> Result<(), BoxError> {
+        let Some((room, event_id)) = self.store.get::<(String, String)>(SIDS, sid)? else {
+            return Ok(());
+        };
+        let Some(puppet_local) = self.store.get::<String>(ROOMS, &room)? else {
+            return Ok(());
+        };
+        let room = OwnedRoomId::try_from(room)?;
+        match status {
+            "delivered" => {
+                let puppet = self.user(&puppet_local)?;
+                let req = ruma::api::client::receipt::create_receipt::v3::Request::new(
+                    room,
+                    ruma::api::client::receipt::create_receipt::v3::ReceiptType::Read,
+                    ruma::OwnedEventId::try_from(event_id)?,
+                );
+                self.client.as_user(&puppet).send(req).await?;
+            }
+            "undelivered" | "failed" => {
+                let code = error_code.unwrap_or("unknown");
+                let text = format!(
+                    "Text not delivered (Twilio error {code}: {}).",
+                    error_meaning(code)
+                );
+                self.notice(&room, &text).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Short meanings of the Twilio error codes responders meet most.
+pub fn error_meaning(code: &str) -> &'static str {
+    match code {
+        "30003" => "the phone is unreachable or off",
+        "30004" => "the message was blocked by the recipient or carrier",
+        "30005" => "the number is unknown or no longer exists",
+        "30006" => "the number is a landline or cannot receive texts",
+        "30007" => "the carrier filtered the message",
+        "30008" => "unknown delivery error",
+        "21610" => "the texter has opted out with STOP",
+        _ => "see Twilio's error reference",
+    }
+}

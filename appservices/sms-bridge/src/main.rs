@@ -1,0 +1,69 @@
+//! `sms-bridge CONFIG.toml`: runs the SMS bridge. Secrets come from the environment:
+//! `SMS_BRIDGE_TWILIO_AUTH_TOKEN` (or the API key secret), `SMS_BRIDGE_HASH_KEY` (base64, 32+
+//! bytes, names puppets), `SMS_BRIDGE_NUMBER_KEYS` (`id=base64key,...`, AES-256) and
+//! `SMS_BRIDGE_NUMBER_KEY_ID` (the key that encrypts new numbers).
+
+use std::{path::PathBuf, sync::Arc};
+
+use appservice_runtime::{
+    config::load_registration, server, AsClient, BoxError, Handler, Store, Transaction,
+};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use sms_bridge::{bridge::Bridge, config::Config, privacy, twilio::TwilioClient, web};
+
+struct Events(Arc<Bridge>);
+
+impl Handler for Events {
+    async fn on_transaction(&self, txn: Transaction) -> Result<(), BoxError> {
+        for raw in &txn.events {
+            let ev: serde_json::Value = serde_json::from_str(raw.json().get())?;
+            self.0.matrix_event(&ev).await?;
+        }
+        Ok(())
+    }
+}
+
+fn env(name: &str) -> Result<String, BoxError> {
+    std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let path = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: sms-bridge CONFIG.toml")?,
+    );
+    let config = Config::load(&path)?;
+    let reg = load_registration(&config.bridge.registration)?;
+    let namer = privacy::PuppetNamer::new(&STANDARD.decode(env("SMS_BRIDGE_HASH_KEY")?)?)?;
+    let vault = privacy::NumberVault::from_env_value(
+        &env("SMS_BRIDGE_NUMBER_KEYS")?,
+        &env("SMS_BRIDGE_NUMBER_KEY_ID")?,
+    )?;
+    let auth_token = env("SMS_BRIDGE_TWILIO_AUTH_TOKEN")?;
+    let twilio = TwilioClient::new(&config.twilio, auth_token.clone());
+    std::fs::create_dir_all(&config.bridge.state_dir)?;
+    let store = Store::open(&config.bridge.state_dir.join("store"))?;
+    let client = AsClient::new(&config.bridge.homeserver_url, &reg.as_token);
+    let bot = ruma::UserId::parse(format!(
+        "@{}:{}",
+        reg.sender_localpart, config.bridge.server_name
+    ))?;
+    let listen = config.bridge.listen;
+    let bridge = Bridge::new(config, client, store.clone(), namer, vault, twilio, bot);
+    let web_state = Arc::new(web::WebState {
+        bridge: bridge.clone(),
+        auth_token,
+    });
+    let app =
+        server::router(reg.hs_token.clone(), store, Events(bridge)).merge(web::router(web_state));
+    server::serve(listen, app).await?;
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! Webhooks Twilio calls: inbound texts and delivery statuses. Every request must carry a valid
+//! `X-Twilio-Signature` over the configured public URL; anything else gets 403 and nothing is
+//! stored.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    routing::post,
+    Router,
+};
+
+use crate::{
+    bridge::{Bridge, Inbound},
+    signature,
+};
+
+pub struct WebState {
+    pub bridge: Arc<Bridge>,
+    pub auth_token: String,
+}
+
+fn empty_twiml() -> Response {
+    (
+        StatusCode::OK,
+        [("content-type", "text/xml")],
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>",
+    )
+        .into_response()
+}
+
+/// Parses and authenticates a form webhook; `None` means reject with 403.
+fn verified(
+    state: &WebState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Vec<(String, String)>> {
+    let sig = headers.get("x-twilio-signature")?.to_str().ok()?;
+    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    let mut url = format!(
+        "{}{}",
+        state.bridge.config.bridge.public_url.trim_end_matches('/'),
+        uri.path()
+    );
+    if let Some(q) = uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    signature::verify_form(&state.auth_token, &url, &params, sig).then_some(params)
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn sms(
+    State(state): State<Arc<WebState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(params) = verified(&state, &uri, &headers, &body) else {
+        tracing::warn!("rejected an unsigned or forged SMS webhook");
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let (Some(sid), Some(from), Some(to)) = (
+        param(&params, "MessageSid"),
+        param(&params, "From"),
+        param(&params, "To"),
+    ) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let inbound = Inbound {
+        message_sid: sid.to_owned(),
+        from: from.to_owned(),
+        to: to.to_owned(),
+        body: param(&params, "Body").unwrap_or_default().to_owned(),
+    };
+    match state.bridge.inbound(inbound).await {
+        Ok(()) => empty_twiml(),
+        Err(e) => {
+            // No number in logs: the error comes from the homeserver or Twilio.
+            tracing::error!(error = %e, "inbound text not bridged; Twilio will retry");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn status(
+    State(state): State<Arc<WebState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(params) = verified(&state, &uri, &headers, &body) else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let (Some(sid), Some(st)) = (
+        param(&params, "MessageSid"),
+        param(&params, "MessageStatus"),
+    ) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match state
+        .bridge
+        .status(sid, st, param(&params, "ErrorCode"))
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "status callback not applied");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+pub fn router(state: Arc<WebState>) -> Router {
+    Router::new()
+        .route("/twilio/sms", post(sms))
+        .route("/twilio/status", post(status))
+        .with_state(state)
+}

@@ -1,0 +1,449 @@
+//! End to end: the real homeserver, the real bridge, and a local Twilio API double.
+
+use std::{
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::{extract::State, routing::post, Form, Json, Router};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use serde_json::{json, Value};
+
+const AS_TOKEN: &str = "sms_as_token_for_tests_0123456789";
+const HS_TOKEN: &str = "sms_hs_token_for_tests_0123456789";
+const AUTH_TOKEN: &str = "twilio_auth_token_for_tests";
+const TEXTER: &str = "+15551234567";
+const PROGRAM_NUMBER: &str = "+15550001111";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn haven_binary() -> PathBuf {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = dir.join("haven");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        assert!(Command::new(cargo)
+            .args(["build", "-p", "haven", "--bin", "haven"])
+            .status()
+            .unwrap()
+            .success());
+    }
+    bin
+}
+
+struct Proc(Child);
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+type Sent = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
+/// The Twilio double: records every Messages.json request and answers like Twilio.
+async fn twilio_double(port: u16) -> Sent {
+    let sent: Sent = Default::default();
+    async fn create(State(s): State<Sent>, Form(form): Form<Vec<(String, String)>>) -> Json<Value> {
+        let mut all = s.lock().unwrap();
+        all.push(form);
+        Json(json!({ "sid": format!("SM{:032}", all.len()), "status": "queued" }))
+    }
+    let app = Router::new()
+        .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create))
+        .with_state(sent.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    sent
+}
+
+fn bodies_to(sent: &Sent, to: &str) -> Vec<String> {
+    sent.lock()
+        .unwrap()
+        .iter()
+        .filter(|f| f.iter().any(|(k, v)| k == "To" && v == to))
+        .filter_map(|f| f.iter().find(|(k, _)| k == "Body").map(|(_, v)| v.clone()))
+        .collect()
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+struct Env {
+    hs: String,
+    bridge: String,
+    http: reqwest::Client,
+    sent: Sent,
+    data: PathBuf,
+    _procs: Vec<Proc>,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (hs_port, bridge_port, tw_port) = (free_port(), free_port(), free_port());
+        let server = format!("localhost:{hs_port}");
+        let reg = dir.path().join("sms.yaml");
+        std::fs::write(&reg, format!("id: sms-bridge\nurl: http://127.0.0.1:{bridge_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: sms_bridge\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sms_.*:{server}'\n")).unwrap();
+        let data = dir.path().join("hs-data");
+        let hs_cfg = dir.path().join("haven.toml");
+        std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\"]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", data.display(), reg.display())).unwrap();
+        let hs = Proc(
+            Command::new(haven_binary())
+                .arg("--config")
+                .arg(&hs_cfg)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let sent = twilio_double(tw_port).await;
+        let bridge_cfg = dir.path().join("bridge.toml");
+        std::fs::write(
+            &bridge_cfg,
+            format!(
+                r##"
+[bridge]
+homeserver_url = "http://127.0.0.1:{hs_port}"
+server_name = "{server}"
+registration = "{reg}"
+listen = "127.0.0.1:{bridge_port}"
+public_url = "http://127.0.0.1:{bridge_port}"
+state_dir = "{state}"
+
+[twilio]
+api_base_url = "http://127.0.0.1:{tw_port}"
+account_sid = "ACtest"
+
+[[affiliates]]
+id = "riverside"
+name = "Riverside"
+
+[[affiliates.programs]]
+id = "crisis"
+name = "Crisis line"
+number = "{PROGRAM_NUMBER}"
+queue_room = "#crisis-queue:{server}"
+auto_response = "Thanks for texting Riverside."
+help_text = "Riverside crisis line. Text STOP to stop."
+default = true
+"##,
+                reg = reg.display(),
+                state = dir.path().join("bridge-state").display()
+            ),
+        )
+        .unwrap();
+        let http = reqwest::Client::new();
+        let hs_url = format!("http://127.0.0.1:{hs_port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http
+            .get(format!("{hs_url}/_matrix/client/versions"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "homeserver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let bridge = Proc(
+            Command::new(env!("CARGO_BIN_EXE_sms-bridge"))
+                .arg(&bridge_cfg)
+                .env("SMS_BRIDGE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+                .env("SMS_BRIDGE_HASH_KEY", STANDARD.encode([9u8; 32]))
+                .env(
+                    "SMS_BRIDGE_NUMBER_KEYS",
+                    format!("k1={}", STANDARD.encode([3u8; 32])),
+                )
+                .env("SMS_BRIDGE_NUMBER_KEY_ID", "k1")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let bridge_url = format!("http://127.0.0.1:{bridge_port}");
+        while http
+            .get(format!("{bridge_url}/health"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "bridge did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Env {
+            hs: hs_url,
+            bridge: bridge_url,
+            http,
+            sent,
+            data,
+            _procs: vec![bridge, hs],
+            _dir: dir,
+        }
+    }
+
+    /// Posts an inbound text the way Twilio does, signed (or with `signature` when given).
+    async fn text(&self, sid: &str, body: &str, signature: Option<&str>) -> u16 {
+        let params = vec![
+            ("MessageSid".to_owned(), sid.to_owned()),
+            ("AccountSid".to_owned(), "ACtest".to_owned()),
+            ("From".to_owned(), TEXTER.to_owned()),
+            ("To".to_owned(), PROGRAM_NUMBER.to_owned()),
+            ("Body".to_owned(), body.to_owned()),
+            ("NumMedia".to_owned(), "0".to_owned()),
+        ];
+        let url = format!("{}/twilio/sms", self.bridge);
+        let sig = signature
+            .map(str::to_owned)
+            .unwrap_or_else(|| sms_bridge::signature::compute(AUTH_TOKEN, &url, &params));
+        let r = self
+            .http
+            .post(&url)
+            .header("x-twilio-signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    }
+
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.hs))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        rb.send().await.unwrap().json().await.unwrap_or(Value::Null)
+    }
+
+    /// The bridge bot's conversation room (it is in exactly one here).
+    async fn conversation_room(&self) -> String {
+        let v = self
+            .api(
+                reqwest::Method::GET,
+                "/_matrix/client/v3/joined_rooms",
+                AS_TOKEN,
+                None,
+            )
+            .await;
+        v["joined_rooms"][0].as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn messages(&self, room: &str) -> Vec<Value> {
+        let v = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100"),
+                AS_TOKEN,
+                None,
+            )
+            .await;
+        v["chunk"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e["type"] == "m.room.message")
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_texter_and_a_responder_talk_through_the_bridge() {
+    let env = Env::start().await;
+
+    // First contact: a room with the conversation state, the text from the puppet, and the
+    // auto-response (which says how to stop and delete) back to the texter.
+    assert_eq!(
+        env.text("SM001", "I need someone to talk to", None).await,
+        200
+    );
+    wait_for("auto-response", || !bodies_to(&env.sent, TEXTER).is_empty()).await;
+    let auto = &bodies_to(&env.sent, TEXTER)[0];
+    assert!(
+        auto.starts_with("Thanks for texting Riverside.")
+            && auto.contains("STOP")
+            && auto.contains("DELETE"),
+        "{auto}"
+    );
+    let room = env.conversation_room().await;
+    assert!(room.starts_with('!'));
+    let state = env
+        .api(
+            reqwest::Method::GET,
+            &format!("/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"),
+            AS_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            state["program"].as_str(),
+            state["provider"].as_str(),
+            state["state"].as_str()
+        ),
+        (Some("crisis"), Some("twilio"), Some("new"))
+    );
+    let msgs = env.messages(&room).await;
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0]["content"]["body"], "I need someone to talk to");
+    let puppet = msgs[0]["sender"].as_str().unwrap().to_owned();
+    assert!(puppet.starts_with("@sms_") && !puppet.contains("5551234567"));
+
+    // A retried webhook (same MessageSid) and a forged one change nothing.
+    assert_eq!(
+        env.text("SM001", "I need someone to talk to", None).await,
+        200
+    );
+    assert_eq!(
+        env.text("SM002", "forged", Some("bm90IGEgc2lnbmF0dXJl"))
+            .await,
+        403
+    );
+    // The webhook answers only after the text is in the room.
+    assert_eq!(env.text("SM003", "later text", None).await, 200);
+    let bodies: Vec<String> = env
+        .messages(&room)
+        .await
+        .iter()
+        .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(bodies, vec!["I need someone to talk to", "later text"]);
+
+    // A responder joins (invited by the bridge bot) and answers: the answer goes out by SMS.
+    let reg: Value = env
+        .http
+        .post(format!("{}/_matrix/client/v3/register", env.hs))
+        .json(
+            &json!({"username": "responder", "password": "pw", "auth": {"type": "m.login.dummy"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let responder_token = reg["access_token"].as_str().unwrap().to_owned();
+    let responder = reg["user_id"].as_str().unwrap().to_owned();
+    env.api(
+        reqwest::Method::POST,
+        &format!("/_matrix/client/v3/rooms/{room}/invite"),
+        AS_TOKEN,
+        Some(json!({"user_id": responder})),
+    )
+    .await;
+    env.api(
+        reqwest::Method::POST,
+        &format!("/_matrix/client/v3/rooms/{room}/join"),
+        &responder_token,
+        Some(json!({})),
+    )
+    .await;
+    env.api(
+        reqwest::Method::PUT,
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/r1"),
+        &responder_token,
+        Some(json!({"msgtype": "m.text", "body": "I'm here. What's going on?"})),
+    )
+    .await;
+    wait_for("reply by SMS", || {
+        bodies_to(&env.sent, TEXTER)
+            .iter()
+            .any(|b| b == "I'm here. What's going on?")
+    })
+    .await;
+    let reply = env
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f.iter()
+                .any(|(k, v)| k == "Body" && v == "I'm here. What's going on?")
+        })
+        .cloned()
+        .unwrap();
+    assert!(reply
+        .iter()
+        .any(|(k, v)| k == "From" && v == PROGRAM_NUMBER));
+    assert!(reply
+        .iter()
+        .any(|(k, v)| k == "StatusCallback" && v.ends_with("/twilio/status")));
+
+    // STOP: later replies are refused with a notice, nothing is sent.
+    assert_eq!(env.text("SM004", "stop", None).await, 200);
+    let before = bodies_to(&env.sent, TEXTER).len();
+    env.api(
+        reqwest::Method::PUT,
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/r2"),
+        &responder_token,
+        Some(json!({"msgtype": "m.text", "body": "Are you still there?"})),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let notices: Vec<String> = env
+            .messages(&room)
+            .await
+            .iter()
+            .filter(|m| m["content"]["msgtype"] == "m.notice")
+            .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        if notices.iter().any(|n| n.starts_with("Not sent")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no opt-out notice: {notices:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(bodies_to(&env.sent, TEXTER).len(), before);
+
+    // The texter's number is nowhere in the homeserver's data.
+    let mut found = Vec::new();
+    for entry in walk(&env.data) {
+        let bytes = std::fs::read(&entry).unwrap_or_default();
+        if bytes.windows(10).any(|w| w == b"5551234567") {
+            found.push(entry);
+        }
+    }
+    assert!(found.is_empty(), "phone number found in {found:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
