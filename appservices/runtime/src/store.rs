@@ -45,6 +45,18 @@ impl Store {
         Ok(self.db.open_tree(tree)?.contains_key(key)?)
     }
 
+    /// Every entry of `tree` in key order (values that do not decode are skipped).
+    pub fn entries<T: DeserializeOwned>(&self, tree: &str) -> Result<Vec<(String, T)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.open_tree(tree)?.iter() {
+            let (k, v) = item?;
+            if let (Ok(k), Ok(v)) = (String::from_utf8(k.to_vec()), serde_json::from_slice(&v)) {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    }
+
     /// Makes every previous write durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;

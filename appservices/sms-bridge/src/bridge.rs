@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::{
     config::Config,
+    outbox::{OutboxEntry, Pacer, Status, SIDS},
     privacy::{NumberVault, PuppetNamer},
     segments,
     twilio::{Outgoing, TwilioClient},
@@ -25,8 +26,6 @@ pub const CONVERSATION_EVENT: &str = "org.haven.conversation";
 const CONVERSATIONS: &str = "conversations";
 const ROOMS: &str = "rooms";
 const MESSAGE_SIDS: &str = "message_sids";
-const OUTBOX: &str = "outbox";
-const SIDS: &str = "sids";
 
 /// One texter's conversation, keyed by their puppet's localpart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,14 +39,6 @@ pub struct Conversation {
     pub number: String,
     #[serde(default)]
     pub opted_out: bool,
-}
-
-/// What happened to a responder's message, keyed by event ID so a restart never sends twice.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OutboxEntry {
-    pub puppet: String,
-    pub message_sids: Vec<String>,
-    pub segments: usize,
 }
 
 /// An inbound text as the provider delivered it.
@@ -68,6 +59,9 @@ pub struct Bridge {
     /// `@<sender_localpart>:<server>`
     pub bot: OwnedUserId,
     lock: tokio::sync::Mutex<()>,
+    pub pacer: Pacer,
+    /// Wakes the outbox worker when a reply is queued.
+    pub outbox_wake: tokio::sync::Notify,
 }
 
 const STOP_WORDS: &[&str] = &["STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"];
@@ -93,6 +87,8 @@ impl Bridge {
             twilio,
             bot,
             lock: tokio::sync::Mutex::new(()),
+            pacer: Pacer::default(),
+            outbox_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -115,12 +111,10 @@ impl Bridge {
         &self,
         conv: &Conversation,
         body: &str,
-    ) -> Result<OutboxEntry, BoxError> {
+    ) -> Result<Vec<String>, BoxError> {
         let to = self.vault.decrypt(&conv.number)?;
         let mut sids = Vec::new();
-        let mut segs = 0;
         for part in segments::split(body) {
-            segs += segments::analyse(&part).segments;
             let sent = self
                 .twilio
                 .send(&Outgoing {
@@ -134,11 +128,12 @@ impl Bridge {
                 .await?;
             sids.push(sent.sid);
         }
-        Ok(OutboxEntry {
-            puppet: String::new(),
-            message_sids: sids,
-            segments: segs,
-        })
+        Ok(sids)
+    }
+
+    /// The conversation of a puppet.
+    pub fn conversation(&self, puppet_local: &str) -> Result<Option<Conversation>, BoxError> {
+        Ok(self.store.get(CONVERSATIONS, puppet_local)?)
     }
 
     async fn notice(&self, room: &ruma::RoomId, text: &str) -> Result<(), BoxError> {
@@ -312,42 +307,40 @@ impl Bridge {
             return Ok(());
         }
         let _serial = self.lock.lock().await;
-        if self.store.contains(OUTBOX, event_id)? {
-            return Ok(()); // already sent before a restart
-        }
-        let Some(conv) = self
-            .store
-            .get::<Conversation>(CONVERSATIONS, &puppet_local)?
-        else {
+        let Some(conv) = self.conversation(&puppet_local)? else {
             return Ok(());
         };
         let room_id = OwnedRoomId::try_from(room)?;
+        let body = ev["content"]["body"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let status = if conv.opted_out {
+            Status::Refused
+        } else {
+            Status::Queued
+        };
+        let entry = OutboxEntry {
+            puppet: puppet_local,
+            room: room_id.clone(),
+            body,
+            status,
+            message_sids: vec![],
+            segments: 0,
+        };
+        if !self.enqueue(event_id, entry)? {
+            return Ok(()); // the homeserver redelivered an event already handled
+        }
+        self.store.flush().await?;
         if conv.opted_out {
             self.notice(
                 &room_id,
                 "Not sent: the texter has opted out (STOP). They can text START to resume.",
             )
             .await?;
-            self.store.put(
-                OUTBOX,
-                event_id,
-                &OutboxEntry {
-                    puppet: puppet_local,
-                    message_sids: vec![],
-                    segments: 0,
-                },
-            )?;
-            return Ok(());
+        } else {
+            self.outbox_wake.notify_one();
         }
-        let body = ev["content"]["body"].as_str().unwrap_or_default();
-        let mut entry = self.text_texter(&conv, body).await?;
-        entry.puppet = puppet_local;
-        for sid in &entry.message_sids {
-            self.store
-                .put(SIDS, sid, &(room.to_owned(), event_id.to_owned()))?;
-        }
-        self.store.put(OUTBOX, event_id, &entry)?;
-        self.store.flush().await?;
         Ok(())
     }
 }

@@ -62,6 +62,24 @@ async fn main() -> Result<(), BoxError> {
         bridge: bridge.clone(),
         auth_token,
     });
+    // Once listening, ping the homeserver so it retries anything pending right away.
+    let pinger = bridge.client.clone();
+    let as_id = reg.id.clone();
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if pinger.ping(&as_id).await.is_ok() {
+                break;
+            }
+        }
+    });
+    let worker = bridge.clone();
+    tokio::spawn(async move {
+        if let Err(e) = worker.recover_outbox().await {
+            tracing::error!(error = %e, "could not check replies interrupted by the last stop");
+        }
+        worker.run_outbox().await;
+    });
     let app =
         server::router(reg.hs_token.clone(), store, Events(bridge)).merge(web::router(web_state));
     server::serve(listen, app).await?;

@@ -96,8 +96,27 @@ struct Env {
     http: reqwest::Client,
     sent: Sent,
     data: PathBuf,
-    _procs: Vec<Proc>,
+    bridge_cfg: PathBuf,
+    bridge_proc: Option<Proc>,
+    _hs: Proc,
     _dir: tempfile::TempDir,
+}
+
+fn spawn_bridge(cfg: &std::path::Path) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_sms-bridge"))
+            .arg(cfg)
+            .env("SMS_BRIDGE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+            .env("SMS_BRIDGE_HASH_KEY", STANDARD.encode([9u8; 32]))
+            .env(
+                "SMS_BRIDGE_NUMBER_KEYS",
+                format!("k1={}", STANDARD.encode([3u8; 32])),
+            )
+            .env("SMS_BRIDGE_NUMBER_KEY_ID", "k1")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 impl Env {
@@ -166,23 +185,27 @@ default = true
             assert!(Instant::now() < deadline, "homeserver did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let bridge = Proc(
-            Command::new(env!("CARGO_BIN_EXE_sms-bridge"))
-                .arg(&bridge_cfg)
-                .env("SMS_BRIDGE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
-                .env("SMS_BRIDGE_HASH_KEY", STANDARD.encode([9u8; 32]))
-                .env(
-                    "SMS_BRIDGE_NUMBER_KEYS",
-                    format!("k1={}", STANDARD.encode([3u8; 32])),
-                )
-                .env("SMS_BRIDGE_NUMBER_KEY_ID", "k1")
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let bridge_url = format!("http://127.0.0.1:{bridge_port}");
-        while http
-            .get(format!("{bridge_url}/health"))
+        let bridge = spawn_bridge(&bridge_cfg);
+        let env = Env {
+            hs: hs_url,
+            bridge: format!("http://127.0.0.1:{bridge_port}"),
+            http,
+            sent,
+            data,
+            bridge_cfg,
+            bridge_proc: Some(bridge),
+            _hs: hs,
+            _dir: dir,
+        };
+        env.wait_bridge().await;
+        env
+    }
+
+    async fn wait_bridge(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self
+            .http
+            .get(format!("{}/health", self.bridge))
             .send()
             .await
             .is_err()
@@ -190,15 +213,28 @@ default = true
             assert!(Instant::now() < deadline, "bridge did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Env {
-            hs: hs_url,
-            bridge: bridge_url,
-            http,
-            sent,
-            data,
-            _procs: vec![bridge, hs],
-            _dir: dir,
-        }
+    }
+
+    /// A responder's text message in the conversation room.
+    async fn reply(&self, token: &str, room: &str, txn: &str, body: &str) {
+        let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
+        self.api(
+            reqwest::Method::PUT,
+            &path,
+            token,
+            Some(json!({"msgtype": "m.text", "body": body})),
+        )
+        .await;
+    }
+
+    /// SIGKILLs the bridge (start it again with `start_bridge`).
+    fn kill_bridge(&mut self) {
+        self.bridge_proc = None;
+    }
+
+    async fn start_bridge(&mut self) {
+        self.bridge_proc = Some(spawn_bridge(&self.bridge_cfg));
+        self.wait_bridge().await;
     }
 
     /// Posts an inbound text the way Twilio does, signed (or with `signature` when given).
@@ -446,4 +482,82 @@ fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bridge_restart_loses_and_duplicates_nothing() {
+    let mut env = Env::start().await;
+    assert_eq!(env.text("SM101", "hello?", None).await, 200);
+    let room = env.conversation_room().await;
+    let reg: Value = env
+        .http
+        .post(format!("{}/_matrix/client/v3/register", env.hs))
+        .json(
+            &json!({"username": "responder", "password": "pw", "auth": {"type": "m.login.dummy"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reg["access_token"].as_str().unwrap().to_owned();
+    env.api(
+        reqwest::Method::POST,
+        &format!("/_matrix/client/v3/rooms/{room}/invite"),
+        AS_TOKEN,
+        Some(json!({"user_id": reg["user_id"]})),
+    )
+    .await;
+    env.api(
+        reqwest::Method::POST,
+        &format!("/_matrix/client/v3/rooms/{room}/join"),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    env.reply(&token, &room, "a", "one").await;
+    wait_for("one", || {
+        bodies_to(&env.sent, TEXTER).contains(&"one".to_owned())
+    })
+    .await;
+
+    // Replies written while the bridge is down reach the texter once it is back, once each.
+    env.kill_bridge();
+    env.reply(&token, &room, "b", "two").await;
+    env.reply(&token, &room, "c", "three").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.start_bridge().await;
+    wait_for("replies after restart", || {
+        let b = bodies_to(&env.sent, TEXTER);
+        b.contains(&"two".to_owned()) && b.contains(&"three".to_owned())
+    })
+    .await;
+    // Another restart: nothing is sent again.
+    env.kill_bridge();
+    env.start_bridge().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = bodies_to(&env.sent, TEXTER);
+    for b in ["one", "two", "three"] {
+        assert_eq!(
+            sent.iter().filter(|s| *s == b).count(),
+            1,
+            "{b} sent {sent:?}"
+        );
+    }
+    let order: Vec<&String> = sent
+        .iter()
+        .filter(|s| ["one", "two", "three"].contains(&s.as_str()))
+        .collect();
+    assert_eq!(order, vec!["one", "two", "three"]);
+    // The texter's next text still lands in the same room.
+    assert_eq!(env.text("SM102", "still me", None).await, 200);
+    let bodies: Vec<String> = env
+        .messages(&room)
+        .await
+        .iter()
+        .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(bodies.contains(&"still me".to_owned()));
+    assert_eq!(env.conversation_room().await, room);
 }
