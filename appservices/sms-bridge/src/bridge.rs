@@ -178,6 +178,8 @@ impl Bridge {
             self.store.put(CONVERSATIONS, &puppet_local, &conv)?;
             self.notice(&conv.room_id, "The texter opted back in (START).")
                 .await?;
+        } else if keyword == "DELETE" {
+            self.request_deletion(&mut conv, &puppet_local).await?;
         } else if HELP_WORDS.contains(&keyword.as_str()) {
             let help = self.program_help(&conv);
             self.text_texter(&conv, &help).await?;
@@ -194,6 +196,43 @@ impl Bridge {
         }
         self.store.put(MESSAGE_SIDS, &m.message_sid, &true)?;
         self.store.flush().await?;
+        Ok(())
+    }
+
+    /// DELETE: records the request in the conversation state (the escalation handler's
+    /// retention path acts on `deletion_requested`), tells the responders, confirms to the
+    /// texter, and stops further texts to them.
+    async fn request_deletion(
+        &self,
+        conv: &mut Conversation,
+        puppet_local: &str,
+    ) -> Result<(), BoxError> {
+        let state = self
+            .client
+            .send(
+                ruma::api::client::state::get_state_event_for_key::v3::Request::new(
+                    conv.room_id.clone(),
+                    CONVERSATION_EVENT.into(),
+                    String::new(),
+                ),
+            )
+            .await?;
+        let mut content: Value = serde_json::from_str(state.event_or_content.get())?;
+        content["deletion_requested"] = json!(true);
+        let raw: Raw<AnyStateEventContent> =
+            Raw::from_json(serde_json::value::to_raw_value(&content)?);
+        self.client
+            .send(send_state_event::v3::Request::new_raw(
+                conv.room_id.clone(),
+                CONVERSATION_EVENT.into(),
+                String::new(),
+                raw,
+            ))
+            .await?;
+        self.text_texter(conv, "We received your request and will delete your conversation data. You will get no more texts from us unless you write again.").await?;
+        conv.opted_out = true;
+        self.store.put(CONVERSATIONS, puppet_local, &*conv)?;
+        self.notice(&conv.room_id, "The texter asked for their data to be deleted (DELETE). The conversation is marked for deletion; replies will not be sent.").await?;
         Ok(())
     }
 

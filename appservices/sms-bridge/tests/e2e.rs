@@ -460,6 +460,22 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
     }
     assert_eq!(bodies_to(&env.sent, TEXTER).len(), before);
 
+    // DELETE marks the conversation for the retention path and is confirmed to the texter.
+    assert_eq!(env.text("SM005", "DELETE", None).await, 200);
+    let state = env
+        .api(
+            reqwest::Method::GET,
+            &format!("/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"),
+            AS_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(state["deletion_requested"], true);
+    assert!(bodies_to(&env.sent, TEXTER)
+        .last()
+        .unwrap()
+        .contains("delete your conversation data"));
+
     // The texter's number is nowhere in the homeserver's data.
     let mut found = Vec::new();
     for entry in walk(&env.data) {
