@@ -58,7 +58,9 @@ pub struct Bridge {
     pub twilio: TwilioClient,
     /// `@<sender_localpart>:<server>`
     pub bot: OwnedUserId,
-    lock: tokio::sync::Mutex<()>,
+    /// One lock per texter: their texts and replies are handled in order, different texters
+    /// in parallel.
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub pacer: Pacer,
     /// Wakes the outbox worker when a reply is queued.
     pub outbox_wake: tokio::sync::Notify,
@@ -86,10 +88,15 @@ impl Bridge {
             vault,
             twilio,
             bot,
-            lock: tokio::sync::Mutex::new(()),
+            locks: Default::default(),
             pacer: Pacer::default(),
             outbox_wake: tokio::sync::Notify::new(),
         })
+    }
+
+    fn texter_lock(&self, puppet_local: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(puppet_local.to_owned()).or_default().clone()
     }
 
     fn user(&self, localpart: &str) -> Result<OwnedUserId, BoxError> {
@@ -143,11 +150,12 @@ impl Bridge {
 
     /// Handles one inbound text: compliance keywords, then the conversation room.
     pub async fn inbound(&self, m: Inbound) -> Result<(), BoxError> {
-        let _serial = self.lock.lock().await;
+        let puppet_local = self.namer.localpart(&m.from);
+        let lock = self.texter_lock(&puppet_local);
+        let _serial = lock.lock().await;
         if self.store.contains(MESSAGE_SIDS, &m.message_sid)? {
             return Ok(()); // Twilio retried a webhook we already handled.
         }
-        let puppet_local = self.namer.localpart(&m.from);
         let keyword = m.body.trim().to_uppercase();
         let existing: Option<Conversation> = self.store.get(CONVERSATIONS, &puppet_local)?;
 
@@ -345,7 +353,8 @@ impl Bridge {
         if ev["content"]["msgtype"] != "m.text" {
             return Ok(());
         }
-        let _serial = self.lock.lock().await;
+        let lock = self.texter_lock(&puppet_local);
+        let _serial = lock.lock().await;
         let Some(conv) = self.conversation(&puppet_local)? else {
             return Ok(());
         };
