@@ -120,6 +120,12 @@ impl Bridge {
             self.store.remove(QUEUE, &key)?;
             return Ok(true);
         };
+        if e.status != Status::Queued {
+            // Handled before a crash that left its queue entry behind (sent, refused, or
+            // uncertain after an interrupted send): never send it again.
+            self.store.remove(QUEUE, &key)?;
+            return Ok(true);
+        }
         let Some(conv) = self.conversation(&e.puppet)? else {
             self.store.remove(QUEUE, &key)?;
             return Ok(true);
