@@ -62,6 +62,7 @@ pub struct Bridge {
     /// in parallel.
     locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub pacer: Pacer,
+    pub metrics: crate::metrics::Metrics,
     /// Wakes the outbox worker when a reply is queued.
     pub outbox_wake: tokio::sync::Notify,
 }
@@ -90,6 +91,7 @@ impl Bridge {
             bot,
             locks: Default::default(),
             pacer: Pacer::default(),
+            metrics: crate::metrics::Metrics::new(),
             outbox_wake: tokio::sync::Notify::new(),
         })
     }
@@ -175,6 +177,7 @@ impl Bridge {
 
         if STOP_WORDS.contains(&keyword.as_str()) {
             conv.opted_out = true;
+            self.metrics.opt_outs.inc();
             self.store.put(CONVERSATIONS, &puppet_local, &conv)?;
             self.notice(
                 &conv.room_id,
@@ -204,6 +207,7 @@ impl Bridge {
         }
         self.store.put(MESSAGE_SIDS, &m.message_sid, &true)?;
         self.store.flush().await?;
+        self.metrics.inbound.inc();
         Ok(())
     }
 

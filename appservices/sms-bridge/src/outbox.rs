@@ -143,8 +143,14 @@ impl Bridge {
         e.status = Status::Sending;
         self.store.put(OUTBOX, &event_id, &e)?;
         self.store.flush().await?;
-        match self.text_texter(&conv, &e.body).await {
+        let started = Instant::now();
+        let result = self.text_texter(&conv, &e.body).await;
+        self.metrics
+            .outbound_latency
+            .observe(started.elapsed().as_secs_f64());
+        match result {
             Ok(sids) => {
+                self.metrics.outbound.inc();
                 for sid in &sids {
                     self.store
                         .put(SIDS, sid, &(e.room.to_string(), event_id.clone()))?;
@@ -153,6 +159,7 @@ impl Bridge {
                 e.status = Status::Sent;
             }
             Err(err) => {
+                self.metrics.failures.with_label_values(&["outbound"]).inc();
                 e.status = Status::Failed;
                 let _ = self
                     .client

@@ -68,6 +68,12 @@ async fn sms(
 ) -> Response {
     let Some(params) = verified(&state, &uri, &headers, &body) else {
         tracing::warn!("rejected an unsigned or forged SMS webhook");
+        state
+            .bridge
+            .metrics
+            .failures
+            .with_label_values(&["bad_signature"])
+            .inc();
         return StatusCode::FORBIDDEN.into_response();
     };
     let (Some(sid), Some(from), Some(to)) = (
@@ -83,9 +89,22 @@ async fn sms(
         to: to.to_owned(),
         body: param(&params, "Body").unwrap_or_default().to_owned(),
     };
-    match state.bridge.inbound(inbound).await {
+    let started = std::time::Instant::now();
+    let result = state.bridge.inbound(inbound).await;
+    state
+        .bridge
+        .metrics
+        .inbound_latency
+        .observe(started.elapsed().as_secs_f64());
+    match result {
         Ok(()) => empty_twiml(),
         Err(e) => {
+            state
+                .bridge
+                .metrics
+                .failures
+                .with_label_values(&["inbound"])
+                .inc();
             // No number in logs: the error comes from the homeserver or Twilio.
             tracing::error!(error = %e, "inbound text not bridged; Twilio will retry");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -121,9 +140,18 @@ async fn status(
     }
 }
 
+async fn metrics(State(state): State<Arc<WebState>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        state.bridge.metrics.render(),
+    )
+        .into_response()
+}
+
 pub fn router(state: Arc<WebState>) -> Router {
     Router::new()
         .route("/twilio/sms", post(sms))
         .route("/twilio/status", post(status))
+        .route("/metrics", axum::routing::get(metrics))
         .with_state(state)
 }

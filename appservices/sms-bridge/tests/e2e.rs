@@ -476,6 +476,33 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
         .unwrap()
         .contains("delete your conversation data"));
 
+    // Metrics count what happened, and carry no numbers.
+    let metrics = env
+        .http
+        .get(format!("{}/metrics", env.bridge))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(value("sms_bridge_opt_outs_total"), 1.0);
+    assert_eq!(value("sms_bridge_outbound_total"), 1.0);
+    assert_eq!(
+        value("sms_bridge_failures_total{kind=\"bad_signature\"}"),
+        1.0
+    );
+    assert!(value("sms_bridge_inbound_total") >= 4.0, "{metrics}");
+    assert!(!metrics.contains("5551234567"));
+
     // The texter's number is nowhere in the homeserver's data.
     let mut found = Vec::new();
     for entry in walk(&env.data) {
