@@ -39,6 +39,13 @@ pub struct Conversation {
     pub number: String,
     #[serde(default)]
     pub opted_out: bool,
+    /// `twilio` or a partner's id.
+    #[serde(default = "twilio")]
+    pub provider: String,
+}
+
+fn twilio() -> String {
+    "twilio".into()
 }
 
 /// An inbound text as the provider delivered it.
@@ -63,6 +70,8 @@ pub struct Bridge {
     locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub pacer: Pacer,
     pub metrics: crate::metrics::Metrics,
+    /// Partner carriers by id.
+    pub partners: std::collections::HashMap<String, crate::partner::PartnerClient>,
     /// Wakes the outbox worker when a reply is queued.
     pub outbox_wake: tokio::sync::Notify,
 }
@@ -72,6 +81,7 @@ const START_WORDS: &[&str] = &["START", "UNSTOP", "YES"];
 const HELP_WORDS: &[&str] = &["HELP", "INFO"];
 
 impl Bridge {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Config,
         client: AsClient,
@@ -80,6 +90,7 @@ impl Bridge {
         vault: NumberVault,
         twilio: TwilioClient,
         bot: OwnedUserId,
+        partners: std::collections::HashMap<String, crate::partner::PartnerClient>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -92,6 +103,7 @@ impl Bridge {
             locks: Default::default(),
             pacer: Pacer::default(),
             metrics: crate::metrics::Metrics::new(),
+            partners,
             outbox_wake: tokio::sync::Notify::new(),
         })
     }
@@ -122,6 +134,20 @@ impl Bridge {
         body: &str,
     ) -> Result<Vec<String>, BoxError> {
         let to = self.vault.decrypt(&conv.number)?;
+        if conv.provider != "twilio" {
+            let partner = self
+                .partners
+                .get(&conv.provider)
+                .ok_or_else(|| format!("unknown provider {}", conv.provider))?;
+            let callback = format!(
+                "{}/partner/{}/status",
+                self.config.bridge.public_url.trim_end_matches('/'),
+                partner.id
+            );
+            return Ok(vec![
+                partner.send(&to, &conv.sender, body, &callback).await?,
+            ]);
+        }
         let mut sids = Vec::new();
         for part in segments::split(body) {
             let sent = self
@@ -290,7 +316,7 @@ impl Bridge {
         let content = json!({
             "affiliate": affiliate.id,
             "program": program.id,
-            "provider": "twilio",
+            "provider": program.provider,
             "state": "new",
             "puppet": puppet,
         });
@@ -316,6 +342,7 @@ impl Bridge {
             sender,
             number: self.vault.encrypt(&m.from),
             opted_out: false,
+            provider: program.provider.clone(),
         };
         self.store.put(CONVERSATIONS, puppet_local, &conv)?;
         self.store

@@ -13,7 +13,29 @@ pub struct Config {
     pub twilio: Twilio,
     #[serde(default)]
     pub pacing: Pacing,
+    /// Other carriers, reached through a generic JSON webhook.
+    #[serde(default)]
+    pub partners: Vec<Partner>,
     pub affiliates: Vec<Affiliate>,
+}
+
+/// A partner carrier: texts arrive as signed JSON at `/partner/<id>/sms`, replies are posted
+/// as signed JSON to `send_url`. The shared secret comes from the environment variable
+/// `SMS_BRIDGE_PARTNER_<ID>_SECRET` (upper case, `-` as `_`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partner {
+    pub id: String,
+    pub send_url: String,
+}
+
+impl Partner {
+    pub fn secret_env(&self) -> String {
+        format!(
+            "SMS_BRIDGE_PARTNER_{}_SECRET",
+            self.id.to_uppercase().replace('-', "_")
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -99,6 +121,13 @@ pub struct Program {
     /// The program an unmatched first message to this number goes to.
     #[serde(default)]
     pub default: bool,
+    /// `twilio` (default) or the id of a partner.
+    #[serde(default = "default_provider")]
+    pub provider: String,
+}
+
+fn default_provider() -> String {
+    "twilio".into()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +179,23 @@ impl Config {
         if self.affiliates.is_empty() {
             return Err(key_err("affiliates", "at least one affiliate is needed"));
         }
+        for (i, p) in self.partners.iter().enumerate() {
+            if p.id.is_empty()
+                || p.id == "twilio"
+                || !p.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(key_err(
+                    format!("partners[{i}].id"),
+                    "letters, digits and '-', not `twilio`",
+                ));
+            }
+            if !(p.send_url.starts_with("https://") || p.send_url.starts_with("http://")) {
+                return Err(key_err(
+                    format!("partners[{i}].send_url"),
+                    "must be an http(s) URL",
+                ));
+            }
+        }
         let mut program_ids = BTreeMap::new();
         // sender (number or service) -> (has default, keywords)
         let mut senders: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
@@ -188,6 +234,12 @@ impl Config {
                     || !p.queue_room.contains(':') && p.queue_room.starts_with('#')
                 {
                     return Err(key_err(k("queue_room"), "must be a room ID or alias"));
+                }
+                if p.provider != "twilio" && !self.partners.iter().any(|x| x.id == p.provider) {
+                    return Err(key_err(
+                        k("provider"),
+                        format!("`{}` is neither twilio nor a partner id", p.provider),
+                    ));
                 }
                 if p.auto_response.trim().is_empty() {
                     return Err(key_err(k("auto_response"), "must not be empty"));

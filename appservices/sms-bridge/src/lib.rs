@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod config;
 pub mod metrics;
 pub mod outbox;
+pub mod partner;
 pub mod privacy;
 pub mod segments;
 pub mod signature;

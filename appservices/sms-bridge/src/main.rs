@@ -57,7 +57,24 @@ async fn main() -> Result<(), BoxError> {
         reg.sender_localpart, config.bridge.server_name
     ))?;
     let listen = config.bridge.listen;
-    let bridge = Bridge::new(config, client, store.clone(), namer, vault, twilio, bot);
+    let mut partners = std::collections::HashMap::new();
+    for p in &config.partners {
+        let secret = env(&p.secret_env())?;
+        partners.insert(
+            p.id.clone(),
+            sms_bridge::partner::PartnerClient::new(&p.id, &p.send_url, secret.into_bytes()),
+        );
+    }
+    let bridge = Bridge::new(
+        config,
+        client,
+        store.clone(),
+        namer,
+        vault,
+        twilio,
+        bot,
+        partners,
+    );
     let web_state = Arc::new(web::WebState {
         bridge: bridge.clone(),
         auth_token,

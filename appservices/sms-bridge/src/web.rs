@@ -140,6 +140,59 @@ async fn status(
     }
 }
 
+/// `POST /partner/<id>/sms`: a partner carrier's inbound text (signed JSON).
+async fn partner_sms(
+    State(state): State<Arc<WebState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(partner) = state.bridge.partners.get(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let sig = headers
+        .get(crate::partner::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !crate::partner::verify(partner.secret(), &body, sig) {
+        state
+            .bridge
+            .metrics
+            .failures
+            .with_label_values(&["bad_signature"])
+            .inc();
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    let (Some(message_id), Some(from), Some(to)) =
+        (field("message_id"), field("from"), field("to"))
+    else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let inbound = Inbound {
+        message_sid: format!("{id}:{message_id}"),
+        from,
+        to,
+        body: field("body").unwrap_or_default(),
+    };
+    match state.bridge.inbound(inbound).await {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "partner text not bridged");
+            state
+                .bridge
+                .metrics
+                .failures
+                .with_label_values(&["inbound"])
+                .inc();
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 async fn metrics(State(state): State<Arc<WebState>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
@@ -152,6 +205,7 @@ pub fn router(state: Arc<WebState>) -> Router {
     Router::new()
         .route("/twilio/sms", post(sms))
         .route("/twilio/status", post(status))
+        .route("/partner/{id}/sms", post(partner_sms))
         .route("/metrics", axum::routing::get(metrics))
         .with_state(state)
 }

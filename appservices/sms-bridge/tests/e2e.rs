@@ -54,6 +54,35 @@ impl Drop for Proc {
 }
 
 type Sent = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+type PartnerSent = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+const PARTNER_SECRET: &str = "partner_shared_secret";
+const PARTNER_NUMBER: &str = "+15550002222";
+
+/// The partner carrier double: records each signed JSON send.
+async fn partner_double(port: u16) -> PartnerSent {
+    let sent: PartnerSent = Default::default();
+    async fn send(
+        State(s): State<PartnerSent>,
+        headers: axum::http::HeaderMap,
+        body: axum::body::Bytes,
+    ) -> Json<Value> {
+        let sig = headers
+            .get("x-haven-signature")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        s.lock().unwrap().push((sig, body.to_vec()));
+        Json(json!({ "message_id": "P1" }))
+    }
+    let app = Router::new()
+        .route("/send", post(send))
+        .with_state(sent.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    sent
+}
 
 /// The Twilio double: records every Messages.json request and answers like Twilio.
 async fn twilio_double(port: u16) -> Sent {
@@ -95,6 +124,7 @@ struct Env {
     bridge: String,
     http: reqwest::Client,
     sent: Sent,
+    partner_sent: PartnerSent,
     data: PathBuf,
     bridge_cfg: PathBuf,
     bridge_proc: Option<Proc>,
@@ -113,6 +143,7 @@ fn spawn_bridge(cfg: &std::path::Path) -> Proc {
                 format!("k1={}", STANDARD.encode([3u8; 32])),
             )
             .env("SMS_BRIDGE_NUMBER_KEY_ID", "k1")
+            .env("SMS_BRIDGE_PARTNER_ACME_SECRET", PARTNER_SECRET)
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -122,7 +153,9 @@ fn spawn_bridge(cfg: &std::path::Path) -> Proc {
 impl Env {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (hs_port, bridge_port, tw_port) = (free_port(), free_port(), free_port());
+        let (hs_port, bridge_port, tw_port, partner_port) =
+            (free_port(), free_port(), free_port(), free_port());
+        let partner_sent = partner_double(partner_port).await;
         let server = format!("localhost:{hs_port}");
         let reg = dir.path().join("sms.yaml");
         std::fs::write(&reg, format!("id: sms-bridge\nurl: http://127.0.0.1:{bridge_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: sms_bridge\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sms_.*:{server}'\n")).unwrap();
@@ -155,9 +188,22 @@ state_dir = "{state}"
 api_base_url = "http://127.0.0.1:{tw_port}"
 account_sid = "ACtest"
 
+[[partners]]
+id = "acme"
+send_url = "http://127.0.0.1:{partner_port}/send"
+
 [[affiliates]]
 id = "riverside"
 name = "Riverside"
+
+[[affiliates.programs]]
+id = "youth"
+name = "Youth line"
+number = "{PARTNER_NUMBER}"
+queue_room = "#youth-queue:{server}"
+auto_response = "Youth line here."
+help_text = "Youth line."
+provider = "acme"
 
 [[affiliates.programs]]
 id = "crisis"
@@ -191,6 +237,7 @@ default = true
             bridge: format!("http://127.0.0.1:{bridge_port}"),
             http,
             sent,
+            partner_sent,
             data,
             bridge_cfg,
             bridge_proc: Some(bridge),
@@ -603,4 +650,72 @@ async fn a_bridge_restart_loses_and_duplicates_nothing() {
         .collect();
     assert!(bodies.contains(&"still me".to_owned()));
     assert_eq!(env.conversation_room().await, room);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partner_carrier_plugs_in_through_signed_json() {
+    let env = Env::start().await;
+    let body = serde_json::to_vec(&json!({"message_id": "m1", "from": "+15557654321", "to": PARTNER_NUMBER, "body": "hi from a partner"})).unwrap();
+    let url = format!("{}/partner/acme/sms", env.bridge);
+    let post = |sig: String, body: Vec<u8>| {
+        env.http
+            .post(&url)
+            .header("x-haven-signature", sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post("sha256=00".into(), body.clone())
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        post(
+            sms_bridge::partner::sign(PARTNER_SECRET.as_bytes(), &body),
+            body.clone()
+        )
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
+    let room = env.conversation_room().await;
+    let state = env
+        .api(
+            reqwest::Method::GET,
+            &format!("/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"),
+            AS_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (state["provider"].as_str(), state["program"].as_str()),
+        (Some("acme"), Some("youth"))
+    );
+    assert_eq!(
+        env.messages(&room).await[0]["content"]["body"],
+        "hi from a partner"
+    );
+    // The auto-response went out through the partner, signed, from the program's number.
+    let sent = env.partner_sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    let (sig, raw) = &sent[0];
+    assert!(sms_bridge::partner::verify(
+        PARTNER_SECRET.as_bytes(),
+        raw,
+        sig
+    ));
+    let v: Value = serde_json::from_slice(raw).unwrap();
+    assert_eq!(
+        (v["to"].as_str(), v["from"].as_str()),
+        (Some("+15557654321"), Some(PARTNER_NUMBER))
+    );
+    assert!(v["body"].as_str().unwrap().starts_with("Youth line here."));
+    assert!(
+        env.sent.lock().unwrap().is_empty(),
+        "nothing went through Twilio"
+    );
 }
