@@ -309,6 +309,36 @@ default = true
         r.status().as_u16()
     }
 
+    /// Posts a signed delivery status callback (or one with `signature`).
+    async fn status(
+        &self,
+        sid: &str,
+        status: &str,
+        error: Option<&str>,
+        signature: Option<&str>,
+    ) -> u16 {
+        let mut params = vec![
+            ("MessageSid".to_owned(), sid.to_owned()),
+            ("MessageStatus".to_owned(), status.to_owned()),
+        ];
+        if let Some(e) = error {
+            params.push(("ErrorCode".to_owned(), e.to_owned()));
+        }
+        let url = format!("{}/twilio/status", self.bridge);
+        let sig = signature
+            .map(str::to_owned)
+            .unwrap_or_else(|| sms_bridge::signature::compute(AUTH_TOKEN, &url, &params));
+        self.http
+            .post(&url)
+            .header("x-twilio-signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     async fn api(
         &self,
         method: reqwest::Method,
@@ -479,6 +509,63 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
     assert!(reply
         .iter()
         .any(|(k, v)| k == "StatusCallback" && v.ends_with("/twilio/status")));
+
+    // Delivery statuses: "delivered" is the texter's read receipt on the reply; a failure is
+    // a notice with Twilio's error code and its meaning. Unsigned callbacks are refused.
+    let reply_sid = format!("SM{:032}", env.sent.lock().unwrap().len());
+    assert_eq!(env.status(&reply_sid, "delivered", None, None).await, 204);
+    let sync: Value = env
+        .http
+        .get(format!("{}/_matrix/client/v3/sync", env.hs))
+        .bearer_auth(&responder_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eph = sync["rooms"]["join"][room.as_str()]["ephemeral"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let receipt = eph
+        .iter()
+        .find(|e| e["type"] == "m.receipt")
+        .expect("a read receipt");
+    let readers: Vec<&String> = receipt["content"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|v| v["m.read"].as_object().unwrap().keys())
+        .collect();
+    assert!(readers.iter().any(|u| **u == puppet), "{receipt}");
+    assert_eq!(
+        env.status(
+            &reply_sid,
+            "failed",
+            Some("30003"),
+            Some("bm90IGEgc2lnbmF0dXJl")
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        env.status(&reply_sid, "failed", Some("30003"), None).await,
+        204
+    );
+    let notices: Vec<String> = env
+        .messages(&room)
+        .await
+        .iter()
+        .filter(|m| m["content"]["msgtype"] == "m.notice")
+        .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.contains("30003") && n.contains("unreachable")),
+        "{notices:?}"
+    );
 
     // STOP: later replies are refused with a notice, nothing is sent.
     assert_eq!(env.text("SM004", "stop", None).await, 200);
