@@ -384,6 +384,10 @@ impl Bridge {
         if ev["content"]["msgtype"] != "m.text" {
             return Ok(());
         }
+        let text = ev["content"]["body"].as_str().unwrap_or_default();
+        if text.trim() == "!reveal" {
+            return self.reveal_request(room, sender, &puppet_local).await;
+        }
         let lock = self.texter_lock(&puppet_local);
         let _serial = lock.lock().await;
         let Some(conv) = self.conversation(&puppet_local)? else {
@@ -475,5 +479,147 @@ pub fn error_meaning(code: &str) -> &'static str {
         "30008" => "unknown delivery error",
         "21610" => "the texter has opted out with STOP",
         _ => "see Twilio's error reference",
+    }
+}
+
+/// A pending reveal: who may open it, for which texter, until when (ms since the epoch).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reveal {
+    pub supervisor: String,
+    pub puppet: String,
+    pub expires_ms: u64,
+}
+
+const REVEALS: &str = "reveals";
+const AUDIT: &str = "audit";
+/// How long a reveal link stays valid.
+const REVEAL_TTL_MS: u64 = 5 * 60 * 1000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Bridge {
+    /// `!reveal` from a program supervisor: a one-time link only that supervisor can open. The
+    /// number itself never enters Matrix; the request and the opening are both logged.
+    async fn reveal_request(
+        &self,
+        room: &str,
+        sender: &str,
+        puppet_local: &str,
+    ) -> Result<(), BoxError> {
+        let room_id = OwnedRoomId::try_from(room)?;
+        let Some(conv) = self.conversation(puppet_local)? else {
+            return Ok(());
+        };
+        let allowed = self
+            .config
+            .programs_for(&conv.sender)
+            .any(|(_, p)| p.id == conv.program && p.supervisors.iter().any(|s| s == sender));
+        if !allowed {
+            self.notice(
+                &room_id,
+                "Only this program's supervisors can reveal a texter's number.",
+            )
+            .await?;
+            return Ok(());
+        }
+        let token: String = {
+            use rand::Rng;
+            rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(32)
+                .map(char::from)
+                .collect()
+        };
+        let reveal = Reveal {
+            supervisor: sender.to_owned(),
+            puppet: puppet_local.to_owned(),
+            expires_ms: now_ms() + REVEAL_TTL_MS,
+        };
+        self.store.put(REVEALS, &token, &reveal)?;
+        self.audit("reveal_requested", sender, puppet_local)?;
+        self.store.flush().await?;
+        tracing::warn!(
+            supervisor = sender,
+            puppet = puppet_local,
+            "number reveal requested"
+        );
+        let url = format!(
+            "{}/reveal/{token}",
+            self.config.bridge.public_url.trim_end_matches('/')
+        );
+        self.notice(
+            &room_id,
+            &format!("{sender} asked to reveal the texter's number for an emergency escalation (logged). The link works once, for them only, for 5 minutes: {url}"),
+        )
+        .await
+    }
+
+    /// Opens a reveal link for the Matrix user behind `access_token`.
+    pub async fn reveal_open(
+        &self,
+        token: &str,
+        access_token: &str,
+    ) -> Result<Option<String>, BoxError> {
+        let Some(reveal) = self.store.get::<Reveal>(REVEALS, token)? else {
+            return Ok(None);
+        };
+        if reveal.expires_ms < now_ms() {
+            self.store.remove(REVEALS, token)?;
+            return Ok(None);
+        }
+        let whoami: serde_json::Value = reqwest::Client::new()
+            .get(format!(
+                "{}/_matrix/client/v3/account/whoami",
+                self.config.bridge.homeserver_url.trim_end_matches('/')
+            ))
+            .bearer_auth(access_token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if whoami["user_id"].as_str() != Some(reveal.supervisor.as_str()) {
+            self.audit(
+                "reveal_refused",
+                whoami["user_id"].as_str().unwrap_or("unknown"),
+                &reveal.puppet,
+            )?;
+            self.store.flush().await?;
+            return Ok(None);
+        }
+        let Some(conv) = self.conversation(&reveal.puppet)? else {
+            return Ok(None);
+        };
+        // One use: the link is gone once its supervisor opened it.
+        self.store.remove(REVEALS, token)?;
+        self.audit("reveal_opened", &reveal.supervisor, &reveal.puppet)?;
+        self.store.flush().await?;
+        tracing::warn!(supervisor = %reveal.supervisor, puppet = %reveal.puppet, "number revealed");
+        Ok(Some(self.vault.decrypt(&conv.number)?))
+    }
+
+    fn audit(&self, what: &str, who: &str, puppet: &str) -> Result<(), BoxError> {
+        let at = now_ms();
+        let key = format!("{at:020}-{what}");
+        self.store.put(
+            AUDIT,
+            &key,
+            &json!({ "at": at, "what": what, "who": who, "puppet": puppet }),
+        )?;
+        Ok(())
+    }
+
+    /// The reveal audit trail, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<Value>, BoxError> {
+        Ok(self
+            .store
+            .entries::<Value>(AUDIT)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
     }
 }

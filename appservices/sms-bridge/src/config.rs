@@ -124,6 +124,9 @@ pub struct Program {
     /// `twilio` (default) or the id of a partner.
     #[serde(default = "default_provider")]
     pub provider: String,
+    /// Matrix users allowed to reveal a texter's number (`!reveal`) for an emergency.
+    #[serde(default)]
+    pub supervisors: Vec<String>,
 }
 
 fn default_provider() -> String {

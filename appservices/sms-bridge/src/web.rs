@@ -193,6 +193,29 @@ async fn partner_sms(
     }
 }
 
+/// `GET /reveal/<token>` with the supervisor's Matrix access token as a Bearer token.
+async fn reveal(
+    State(state): State<Arc<WebState>>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(access) = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    match state.bridge.reveal_open(&token, access).await {
+        Ok(Some(number)) => ([("cache-control", "no-store")], number).into_response(),
+        Ok(None) => StatusCode::FORBIDDEN.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reveal failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 async fn metrics(State(state): State<Arc<WebState>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
@@ -206,6 +229,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/twilio/sms", post(sms))
         .route("/twilio/status", post(status))
         .route("/partner/{id}/sms", post(partner_sms))
+        .route("/reveal/{token}", axum::routing::get(reveal))
         .route("/metrics", axum::routing::get(metrics))
         .with_state(state)
 }

@@ -213,6 +213,7 @@ queue_room = "#crisis-queue:{server}"
 auto_response = "Thanks for texting Riverside."
 help_text = "Riverside crisis line. Text STOP to stop."
 default = true
+supervisors = ["@sup:{server}"]
 "##,
                 reg = reg.display(),
                 state = dir.path().join("bridge-state").display()
@@ -307,6 +308,16 @@ default = true
             .await
             .unwrap();
         r.status().as_u16()
+    }
+
+    /// Bodies of the notices in a room, oldest first.
+    async fn notices(&self, room: &str) -> Vec<String> {
+        self.messages(room)
+            .await
+            .iter()
+            .filter(|m| m["content"]["msgtype"] == "m.notice")
+            .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Posts a signed delivery status callback (or one with `signature`).
@@ -805,4 +816,81 @@ async fn a_partner_carrier_plugs_in_through_signed_json() {
         env.sent.lock().unwrap().is_empty(),
         "nothing went through Twilio"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_supervisor_can_reveal_a_number_and_it_is_logged() {
+    let env = Env::start().await;
+    assert_eq!(env.text("SM201", "please help", None).await, 200);
+    let room = env.conversation_room().await;
+    let mut tokens = Vec::new();
+    for name in ["sup", "responder"] {
+        let reg: Value = env
+            .http
+            .post(format!("{}/_matrix/client/v3/register", env.hs))
+            .json(&json!({"username": name, "password": "pw", "auth": {"type": "m.login.dummy"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = reg["access_token"].as_str().unwrap().to_owned();
+        env.api(
+            reqwest::Method::POST,
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            AS_TOKEN,
+            Some(json!({"user_id": reg["user_id"]})),
+        )
+        .await;
+        env.api(
+            reqwest::Method::POST,
+            &format!("/_matrix/client/v3/rooms/{room}/join"),
+            &token,
+            Some(json!({})),
+        )
+        .await;
+        tokens.push(token);
+    }
+    let (sup, responder) = (&tokens[0], &tokens[1]);
+    // A responder cannot.
+    env.reply(responder, &room, "x1", "!reveal").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !env
+        .notices(&room)
+        .await
+        .iter()
+        .any(|n| n.starts_with("Only this program's supervisors"))
+    {
+        assert!(Instant::now() < deadline, "no refusal");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The supervisor gets a link; the number itself never enters Matrix.
+    env.reply(sup, &room, "x2", "!reveal").await;
+    let link = loop {
+        if let Some(n) = env
+            .notices(&room)
+            .await
+            .into_iter()
+            .find(|n| n.contains("/reveal/"))
+        {
+            break n.rsplit(' ').next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no reveal link");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        !bodies_to(&env.sent, TEXTER).iter().any(|b| b == "!reveal"),
+        "commands are not texted"
+    );
+    let open = |token: &str| env.http.get(&link).bearer_auth(token.to_owned()).send();
+    assert_eq!(open(responder).await.unwrap().status(), 403);
+    assert_eq!(env.http.get(&link).send().await.unwrap().status(), 401);
+    let r = open(sup).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), TEXTER);
+    assert_eq!(open(sup).await.unwrap().status(), 403, "one use only");
+    for n in env.notices(&room).await {
+        assert!(!n.contains("5551234567"));
+    }
 }
