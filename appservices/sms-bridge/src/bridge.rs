@@ -16,8 +16,6 @@ use crate::{
     config::Config,
     outbox::{OutboxEntry, Pacer, Status, SIDS},
     privacy::{NumberVault, PuppetNamer},
-    segments,
-    twilio::{Outgoing, TwilioClient},
 };
 
 /// The conversation state event the bridge writes when it opens a room.
@@ -62,7 +60,8 @@ pub struct Bridge {
     pub store: Store,
     pub namer: PuppetNamer,
     pub vault: NumberVault,
-    pub twilio: TwilioClient,
+    /// Carriers by id (`twilio` and each partner), for sending.
+    pub providers: std::collections::HashMap<String, std::sync::Arc<dyn crate::provider::Provider>>,
     /// `@<sender_localpart>:<server>`
     pub bot: OwnedUserId,
     /// One lock per texter: their texts and replies are handled in order, different texters
@@ -88,7 +87,7 @@ impl Bridge {
         store: Store,
         namer: PuppetNamer,
         vault: NumberVault,
-        twilio: TwilioClient,
+        providers: std::collections::HashMap<String, std::sync::Arc<dyn crate::provider::Provider>>,
         bot: OwnedUserId,
         partners: std::collections::HashMap<String, crate::partner::PartnerClient>,
     ) -> Arc<Self> {
@@ -98,7 +97,7 @@ impl Bridge {
             store,
             namer,
             vault,
-            twilio,
+            providers,
             bot,
             locks: Default::default(),
             pacer: Pacer::default(),
@@ -120,13 +119,6 @@ impl Bridge {
         ))?)
     }
 
-    fn status_callback(&self) -> String {
-        format!(
-            "{}/twilio/status",
-            self.config.bridge.public_url.trim_end_matches('/')
-        )
-    }
-
     /// Sends an SMS to the texter of `conv` (unless they opted out) and returns what was sent.
     pub async fn text_texter(
         &self,
@@ -134,36 +126,11 @@ impl Bridge {
         body: &str,
     ) -> Result<Vec<String>, BoxError> {
         let to = self.vault.decrypt(&conv.number)?;
-        if conv.provider != "twilio" {
-            let partner = self
-                .partners
-                .get(&conv.provider)
-                .ok_or_else(|| format!("unknown provider {}", conv.provider))?;
-            let callback = format!(
-                "{}/partner/{}/status",
-                self.config.bridge.public_url.trim_end_matches('/'),
-                partner.id
-            );
-            return Ok(vec![
-                partner.send(&to, &conv.sender, body, &callback).await?,
-            ]);
-        }
-        let mut sids = Vec::new();
-        for part in segments::split(body) {
-            let sent = self
-                .twilio
-                .send(&Outgoing {
-                    to: &to,
-                    from: &conv.sender,
-                    body: &part,
-                    media_url: None,
-                    status_callback: &self.status_callback(),
-                    validity_period_s: self.config.pacing.validity_period_s,
-                })
-                .await?;
-            sids.push(sent.sid);
-        }
-        Ok(sids)
+        let provider = self
+            .providers
+            .get(&conv.provider)
+            .ok_or_else(|| format!("unknown provider {}", conv.provider))?;
+        Ok(provider.send(&to, &conv.sender, body).await?)
     }
 
     /// The conversation of a puppet.

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod partner;
 pub mod privacy;
+pub mod provider;
 pub mod segments;
 pub mod signature;
 pub mod twilio;

@@ -9,7 +9,14 @@ use appservice_runtime::{
     config::load_registration, server, AsClient, BoxError, Handler, Store, Transaction,
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
-use sms_bridge::{bridge::Bridge, config::Config, privacy, twilio::TwilioClient, web};
+use sms_bridge::{
+    bridge::Bridge,
+    config::Config,
+    privacy,
+    provider::{PartnerProvider, Provider, TwilioProvider},
+    twilio::TwilioClient,
+    web,
+};
 
 struct Events(Arc<Bridge>);
 
@@ -57,13 +64,31 @@ async fn main() -> Result<(), BoxError> {
         reg.sender_localpart, config.bridge.server_name
     ))?;
     let listen = config.bridge.listen;
+    let public = config.bridge.public_url.trim_end_matches('/').to_owned();
     let mut partners = std::collections::HashMap::new();
+    let mut providers: std::collections::HashMap<String, Arc<dyn Provider>> =
+        std::collections::HashMap::new();
+    providers.insert(
+        "twilio".into(),
+        Arc::new(TwilioProvider {
+            client: twilio,
+            status_callback: format!("{public}/twilio/status"),
+            validity_period_s: config.pacing.validity_period_s,
+        }),
+    );
     for p in &config.partners {
         let secret = env(&p.secret_env())?;
-        partners.insert(
+        let client =
+            sms_bridge::partner::PartnerClient::new(&p.id, &p.send_url, secret.into_bytes());
+        let status_callback = format!("{public}/partner/{}/status", p.id);
+        providers.insert(
             p.id.clone(),
-            sms_bridge::partner::PartnerClient::new(&p.id, &p.send_url, secret.into_bytes()),
+            Arc::new(PartnerProvider {
+                client: client.clone(),
+                status_callback,
+            }),
         );
+        partners.insert(p.id.clone(), client);
     }
     let bridge = Bridge::new(
         config,
@@ -71,7 +96,7 @@ async fn main() -> Result<(), BoxError> {
         store.clone(),
         namer,
         vault,
-        twilio,
+        providers,
         bot,
         partners,
     );
