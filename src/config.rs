@@ -30,6 +30,26 @@ pub struct Config {
     pub logging: Logging,
     #[serde(default)]
     pub appservices: Appservices,
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaConfig {
+    /// Where uploaded files live (default: `media` inside the database directory).
+    pub path: Option<PathBuf>,
+    /// Largest accepted upload, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_upload_bytes: 50 * 1024 * 1024,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -8,6 +8,7 @@ pub mod appservice;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod media;
 pub mod ratelimit;
 pub mod rooms;
 pub mod signing;
@@ -32,6 +33,7 @@ pub struct Haven {
     pub users: users::Users,
     pub ratelimit: ratelimit::RateLimiter,
     pub appservices: appservice::Appservices,
+    pub media: media::Media,
     /// Outbound HTTP (appservice transactions and queries).
     pub http: reqwest::Client,
 }
@@ -66,6 +68,12 @@ impl Haven {
         let rooms = rooms::Rooms::new(db.clone(), key.clone(), stream.clone())?;
         let users = users::Users::new(db.clone(), config.server_name.clone());
         let ratelimit = ratelimit::RateLimiter::new(config.rate_limits.clone());
+        let media_dir = config
+            .media
+            .path
+            .clone()
+            .unwrap_or_else(|| config.database.path.join("media"));
+        let media = media::Media::new(media_dir, config.media.max_upload_bytes)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
@@ -79,6 +87,7 @@ impl Haven {
             users,
             ratelimit,
             appservices,
+            media,
             http,
         }))
     }

@@ -302,3 +302,25 @@ impl<T: OutgoingResponse> IntoResponse for RumaResponse<T> {
 }
 
 pub type ApiResult<T> = Result<RumaResponse<T>, Error>;
+
+/// The authenticated session of a request handled outside ruma's request types (streamed
+/// media): the same token rules as [`Ruma`].
+pub struct Authed(pub Session);
+
+impl FromRequestParts<Arc<Haven>> for Authed {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        h: &Arc<Haven>,
+    ) -> Result<Self, Error> {
+        match access_token(parts)? {
+            Some(token) => Ok(Authed(authenticate(h, parts, &token, true)?)),
+            None => Err(Error::new(
+                StatusCode::UNAUTHORIZED,
+                ErrCode::MissingToken,
+                "Missing access token",
+            )),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod extract;
+pub mod media;
 
 use std::sync::Arc;
 
@@ -78,6 +79,36 @@ pub fn router(h: Arc<Haven>) -> Router {
         .route("/_matrix/client/v3/voip/turnServer", get(misc::turn_server))
         .route("/_matrix/client/r0/voip/turnServer", get(misc::turn_server))
         .route("/healthz", get(healthz))
+        .route(
+            "/_matrix/media/v3/upload",
+            axum::routing::post(media::upload),
+        )
+        .route(
+            "/_matrix/media/r0/upload",
+            axum::routing::post(media::upload),
+        )
+        .route(
+            "/_matrix/media/v3/download/{server}/{id}",
+            get(media::download_legacy),
+        )
+        .route(
+            "/_matrix/media/v3/download/{server}/{id}/{name}",
+            get(media::download_legacy_named),
+        )
+        .route(
+            "/_matrix/media/r0/download/{server}/{id}",
+            get(media::download_legacy),
+        )
+        .route(
+            "/_matrix/client/v1/media/download/{server}/{id}",
+            get(media::download),
+        )
+        .route(
+            "/_matrix/client/v1/media/download/{server}/{id}/{name}",
+            get(media::download_named),
+        )
+        .route("/_matrix/client/v1/media/config", get(media::config))
+        .route("/_matrix/media/v3/config", get(media::config))
         .route("/readyz", get(healthz));
 
     r = add::<account::register::v3::Request, _, _>(r, acc::register);

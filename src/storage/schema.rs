@@ -73,6 +73,8 @@ pub struct Tables {
     /// (user, room) -> present when the user forgot the room.
     pub forgotten: Table<(String, String), ()>,
     pub aliases: Table<String, Json<AliasRecord>>,
+    /// media id -> metadata of a local upload (the content is on disk, by hash).
+    pub media: Table<String, Json<crate::media::MediaRecord>>,
     /// (room, receipt type, user) -> receipt.
     pub receipts: Table<(String, String, String), Json<ReceiptRecord>>,
 }
@@ -115,6 +117,7 @@ impl Tables {
             user_rooms: Table::new(t("user_rooms")?),
             forgotten: Table::new(t("forgotten")?),
             aliases: Table::new(t("aliases")?),
+            media: Table::new(t("media")?),
             receipts: Table::new(t("receipts")?),
         })
     }

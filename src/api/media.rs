@@ -1,0 +1,157 @@
+//! Media endpoints: upload (streamed to disk), download by the legacy unauthenticated and the
+//! authenticated paths, and the repository's configuration.
+
+use std::sync::Arc;
+
+use axum::{
+    body::Body,
+    extract::{Path, Query, Request, State},
+    http::{header, HeaderValue},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    api::extract::Authed,
+    error::Error,
+    media::{content_disposition, inline_safe},
+    Haven,
+};
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    filename: Option<String>,
+}
+
+/// `POST /_matrix/media/v3/upload`
+pub async fn upload(
+    State(h): State<Arc<Haven>>,
+    Authed(s): Authed,
+    Query(q): Query<UploadQuery>,
+    req: Request,
+) -> Result<Json<serde_json::Value>, Error> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() < 256 && !v.contains(['\r', '\n']))
+        .map(str::to_owned);
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > h.media.max_bytes {
+            return Err(Error::too_large(format!(
+                "uploads are limited to {} bytes",
+                h.media.max_bytes
+            )));
+        }
+    }
+    let filename = q.filename.filter(|f| f.len() <= 255);
+    let stream = req.into_body().into_data_stream();
+    let id = h
+        .media
+        .upload(&h.db, stream, &s.user_id, content_type, filename)
+        .await?;
+    Ok(Json(
+        json!({ "content_uri": format!("mxc://{}/{id}", h.config.server_name) }),
+    ))
+}
+
+async fn serve(
+    h: &Haven,
+    server: &str,
+    media_id: &str,
+    name: Option<String>,
+) -> Result<Response, Error> {
+    if server != h.config.server_name.as_str() {
+        return Err(Error::not_found(
+            "Remote media is not available without federation",
+        ));
+    }
+    let (rec, path) = h
+        .media
+        .get(&h.db, media_id)?
+        .ok_or_else(|| Error::not_found("Media not found"))?;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| Error::not_found("Media not found"))?;
+    let content_type = rec
+        .content_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let inline = inline_safe(&content_type);
+    let served_type = if inline {
+        content_type
+    } else {
+        "application/octet-stream".into()
+    };
+    let filename = name.or(rec.filename);
+    let mut resp = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let headers = resp.headers_mut();
+    let hv = |s: &str| {
+        HeaderValue::from_str(s)
+            .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+    };
+    headers.insert(header::CONTENT_TYPE, hv(&served_type));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rec.size));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&content_disposition(inline, filename.as_deref()))
+            .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; style-src 'unsafe-inline'; media-src 'self'; object-src 'self';"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400, immutable"),
+    );
+    Ok(resp)
+}
+
+/// Legacy `GET /_matrix/media/v3/download/{serverName}/{mediaId}`
+pub async fn download_legacy(
+    State(h): State<Arc<Haven>>,
+    Path((server, id)): Path<(String, String)>,
+) -> Result<Response, Error> {
+    serve(&h, &server, &id, None).await
+}
+
+pub async fn download_legacy_named(
+    State(h): State<Arc<Haven>>,
+    Path((server, id, name)): Path<(String, String, String)>,
+) -> Result<Response, Error> {
+    serve(&h, &server, &id, Some(name)).await
+}
+
+/// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}` (authenticated media)
+pub async fn download(
+    State(h): State<Arc<Haven>>,
+    _auth: Authed,
+    Path((server, id)): Path<(String, String)>,
+) -> Result<Response, Error> {
+    serve(&h, &server, &id, None).await
+}
+
+pub async fn download_named(
+    State(h): State<Arc<Haven>>,
+    _auth: Authed,
+    Path((server, id, name)): Path<(String, String, String)>,
+) -> Result<Response, Error> {
+    serve(&h, &server, &id, Some(name)).await
+}
+
+/// `GET /_matrix/client/v1/media/config` (and the legacy path)
+pub async fn config(State(h): State<Arc<Haven>>, _auth: Authed) -> Json<serde_json::Value> {
+    Json(json!({ "m.upload.size": h.media.max_bytes }))
+}
