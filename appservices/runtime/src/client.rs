@@ -80,11 +80,17 @@ impl AsClient {
             url.push_str("user_id=");
             url.push_str(&u.as_str().replace('@', "%40").replace(':', "%3A"));
         }
-        let resp = self
+        let mut rb = self
             .http
             .request(parts.method, url)
-            .bearer_auth(&self.as_token)
-            .header("content-type", "application/json")
+            .bearer_auth(&self.as_token);
+        for (k, v) in parts.headers.iter() {
+            rb = rb.header(k, v);
+        }
+        if !parts.headers.contains_key("content-type") {
+            rb = rb.header("content-type", "application/json");
+        }
+        let resp = rb
             .body(body)
             .send()
             .await

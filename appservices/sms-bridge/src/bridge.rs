@@ -52,6 +52,8 @@ pub struct Inbound {
     pub from: String,
     pub to: String,
     pub body: String,
+    /// MMS attachments: (URL, content type as the carrier announced it).
+    pub media: Vec<(String, String)>,
 }
 
 pub struct Bridge {
@@ -60,6 +62,8 @@ pub struct Bridge {
     pub store: Store,
     pub namer: PuppetNamer,
     pub vault: NumberVault,
+    /// Twilio's API, for fetching MMS attachments.
+    pub twilio: Option<crate::twilio::TwilioClient>,
     /// Carriers by id (`twilio` and each partner), for sending.
     pub providers: std::collections::HashMap<String, std::sync::Arc<dyn crate::provider::Provider>>,
     /// `@<sender_localpart>:<server>`
@@ -90,6 +94,7 @@ impl Bridge {
         providers: std::collections::HashMap<String, std::sync::Arc<dyn crate::provider::Provider>>,
         bot: OwnedUserId,
         partners: std::collections::HashMap<String, crate::partner::PartnerClient>,
+        twilio: Option<crate::twilio::TwilioClient>,
     ) -> Arc<Self> {
         Arc::new(Self {
             config,
@@ -103,6 +108,7 @@ impl Bridge {
             pacer: Pacer::default(),
             metrics: crate::metrics::Metrics::new(),
             partners,
+            twilio,
             outbox_wake: tokio::sync::Notify::new(),
         })
     }
@@ -193,10 +199,16 @@ impl Bridge {
             )
             .await?;
         } else {
-            self.client
-                .as_user(&puppet)
-                .send_text(&conv.room_id, &m.body, false)
-                .await?;
+            if !m.body.trim().is_empty() || m.media.is_empty() {
+                self.client
+                    .as_user(&puppet)
+                    .send_text(&conv.room_id, &m.body, false)
+                    .await?;
+            }
+            for (url, announced) in &m.media {
+                self.bridge_attachment(&puppet, &conv.room_id, url, announced)
+                    .await?;
+            }
         }
         self.store.put(MESSAGE_SIDS, &m.message_sid, &true)?;
         self.store.flush().await?;
@@ -588,5 +600,66 @@ impl Bridge {
             .into_iter()
             .map(|(_, v)| v)
             .collect())
+    }
+}
+
+/// Largest MMS attachment the bridge accepts (Twilio's own limit is 5 MB per message).
+const MAX_ATTACHMENT: usize = 5 * 1024 * 1024;
+
+impl Bridge {
+    /// Fetches an MMS attachment and posts it into the room as the texter's media message.
+    async fn bridge_attachment(
+        &self,
+        puppet: &UserId,
+        room: &ruma::RoomId,
+        url: &str,
+        announced: &str,
+    ) -> Result<(), BoxError> {
+        let twilio = self
+            .twilio
+            .as_ref()
+            .ok_or("MMS arrived but Twilio is not configured")?;
+        let (bytes, fetched_type) = twilio.fetch_media(url, MAX_ATTACHMENT).await?;
+        let content_type = if announced.is_empty() {
+            fetched_type
+        } else {
+            announced.to_owned()
+        };
+        let size = bytes.len();
+        let ext = content_type
+            .split('/')
+            .nth(1)
+            .unwrap_or("bin")
+            .split(';')
+            .next()
+            .unwrap_or("bin")
+            .to_owned();
+        let filename = format!("attachment.{ext}");
+        let mut upload = ruma::api::client::media::create_content::v3::Request::new(bytes);
+        upload.content_type = Some(content_type.clone());
+        upload.filename = Some(filename.clone());
+        let uri = self.client.as_user(puppet).send(upload).await?.content_uri;
+        let msgtype = match content_type.split('/').next() {
+            Some("image") => "m.image",
+            Some("video") => "m.video",
+            Some("audio") => "m.audio",
+            _ => "m.file",
+        };
+        let content = json!({
+            "msgtype": msgtype,
+            "body": filename,
+            "url": uri,
+            "info": { "mimetype": content_type, "size": size },
+        });
+        let raw: Raw<ruma::events::AnyMessageLikeEventContent> =
+            Raw::from_json(serde_json::value::to_raw_value(&content)?);
+        let req = ruma::api::client::message::send_message_event::v3::Request::new_raw(
+            room.to_owned(),
+            ruma::TransactionId::new(),
+            "m.room.message".into(),
+            raw,
+        );
+        self.client.as_user(puppet).send(req).await?;
+        Ok(())
     }
 }

@@ -71,7 +71,7 @@ async fn main() -> Result<(), BoxError> {
     providers.insert(
         "twilio".into(),
         Arc::new(TwilioProvider {
-            client: twilio,
+            client: twilio.clone(),
             status_callback: format!("{public}/twilio/status"),
             validity_period_s: config.pacing.validity_period_s,
         }),
@@ -99,6 +99,7 @@ async fn main() -> Result<(), BoxError> {
         providers,
         bot,
         partners,
+        Some(twilio),
     );
     let web_state = Arc::new(web::WebState {
         bridge: bridge.clone(),

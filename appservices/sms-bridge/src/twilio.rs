@@ -65,6 +65,47 @@ impl TwilioClient {
         }
     }
 
+    /// Downloads an MMS attachment (Twilio serves them behind the account's credentials).
+    /// Returns the bytes and the content type.
+    pub async fn fetch_media(
+        &self,
+        url: &str,
+        max_bytes: usize,
+    ) -> Result<(Vec<u8>, String), TwilioError> {
+        let r = self
+            .http
+            .get(url)
+            .basic_auth(&self.user, Some(&self.secret))
+            .send()
+            .await
+            .map_err(|e| TwilioError::Transport(e.to_string()))?;
+        if !r.status().is_success() {
+            return Err(TwilioError::Rejected {
+                status: r.status().as_u16(),
+                code: None,
+                message: "media fetch".into(),
+            });
+        }
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = r
+            .bytes()
+            .await
+            .map_err(|e| TwilioError::Transport(e.to_string()))?;
+        if bytes.len() > max_bytes {
+            return Err(TwilioError::Rejected {
+                status: 413,
+                code: None,
+                message: "attachment too large".into(),
+            });
+        }
+        Ok((bytes.to_vec(), ct))
+    }
+
     /// Creates a message, retrying 429 and 5xx answers (1 s doubling, 5 tries).
     pub async fn send(&self, m: &Outgoing<'_>) -> Result<SentMessage, TwilioError> {
         let url = format!(

@@ -88,6 +88,18 @@ async fn sms(
         from: from.to_owned(),
         to: to.to_owned(),
         body: param(&params, "Body").unwrap_or_default().to_owned(),
+        media: (0..param(&params, "NumMedia")
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(10))
+            .filter_map(|i| {
+                let url = param(&params, &format!("MediaUrl{i}"))?.to_owned();
+                let ct = param(&params, &format!("MediaContentType{i}"))
+                    .unwrap_or_default()
+                    .to_owned();
+                Some((url, ct))
+            })
+            .collect(),
     };
     let started = std::time::Instant::now();
     let result = state.bridge.inbound(inbound).await;
@@ -177,6 +189,7 @@ async fn partner_sms(
         from,
         to,
         body: field("body").unwrap_or_default(),
+        media: Vec::new(),
     };
     match state.bridge.inbound(inbound).await {
         Ok(()) => StatusCode::OK.into_response(),

@@ -16,6 +16,8 @@ const HS_TOKEN: &str = "sms_hs_token_for_tests_0123456789";
 const AUTH_TOKEN: &str = "twilio_auth_token_for_tests";
 const TEXTER: &str = "+15551234567";
 const PROGRAM_NUMBER: &str = "+15550001111";
+/// The bytes of the MMS picture the Twilio double serves.
+const PICTURE: &[u8] = b"\xff\xd8\xff\xe0 a small jpeg-ish picture for the test \xff\xd9";
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -92,8 +94,18 @@ async fn twilio_double(port: u16) -> Sent {
         all.push(form);
         Json(json!({ "sid": format!("SM{:032}", all.len()), "status": "queued" }))
     }
+    async fn media(headers: axum::http::HeaderMap) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        // Twilio serves attachments behind the account's credentials.
+        let expected = format!("Basic {}", STANDARD.encode(format!("ACtest:{AUTH_TOKEN}")));
+        if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            return axum::http::StatusCode::UNAUTHORIZED.into_response();
+        }
+        ([("content-type", "image/jpeg")], PICTURE.to_vec()).into_response()
+    }
     let app = Router::new()
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create))
+        .route("/media/pic", axum::routing::get(media))
         .with_state(sent.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
@@ -124,6 +136,7 @@ struct Env {
     bridge: String,
     http: reqwest::Client,
     sent: Sent,
+    twilio_base: String,
     partner_sent: PartnerSent,
     data: PathBuf,
     bridge_cfg: PathBuf,
@@ -238,6 +251,7 @@ supervisors = ["@sup:{server}"]
             bridge: format!("http://127.0.0.1:{bridge_port}"),
             http,
             sent,
+            twilio_base: format!("http://127.0.0.1:{tw_port}"),
             partner_sent,
             data,
             bridge_cfg,
@@ -287,14 +301,27 @@ supervisors = ["@sup:{server}"]
 
     /// Posts an inbound text the way Twilio does, signed (or with `signature` when given).
     async fn text(&self, sid: &str, body: &str, signature: Option<&str>) -> u16 {
-        let params = vec![
+        self.text_with(sid, body, signature, vec![]).await
+    }
+
+    async fn text_with(
+        &self,
+        sid: &str,
+        body: &str,
+        signature: Option<&str>,
+        extra: Vec<(String, String)>,
+    ) -> u16 {
+        let mut params = vec![
             ("MessageSid".to_owned(), sid.to_owned()),
             ("AccountSid".to_owned(), "ACtest".to_owned()),
             ("From".to_owned(), TEXTER.to_owned()),
             ("To".to_owned(), PROGRAM_NUMBER.to_owned()),
             ("Body".to_owned(), body.to_owned()),
-            ("NumMedia".to_owned(), "0".to_owned()),
         ];
+        if extra.is_empty() {
+            params.push(("NumMedia".to_owned(), "0".to_owned()));
+        }
+        params.extend(extra);
         let url = format!("{}/twilio/sms", self.bridge);
         let sig = signature
             .map(str::to_owned)
@@ -893,4 +920,45 @@ async fn only_a_supervisor_can_reveal_a_number_and_it_is_logged() {
     for n in env.notices(&room).await {
         assert!(!n.contains("5551234567"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mms_picture_arrives_as_an_image() {
+    let env = Env::start().await;
+    let tw = env.twilio_base.clone();
+    let extra = vec![
+        ("NumMedia".to_owned(), "1".to_owned()),
+        ("MediaUrl0".to_owned(), format!("{tw}/media/pic")),
+        ("MediaContentType0".to_owned(), "image/jpeg".to_owned()),
+    ];
+    assert_eq!(env.text_with("SM301", "", None, extra).await, 200);
+    let room = env.conversation_room().await;
+    let msgs = env.messages(&room).await;
+    let image = msgs
+        .iter()
+        .find(|m| m["content"]["msgtype"] == "m.image")
+        .expect("an m.image");
+    assert!(image["sender"].as_str().unwrap().starts_with("@sms_"));
+    assert_eq!(image["content"]["info"]["mimetype"], "image/jpeg");
+    let mxc = image["content"]["url"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("mxc://")
+        .unwrap()
+        .to_owned();
+    let bytes = env
+        .http
+        .get(format!("{}/_matrix/client/v1/media/download/{mxc}", env.hs))
+        .bearer_auth(AS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.to_vec(), PICTURE);
+    // A picture-only MMS adds no empty text message.
+    assert!(!msgs
+        .iter()
+        .any(|m| m["content"]["msgtype"] == "m.text" && m["content"]["body"] == ""));
 }
