@@ -129,6 +129,42 @@ impl AsClient {
         }
     }
 
+    /// Downloads `mxc://server/id` through the authenticated media API: (bytes, content type).
+    pub async fn download_media(&self, mxc: &str) -> Result<(Vec<u8>, String), ClientError> {
+        let path = mxc
+            .strip_prefix("mxc://")
+            .ok_or_else(|| ClientError::Http(format!("not an mxc URI: {mxc}")))?;
+        let resp = self
+            .http
+            .get(format!(
+                "{}/_matrix/client/v1/media/download/{path}",
+                self.base
+            ))
+            .bearer_auth(&self.as_token)
+            .send()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                errcode: String::new(),
+                message: "media download".into(),
+            });
+        }
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        Ok((bytes.to_vec(), ct))
+    }
+
     /// Asks the homeserver to ping this appservice (proving both directions work; the
     /// homeserver also retries pending transactions at once).
     pub async fn ping(&self, appservice_id: &str) -> Result<std::time::Duration, ClientError> {

@@ -131,12 +131,22 @@ impl Bridge {
         conv: &Conversation,
         body: &str,
     ) -> Result<Vec<String>, BoxError> {
+        self.text_texter_with_media(conv, body, None).await
+    }
+
+    /// Sends an SMS (an MMS when `media_url` is set) to the texter of `conv`.
+    pub async fn text_texter_with_media(
+        &self,
+        conv: &Conversation,
+        body: &str,
+        media_url: Option<&str>,
+    ) -> Result<Vec<String>, BoxError> {
         let to = self.vault.decrypt(&conv.number)?;
         let provider = self
             .providers
             .get(&conv.provider)
             .ok_or_else(|| format!("unknown provider {}", conv.provider))?;
-        Ok(provider.send(&to, &conv.sender, body).await?)
+        Ok(provider.send(&to, &conv.sender, body, media_url).await?)
     }
 
     /// The conversation of a puppet.
@@ -360,7 +370,8 @@ impl Bridge {
         if sender == self.bot.as_str() || sender_local.starts_with("sms_") {
             return Ok(()); // the bridge's own notices and texters' messages
         }
-        if ev["content"]["msgtype"] != "m.text" {
+        let msgtype = ev["content"]["msgtype"].as_str().unwrap_or_default();
+        if !matches!(msgtype, "m.text" | "m.image") {
             return Ok(());
         }
         let text = ev["content"]["body"].as_str().unwrap_or_default();
@@ -382,10 +393,18 @@ impl Bridge {
         } else {
             Status::Queued
         };
+        let (body, media) = match msgtype {
+            "m.image" => (
+                String::new(),
+                ev["content"]["url"].as_str().map(str::to_owned),
+            ),
+            _ => (body, None),
+        };
         let entry = OutboxEntry {
             puppet: puppet_local,
             room: room_id.clone(),
             body,
+            media,
             status,
             message_sids: vec![],
             segments: 0,

@@ -39,6 +39,9 @@ pub struct OutboxEntry {
     pub puppet: String,
     pub room: OwnedRoomId,
     pub body: String,
+    /// An `mxc://` picture to send as MMS.
+    #[serde(default)]
+    pub media: Option<String>,
     pub status: Status,
     #[serde(default)]
     pub message_sids: Vec<String>,
@@ -144,7 +147,16 @@ impl Bridge {
         self.store.put(OUTBOX, &event_id, &e)?;
         self.store.flush().await?;
         let started = Instant::now();
-        let result = self.text_texter(&conv, &e.body).await;
+        let result = match &e.media {
+            Some(mxc) => match self.publish_media(mxc).await {
+                Ok(url) => {
+                    self.text_texter_with_media(&conv, &e.body, Some(&url))
+                        .await
+                }
+                Err(err) => Err(err),
+            },
+            None => self.text_texter(&conv, &e.body).await,
+        };
         self.metrics
             .outbound_latency
             .observe(started.elapsed().as_secs_f64());
@@ -171,6 +183,64 @@ impl Bridge {
         self.store.remove(QUEUE, &key)?;
         self.store.flush().await?;
         Ok(true)
+    }
+}
+
+/// Pictures published for the carrier to fetch: token -> (content type, expiry in ms).
+const MMS: &str = "mms";
+/// How long a published picture stays fetchable.
+const MMS_TTL_MS: u64 = 60 * 60 * 1000;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Bridge {
+    /// Copies a Matrix picture to an unguessable, expiring URL the bridge serves, for the
+    /// carrier to fetch as MMS media.
+    pub async fn publish_media(&self, mxc: &str) -> Result<String, BoxError> {
+        let (bytes, content_type) = self.client.download_media(mxc).await?;
+        let token: String = {
+            use rand::Rng;
+            rand::thread_rng()
+                .sample_iter(&rand::distributions::Alphanumeric)
+                .take(40)
+                .map(char::from)
+                .collect()
+        };
+        let dir = self.config.bridge.state_dir.join("mms");
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(dir.join(&token), bytes).await?;
+        self.store
+            .put(MMS, &token, &(content_type, now_ms() + MMS_TTL_MS))?;
+        self.store.flush().await?;
+        Ok(format!(
+            "{}/mms/{token}",
+            self.config.bridge.public_url.trim_end_matches('/')
+        ))
+    }
+
+    /// A published picture, while it has not expired: (bytes, content type).
+    pub async fn published_media(
+        &self,
+        token: &str,
+    ) -> Result<Option<(Vec<u8>, String)>, BoxError> {
+        if token.len() != 40 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        let Some((content_type, expires)) = self.store.get::<(String, u64)>(MMS, token)? else {
+            return Ok(None);
+        };
+        let path = self.config.bridge.state_dir.join("mms").join(token);
+        if expires < now_ms() {
+            self.store.remove(MMS, token)?;
+            let _ = tokio::fs::remove_file(path).await;
+            return Ok(None);
+        }
+        Ok(Some((tokio::fs::read(path).await?, content_type)))
     }
 }
 

@@ -2,7 +2,7 @@
 //! HMAC-SHA256 under a shared secret in `X-Haven-Signature: sha256=<hex>`.
 //!
 //! Inbound (`POST /partner/<id>/sms`): `{"message_id", "from", "to", "body"}`.
-//! Outbound (`POST <send_url>`): `{"to", "from", "body", "callback_url"}`, answered with
+//! Outbound (`POST <send_url>`): `{"to", "from", "body", "media_url", "callback_url"}`, answered with
 //! `{"message_id"}`.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -50,9 +50,10 @@ impl PartnerClient {
         to: &str,
         from: &str,
         body: &str,
+        media_url: Option<&str>,
         callback_url: &str,
     ) -> Result<String, String> {
-        let payload = serde_json::to_vec(&serde_json::json!({ "to": to, "from": from, "body": body, "callback_url": callback_url }))
+        let payload = serde_json::to_vec(&serde_json::json!({ "to": to, "from": from, "body": body, "media_url": media_url, "callback_url": callback_url }))
             .map_err(|e| e.to_string())?;
         let resp = self
             .http

@@ -13,7 +13,13 @@ pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<String>, String
 pub trait Provider: Send + Sync {
     /// Sends `body` from `from` (a number or sender ID) to `to`; returns the carrier's message
     /// IDs, one per part sent.
-    fn send<'a>(&'a self, to: &'a str, from: &'a str, body: &'a str) -> SendFuture<'a>;
+    fn send<'a>(
+        &'a self,
+        to: &'a str,
+        from: &'a str,
+        body: &'a str,
+        media_url: Option<&'a str>,
+    ) -> SendFuture<'a>;
 }
 
 /// Twilio: long texts are split at its 1,600-character limit.
@@ -24,15 +30,22 @@ pub struct TwilioProvider {
 }
 
 impl Provider for TwilioProvider {
-    fn send<'a>(&'a self, to: &'a str, from: &'a str, body: &'a str) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a self,
+        to: &'a str,
+        from: &'a str,
+        body: &'a str,
+        media_url: Option<&'a str>,
+    ) -> SendFuture<'a> {
         Box::pin(async move {
             let mut sids = Vec::new();
-            for part in segments::split(body) {
+            for (i, part) in segments::split(body).into_iter().enumerate() {
                 let m = Outgoing {
                     to,
                     from,
                     body: &part,
-                    media_url: None,
+                    // The picture goes with the first part.
+                    media_url: if i == 0 { media_url } else { None },
                     status_callback: &self.status_callback,
                     validity_period_s: self.validity_period_s,
                 };
@@ -50,11 +63,17 @@ pub struct PartnerProvider {
 }
 
 impl Provider for PartnerProvider {
-    fn send<'a>(&'a self, to: &'a str, from: &'a str, body: &'a str) -> SendFuture<'a> {
+    fn send<'a>(
+        &'a self,
+        to: &'a str,
+        from: &'a str,
+        body: &'a str,
+        media_url: Option<&'a str>,
+    ) -> SendFuture<'a> {
         Box::pin(async move {
             Ok(vec![
                 self.client
-                    .send(to, from, body, &self.status_callback)
+                    .send(to, from, body, media_url, &self.status_callback)
                     .await?,
             ])
         })

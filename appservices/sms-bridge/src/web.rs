@@ -229,6 +229,28 @@ async fn reveal(
     }
 }
 
+/// `GET /mms/<token>`: a responder's picture, for the carrier to fetch (unguessable, expiring).
+async fn mms(
+    State(state): State<Arc<WebState>>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+) -> Response {
+    match state.bridge.published_media(&token).await {
+        Ok(Some((bytes, ct))) => (
+            [
+                ("content-type", ct),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "published media unavailable");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 async fn metrics(State(state): State<Arc<WebState>>) -> Response {
     (
         [("content-type", "text/plain; version=0.0.4")],
@@ -243,6 +265,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/twilio/status", post(status))
         .route("/partner/{id}/sms", post(partner_sms))
         .route("/reveal/{token}", axum::routing::get(reveal))
+        .route("/mms/{token}", axum::routing::get(mms))
         .route("/metrics", axum::routing::get(metrics))
         .with_state(state)
 }

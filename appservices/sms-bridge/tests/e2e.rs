@@ -962,3 +962,92 @@ async fn an_mms_picture_arrives_as_an_image() {
         .iter()
         .any(|m| m["content"]["msgtype"] == "m.text" && m["content"]["body"] == ""));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_responders_picture_goes_out_as_mms_from_an_unguessable_url() {
+    let env = Env::start().await;
+    assert_eq!(env.text("SM401", "can you see this?", None).await, 200);
+    let room = env.conversation_room().await;
+    let reg: Value = env
+        .http
+        .post(format!("{}/_matrix/client/v3/register", env.hs))
+        .json(
+            &json!({"username": "responder", "password": "pw", "auth": {"type": "m.login.dummy"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = reg["access_token"].as_str().unwrap().to_owned();
+    env.api(
+        reqwest::Method::POST,
+        &format!("/_matrix/client/v3/rooms/{room}/invite"),
+        AS_TOKEN,
+        Some(json!({"user_id": reg["user_id"]})),
+    )
+    .await;
+    env.api(
+        reqwest::Method::POST,
+        &format!("/_matrix/client/v3/rooms/{room}/join"),
+        &token,
+        Some(json!({})),
+    )
+    .await;
+    let up: Value = env
+        .http
+        .post(format!(
+            "{}/_matrix/media/v3/upload?filename=map.png",
+            env.hs
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "image/png")
+        .body(PICTURE.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mxc = up["content_uri"].as_str().unwrap();
+    let content = json!({"msgtype": "m.image", "body": "map.png", "url": mxc, "info": {"mimetype": "image/png"}});
+    env.api(
+        reqwest::Method::PUT,
+        &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/img1"),
+        &token,
+        Some(content),
+    )
+    .await;
+    wait_for("MMS", || {
+        env.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| f.iter().any(|(k, _)| k == "MediaUrl"))
+    })
+    .await;
+    let form = env
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|f| f.iter().any(|(k, _)| k == "MediaUrl"))
+        .cloned()
+        .unwrap();
+    let url = form
+        .iter()
+        .find(|(k, _)| k == "MediaUrl")
+        .unwrap()
+        .1
+        .clone();
+    assert!(url.starts_with(&format!("{}/mms/", env.bridge)));
+    let token_part = url.rsplit('/').next().unwrap();
+    assert_eq!(token_part.len(), 40, "unguessable");
+    let r = env.http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/png");
+    assert_eq!(r.bytes().await.unwrap().to_vec(), PICTURE);
+    let guessed = format!("{}/mms/{}", env.bridge, "a".repeat(40));
+    assert_eq!(env.http.get(&guessed).send().await.unwrap().status(), 404);
+}
