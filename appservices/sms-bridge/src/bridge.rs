@@ -54,6 +54,8 @@ pub struct Inbound {
     pub body: String,
     /// MMS attachments: (URL, content type as the carrier announced it).
     pub media: Vec<(String, String)>,
+    /// The carrier's own opt-out classification (Twilio's `OptOutType`: STOP, START, HELP).
+    pub opt_out_type: Option<String>,
 }
 
 pub struct Bridge {
@@ -167,8 +169,18 @@ impl Bridge {
         if self.store.contains(MESSAGE_SIDS, &m.message_sid)? {
             return Ok(()); // Twilio retried a webhook we already handled.
         }
-        let keyword = m.body.trim().to_uppercase();
+        // Twilio's Advanced Opt-Out reports the keyword it recognised; it wins over the body.
+        let keyword = match m.opt_out_type.as_deref() {
+            Some(t) if !t.is_empty() => t.trim().to_uppercase(),
+            _ => m.body.trim().to_uppercase(),
+        };
         let existing: Option<Conversation> = self.store.get(CONVERSATIONS, &puppet_local)?;
+        // A conversation the escalation handler has ended does not take new texts: a new
+        // one starts.
+        let existing = match existing {
+            Some(c) if self.is_ended(&c).await? => None,
+            other => other,
+        };
 
         let conv = match existing {
             Some(c) => c,
@@ -680,5 +692,31 @@ impl Bridge {
         );
         self.client.as_user(puppet).send(req).await?;
         Ok(())
+    }
+}
+
+/// Conversation states after which a texter's next text starts a new conversation.
+const ENDED_STATES: &[&str] = &["closed", "expired", "failed"];
+
+impl Bridge {
+    /// Whether the conversation's state event (kept by the escalation handler) says it ended.
+    async fn is_ended(&self, conv: &Conversation) -> Result<bool, BoxError> {
+        let req = ruma::api::client::state::get_state_event_for_key::v3::Request::new(
+            conv.room_id.clone(),
+            CONVERSATION_EVENT.into(),
+            String::new(),
+        );
+        match self.client.send(req).await {
+            Ok(r) => {
+                let v: Value = serde_json::from_str(r.event_or_content.get())?;
+                Ok(v["state"]
+                    .as_str()
+                    .is_some_and(|s| ENDED_STATES.contains(&s)))
+            }
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") || e.errcode() == Some("M_FORBIDDEN") => {
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

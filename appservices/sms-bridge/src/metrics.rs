@@ -8,6 +8,7 @@ pub struct Metrics {
     registry: Registry,
     pub inbound: IntCounter,
     pub outbound: IntCounter,
+    pub segments: IntCounter,
     pub failures: IntCounterVec,
     pub opt_outs: IntCounter,
     pub inbound_latency: Histogram,
@@ -46,6 +47,10 @@ impl Metrics {
         Self {
             inbound: counter("sms_bridge_inbound_total", "Texts received and bridged"),
             outbound: counter("sms_bridge_outbound_total", "Replies sent as SMS"),
+            segments: counter(
+                "sms_bridge_segments_total",
+                "SMS segments billed for replies",
+            ),
             opt_outs: counter("sms_bridge_opt_outs_total", "STOP requests"),
             inbound_latency: histogram("sms_bridge_inbound_seconds", "Webhook to Matrix event"),
             outbound_latency: histogram(

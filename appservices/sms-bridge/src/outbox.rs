@@ -163,6 +163,7 @@ impl Bridge {
         match result {
             Ok(sids) => {
                 self.metrics.outbound.inc();
+                self.metrics.segments.inc_by(e.segments as u64);
                 for sid in &sids {
                     self.store
                         .put(SIDS, sid, &(e.room.to_string(), event_id.clone()))?;

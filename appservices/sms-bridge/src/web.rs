@@ -100,6 +100,7 @@ async fn sms(
                 Some((url, ct))
             })
             .collect(),
+        opt_out_type: param(&params, "OptOutType").map(str::to_owned),
     };
     let started = std::time::Instant::now();
     let result = state.bridge.inbound(inbound).await;
@@ -190,6 +191,7 @@ async fn partner_sms(
         to,
         body: field("body").unwrap_or_default(),
         media: Vec::new(),
+        opt_out_type: None,
     };
     match state.bridge.inbound(inbound).await {
         Ok(()) => StatusCode::OK.into_response(),

@@ -157,7 +157,15 @@ fn spawn_bridge(cfg: &std::path::Path) -> Proc {
             )
             .env("SMS_BRIDGE_NUMBER_KEY_ID", "k1")
             .env("SMS_BRIDGE_PARTNER_ACME_SECRET", PARTNER_SECRET)
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(cfg.with_file_name("bridge.log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap(),
     )
@@ -175,11 +183,14 @@ impl Env {
         let data = dir.path().join("hs-data");
         let hs_cfg = dir.path().join("haven.toml");
         std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\"]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", data.display(), reg.display())).unwrap();
+        let hs_log = std::fs::File::create(dir.path().join("hs.log")).unwrap();
         let hs = Proc(
             Command::new(haven_binary())
                 .arg("--config")
                 .arg(&hs_cfg)
+                .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
+                .stderr(hs_log)
                 .spawn()
                 .unwrap(),
         );
@@ -675,6 +686,16 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
     assert!(value("sms_bridge_inbound_total") >= 4.0, "{metrics}");
     assert!(!metrics.contains("5551234567"));
 
+    // Nor in either program's logs.
+    for log in ["hs.log", "bridge.log"] {
+        let text = std::fs::read_to_string(env.bridge_cfg.with_file_name(log)).unwrap();
+        assert!(
+            !text.is_empty(),
+            "{log} is empty: the check would prove nothing"
+        );
+        assert!(!text.contains("5551234567"), "phone number in {log}");
+    }
+
     // The texter's number is nowhere in the homeserver's data.
     let mut found = Vec::new();
     for entry in walk(&env.data) {
@@ -1050,4 +1071,66 @@ async fn a_responders_picture_goes_out_as_mms_from_an_unguessable_url() {
     assert_eq!(r.bytes().await.unwrap().to_vec(), PICTURE);
     let guessed = format!("{}/mms/{}", env.bridge, "a".repeat(40));
     assert_eq!(env.http.get(&guessed).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn carrier_opt_outs_and_ended_conversations() {
+    let env = Env::start().await;
+    assert_eq!(env.text("SM501", "hi", None).await, 200);
+    let room = env.conversation_room().await;
+    // Twilio's Advanced Opt-Out classified this text as STOP.
+    let extra = vec![("OptOutType".to_owned(), "STOP".to_owned())];
+    assert_eq!(
+        env.text_with("SM502", "please no more messages", None, extra)
+            .await,
+        200
+    );
+    assert!(env
+        .notices(&room)
+        .await
+        .iter()
+        .any(|n| n.contains("opted out")));
+
+    // The escalation handler closes the conversation: the next text opens a new one.
+    let state = env
+        .api(
+            reqwest::Method::GET,
+            &format!("/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"),
+            AS_TOKEN,
+            None,
+        )
+        .await;
+    let mut closed = state.clone();
+    closed["state"] = json!("closed");
+    env.api(
+        reqwest::Method::PUT,
+        &format!("/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"),
+        AS_TOKEN,
+        Some(closed),
+    )
+    .await;
+    assert_eq!(env.text("SM503", "START", None).await, 200);
+    let rooms = env
+        .api(
+            reqwest::Method::GET,
+            "/_matrix/client/v3/joined_rooms",
+            AS_TOKEN,
+            None,
+        )
+        .await;
+    let rooms: Vec<&str> = rooms["joined_rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert_eq!(rooms.len(), 2, "{rooms:?}");
+    let new_room = rooms.iter().find(|r| **r != room).unwrap();
+    let bodies: Vec<String> = env
+        .messages(new_room)
+        .await
+        .iter()
+        .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(bodies, vec!["START"]);
 }
