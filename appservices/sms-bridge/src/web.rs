@@ -53,6 +53,32 @@ fn verified(
     signature::verify_form(&state.auth_token, &url, &params, sig).then_some(params)
 }
 
+/// Bridges one inbound text (any carrier), timing it; `ok` is the carrier's success answer.
+/// A failure answers 500 so the carrier retries (the MessageSid makes retries harmless).
+async fn bridge_inbound(state: &WebState, inbound: Inbound, ok: Response) -> Response {
+    let started = std::time::Instant::now();
+    let result = state.bridge.inbound(inbound).await;
+    state
+        .bridge
+        .metrics
+        .inbound_latency
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => ok,
+        Err(e) => {
+            state
+                .bridge
+                .metrics
+                .failures
+                .with_label_values(&["inbound"])
+                .inc();
+            // No number in logs: the error comes from the homeserver or the carrier.
+            tracing::error!(error = %e, "inbound text not bridged; the carrier will retry");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -102,27 +128,7 @@ async fn sms(
             .collect(),
         opt_out_type: param(&params, "OptOutType").map(str::to_owned),
     };
-    let started = std::time::Instant::now();
-    let result = state.bridge.inbound(inbound).await;
-    state
-        .bridge
-        .metrics
-        .inbound_latency
-        .observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(()) => empty_twiml(),
-        Err(e) => {
-            state
-                .bridge
-                .metrics
-                .failures
-                .with_label_values(&["inbound"])
-                .inc();
-            // No number in logs: the error comes from the homeserver or Twilio.
-            tracing::error!(error = %e, "inbound text not bridged; Twilio will retry");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    bridge_inbound(&state, inbound, empty_twiml()).await
 }
 
 async fn status(
@@ -193,19 +199,7 @@ async fn partner_sms(
         media: Vec::new(),
         opt_out_type: None,
     };
-    match state.bridge.inbound(inbound).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "partner text not bridged");
-            state
-                .bridge
-                .metrics
-                .failures
-                .with_label_values(&["inbound"])
-                .inc();
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    bridge_inbound(&state, inbound, StatusCode::OK.into_response()).await
 }
 
 /// `GET /reveal/<token>` with the supervisor's Matrix access token as a Bearer token.

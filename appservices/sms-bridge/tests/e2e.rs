@@ -348,6 +348,37 @@ supervisors = ["@sup:{server}"]
         r.status().as_u16()
     }
 
+    /// Registers a user, has the bridge bot invite them into `room`, joins; returns their token.
+    async fn responder(&self, name: &str, room: &str) -> String {
+        let reg: Value = self
+            .http
+            .post(format!("{}/_matrix/client/v3/register", self.hs))
+            .json(&json!({"username": name, "password": "pw", "auth": {"type": "m.login.dummy"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = reg["access_token"].as_str().unwrap().to_owned();
+        let invite = json!({"user_id": reg["user_id"]});
+        self.api(
+            reqwest::Method::POST,
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            AS_TOKEN,
+            Some(invite),
+        )
+        .await;
+        self.api(
+            reqwest::Method::POST,
+            &format!("/_matrix/client/v3/rooms/{room}/join"),
+            &token,
+            Some(json!({})),
+        )
+        .await;
+        token
+    }
+
     /// Bodies of the notices in a room, oldest first.
     async fn notices(&self, room: &str) -> Vec<String> {
         self.messages(room)
@@ -725,33 +756,7 @@ async fn a_bridge_restart_loses_and_duplicates_nothing() {
     let mut env = Env::start().await;
     assert_eq!(env.text("SM101", "hello?", None).await, 200);
     let room = env.conversation_room().await;
-    let reg: Value = env
-        .http
-        .post(format!("{}/_matrix/client/v3/register", env.hs))
-        .json(
-            &json!({"username": "responder", "password": "pw", "auth": {"type": "m.login.dummy"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["access_token"].as_str().unwrap().to_owned();
-    env.api(
-        reqwest::Method::POST,
-        &format!("/_matrix/client/v3/rooms/{room}/invite"),
-        AS_TOKEN,
-        Some(json!({"user_id": reg["user_id"]})),
-    )
-    .await;
-    env.api(
-        reqwest::Method::POST,
-        &format!("/_matrix/client/v3/rooms/{room}/join"),
-        &token,
-        Some(json!({})),
-    )
-    .await;
+    let token = env.responder("responder", &room).await;
     env.reply(&token, &room, "a", "one").await;
     wait_for("one", || {
         bodies_to(&env.sent, TEXTER).contains(&"one".to_owned())
@@ -989,33 +994,7 @@ async fn a_responders_picture_goes_out_as_mms_from_an_unguessable_url() {
     let env = Env::start().await;
     assert_eq!(env.text("SM401", "can you see this?", None).await, 200);
     let room = env.conversation_room().await;
-    let reg: Value = env
-        .http
-        .post(format!("{}/_matrix/client/v3/register", env.hs))
-        .json(
-            &json!({"username": "responder", "password": "pw", "auth": {"type": "m.login.dummy"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["access_token"].as_str().unwrap().to_owned();
-    env.api(
-        reqwest::Method::POST,
-        &format!("/_matrix/client/v3/rooms/{room}/invite"),
-        AS_TOKEN,
-        Some(json!({"user_id": reg["user_id"]})),
-    )
-    .await;
-    env.api(
-        reqwest::Method::POST,
-        &format!("/_matrix/client/v3/rooms/{room}/join"),
-        &token,
-        Some(json!({})),
-    )
-    .await;
+    let token = env.responder("responder", &room).await;
     let up: Value = env
         .http
         .post(format!(
