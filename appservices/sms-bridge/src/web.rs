@@ -202,6 +202,43 @@ async fn partner_sms(
     bridge_inbound(&state, inbound, StatusCode::OK.into_response()).await
 }
 
+/// `POST /partner/<id>/status`: a partner's delivery status, signed JSON
+/// `{"message_id", "status": "delivered"|"undelivered"|"failed", "error_code"}`.
+async fn partner_status(
+    State(state): State<Arc<WebState>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(partner) = state.bridge.partners.get(&id) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let sig = headers
+        .get(crate::partner::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !crate::partner::verify(partner.secret(), &body, sig) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let (Some(message_id), Some(status)) = (v["message_id"].as_str(), v["status"].as_str()) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match state
+        .bridge
+        .status(message_id, status, v["error_code"].as_str())
+        .await
+    {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "partner status not applied");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 /// `GET /reveal/<token>` with the supervisor's Matrix access token as a Bearer token.
 async fn reveal(
     State(state): State<Arc<WebState>>,
@@ -260,6 +297,7 @@ pub fn router(state: Arc<WebState>) -> Router {
         .route("/twilio/sms", post(sms))
         .route("/twilio/status", post(status))
         .route("/partner/{id}/sms", post(partner_sms))
+        .route("/partner/{id}/status", post(partner_status))
         .route("/reveal/{token}", axum::routing::get(reveal))
         .route("/mms/{token}", axum::routing::get(mms))
         .route("/metrics", axum::routing::get(metrics))
