@@ -29,7 +29,7 @@ impl Slot {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Interview {
     pub profile: Profile,
     pub exchanges: u32,

@@ -3,6 +3,7 @@
 //! ([`interview`]) into the structured profile ([`profile`]) the bot writes as the
 //! `org.haven.intake.profile` state event.
 
+pub mod bot;
 pub mod extract;
 pub mod interview;
 pub mod profile;

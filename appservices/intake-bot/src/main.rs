@@ -1,0 +1,64 @@
+//! `intake-bot CONFIG.toml`: runs the intake bot (offline interviewer) as an appservice.
+//! The config is the runtime's (homeserver_url, server_name, registration, listen, state_dir);
+//! `INTAKE_MAX_EXCHANGES` sets how many answers end an interview (default 5).
+
+use std::path::PathBuf;
+
+use appservice_runtime::{server, AsClient, BoxError, Config, Handler, Store, Transaction};
+use intake_bot::bot::Bot;
+
+struct Events(Bot);
+
+impl Handler for Events {
+    async fn on_transaction(&self, txn: Transaction) -> Result<(), BoxError> {
+        for raw in &txn.events {
+            let ev: serde_json::Value = serde_json::from_str(raw.json().get())?;
+            self.0.event(&ev).await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let path = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .ok_or("usage: intake-bot CONFIG.toml")?,
+    );
+    let config = Config::load(&path, "INTAKE_CONFIG")?;
+    let s = &config.settings;
+    let reg = &config.registration;
+    std::fs::create_dir_all(&s.state_dir)?;
+    let store = Store::open(&s.state_dir.join("store"))?;
+    let client = AsClient::new(&s.homeserver_url, &reg.as_token);
+    let bot_id = ruma::UserId::parse(format!("@{}:{}", reg.sender_localpart, s.server_name))?;
+    let max_exchanges = std::env::var("INTAKE_MAX_EXCHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let bot = Bot {
+        client: client.clone(),
+        store: store.clone(),
+        bot: bot_id,
+        max_exchanges,
+    };
+    let app = server::router(reg.hs_token.clone(), store, Events(bot));
+    let id = reg.id.clone();
+    tokio::spawn(async move {
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if client.ping(&id).await.is_ok() {
+                break;
+            }
+        }
+    });
+    server::serve(s.listen, app).await?;
+    Ok(())
+}
