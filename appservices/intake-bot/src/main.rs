@@ -21,12 +21,7 @@ impl Handler for Events {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    appservice_runtime::init_logging();
     let path = PathBuf::from(
         std::env::args()
             .nth(1)
@@ -50,15 +45,8 @@ async fn main() -> Result<(), BoxError> {
         max_exchanges,
     };
     let app = server::router(reg.hs_token.clone(), store, Events(bot));
-    let id = reg.id.clone();
-    tokio::spawn(async move {
-        for _ in 0..50 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            if client.ping(&id).await.is_ok() {
-                break;
-            }
-        }
-    });
+    // Once listening, ping the homeserver so it retries anything pending right away.
+    client.ping_when_ready(&reg.id);
     server::serve(s.listen, app).await?;
     Ok(())
 }

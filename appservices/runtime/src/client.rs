@@ -173,6 +173,20 @@ impl AsClient {
         Ok(self.send(req).await?.duration)
     }
 
+    /// Pings the homeserver in the background until it answers (for up to 5 s): call it as the
+    /// appservice starts listening, so pending transactions are retried at once.
+    pub fn ping_when_ready(&self, appservice_id: &str) {
+        let (client, id) = (self.clone(), appservice_id.to_owned());
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                if client.ping(&id).await.is_ok() {
+                    break;
+                }
+            }
+        });
+    }
+
     pub async fn join(&self, room: &RoomId) -> Result<(), ClientError> {
         self.send(join_room_by_id::v3::Request::new(room.to_owned()))
             .await

@@ -19,3 +19,13 @@ pub use store::Store;
 /// Errors a handler may return: the transaction is then answered with 500 and retried by the
 /// homeserver with the same transaction ID.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Logs to stderr with `RUST_LOG` (default `info`), the way every Haven appservice does.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

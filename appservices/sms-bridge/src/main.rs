@@ -36,12 +36,7 @@ fn env(name: &str) -> Result<String, BoxError> {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    appservice_runtime::init_logging();
     let path = PathBuf::from(
         std::env::args()
             .nth(1)
@@ -106,16 +101,7 @@ async fn main() -> Result<(), BoxError> {
         auth_token,
     });
     // Once listening, ping the homeserver so it retries anything pending right away.
-    let pinger = bridge.client.clone();
-    let as_id = reg.id.clone();
-    tokio::spawn(async move {
-        for _ in 0..50 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            if pinger.ping(&as_id).await.is_ok() {
-                break;
-            }
-        }
-    });
+    bridge.client.ping_when_ready(&reg.id);
     let worker = bridge.clone();
     tokio::spawn(async move {
         if let Err(e) = worker.recover_outbox().await {

@@ -70,9 +70,7 @@ impl Handler for Echo {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    appservice_runtime::init_logging();
     let path = PathBuf::from(
         std::env::args()
             .nth(1)
@@ -95,20 +93,12 @@ async fn main() -> Result<(), BoxError> {
         namespace_prefix: format!("{}_", reg.sender_localpart),
     };
     let client = handler.client.clone();
-    let id = reg.id.clone();
     let listener = server::serve(
         s.listen,
         server::router(reg.hs_token.clone(), store, handler),
     );
-    // Once listening, ping the homeserver so it delivers anything pending right away.
-    tokio::spawn(async move {
-        for _ in 0..50 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            if client.ping(&id).await.is_ok() {
-                break;
-            }
-        }
-    });
+    // Once listening, ping the homeserver so it retries anything pending right away.
+    client.ping_when_ready(&reg.id);
     listener.await?;
     Ok(())
 }
