@@ -22,6 +22,28 @@ const ROOMS: &str = "intake_rooms";
 pub struct IntakeRoom {
     pub interviewee: OwnedUserId,
     pub interview: Interview,
+    /// The conversation so far, for the model backend.
+    #[serde(default)]
+    pub history: Vec<crate::model::Turn>,
+}
+
+/// Where a bot message came from (`org.haven.ai`).
+pub struct Provenance {
+    pub backend: &'static str,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl Provenance {
+    fn offline() -> Self {
+        Self {
+            backend: "offline",
+            model: "haven-slot-filling-1".into(),
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        }
+    }
 }
 
 pub struct Bot {
@@ -29,6 +51,8 @@ pub struct Bot {
     pub store: Store,
     pub bot: OwnedUserId,
     pub max_exchanges: u32,
+    /// The language model, when configured; the offline interviewer otherwise.
+    pub model: Option<crate::model::OpenAiClient>,
 }
 
 fn raw<T>(v: &Value) -> Result<Raw<T>, BoxError> {
@@ -37,15 +61,22 @@ fn raw<T>(v: &Value) -> Result<Raw<T>, BoxError> {
 
 impl Bot {
     /// Sends a message with its provenance (`org.haven.ai`).
-    async fn say(&self, room: &RoomId, text: &str, started: Instant) -> Result<(), BoxError> {
+    async fn say(
+        &self,
+        room: &RoomId,
+        text: &str,
+        started: Instant,
+        p: Provenance,
+        notice: bool,
+    ) -> Result<(), BoxError> {
         let content = json!({
-            "msgtype": "m.text",
+            "msgtype": if notice { "m.notice" } else { "m.text" },
             "body": text,
             "org.haven.ai": {
-                "backend": "offline",
-                "model": "haven-slot-filling-1",
-                "prompt_tokens": 0,
-                "completion_tokens": 0,
+                "backend": p.backend,
+                "model": p.model,
+                "prompt_tokens": p.prompt_tokens,
+                "completion_tokens": p.completion_tokens,
                 "latency_ms": started.elapsed().as_millis() as u64,
             },
         });
@@ -73,13 +104,20 @@ impl Bot {
 
     async fn start(&self, room: &RoomId, interviewee: OwnedUserId) -> Result<(), BoxError> {
         let started = Instant::now();
-        let intake = IntakeRoom {
+        let mut intake = IntakeRoom {
             interviewee,
             interview: Interview::new(self.max_exchanges),
+            history: Vec::new(),
         };
+        let greeting = intake.interview.greeting();
+        intake.history.push(crate::model::Turn {
+            role: "assistant".into(),
+            content: greeting.clone(),
+        });
         self.store.put(ROOMS, room.as_str(), &intake)?;
         self.store.flush().await?;
-        self.say(room, &intake.interview.greeting(), started).await
+        self.say(room, &greeting, started, Provenance::offline(), false)
+            .await
     }
 
     /// Handles one event from the homeserver.
@@ -119,13 +157,66 @@ impl Bot {
                 }
                 let started = Instant::now();
                 let text = ev["content"]["body"].as_str().unwrap_or_default();
-                let turn = intake.interview.answer(text);
-                self.store.put(ROOMS, room.as_str(), &intake)?;
-                self.store.flush().await?;
-                if turn.changed {
-                    self.write_profile(&room, &intake).await?;
+                intake.history.push(crate::model::Turn {
+                    role: "user".into(),
+                    content: text.to_owned(),
+                });
+                match &self.model {
+                    None => {
+                        let turn = intake.interview.answer(text);
+                        intake.history.push(crate::model::Turn {
+                            role: "assistant".into(),
+                            content: turn.reply.clone(),
+                        });
+                        self.store.put(ROOMS, room.as_str(), &intake)?;
+                        self.store.flush().await?;
+                        if turn.changed {
+                            self.write_profile(&room, &intake).await?;
+                        }
+                        self.say(&room, &turn.reply, started, Provenance::offline(), false)
+                            .await?;
+                    }
+                    Some(model) => match model.next(&intake.history).await {
+                        Ok(r) => {
+                            intake.history.push(crate::model::Turn {
+                                role: "assistant".into(),
+                                content: r.reply.clone(),
+                            });
+                            let changed = r
+                                .profile
+                                .as_ref()
+                                .is_some_and(|p| *p != intake.interview.profile);
+                            if let Some(p) = r.profile {
+                                intake.interview.profile = p;
+                            }
+                            self.store.put(ROOMS, room.as_str(), &intake)?;
+                            self.store.flush().await?;
+                            if changed {
+                                self.write_profile(&room, &intake).await?;
+                            }
+                            let prov = Provenance {
+                                backend: "openai",
+                                model: r.model,
+                                prompt_tokens: r.prompt_tokens,
+                                completion_tokens: r.completion_tokens,
+                            };
+                            self.say(&room, &r.reply, started, prov, false).await?;
+                        }
+                        Err(e) => {
+                            // The person's message is kept; the conversation goes on next time.
+                            tracing::warn!(error = %e, "model call failed");
+                            self.store.put(ROOMS, room.as_str(), &intake)?;
+                            self.store.flush().await?;
+                            let prov = Provenance {
+                                backend: "openai",
+                                model: String::new(),
+                                prompt_tokens: 0,
+                                completion_tokens: 0,
+                            };
+                            self.say(&room, "Sorry, I couldn't answer just now. Please send that again in a moment.", started, prov, true).await?;
+                        }
+                    },
                 }
-                self.say(&room, &turn.reply, started).await?;
             }
             _ => {}
         }

@@ -6,4 +6,5 @@
 pub mod bot;
 pub mod extract;
 pub mod interview;
+pub mod model;
 pub mod profile;

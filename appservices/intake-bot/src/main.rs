@@ -1,6 +1,9 @@
 //! `intake-bot CONFIG.toml`: runs the intake bot (offline interviewer) as an appservice.
 //! The config is the runtime's (homeserver_url, server_name, registration, listen, state_dir);
-//! `INTAKE_MAX_EXCHANGES` sets how many answers end an interview (default 5).
+//! `INTAKE_MAX_EXCHANGES` sets how many answers end an interview (default 5). With
+//! `INTAKE_MODEL_BASE_URL` set, an OpenAI-compatible model runs the interview instead of the
+//! offline interviewer (`INTAKE_MODEL`, `INTAKE_MODEL_API_KEY`, `INTAKE_MODEL_TIMEOUT_MS`,
+//! `INTAKE_MODEL_MAX_TOKENS`).
 
 use std::path::PathBuf;
 
@@ -38,11 +41,33 @@ async fn main() -> Result<(), BoxError> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    let model = match std::env::var("INTAKE_MODEL_BASE_URL") {
+        Ok(base_url) if !base_url.is_empty() => Some(intake_bot::model::OpenAiClient::new(
+            intake_bot::model::ModelConfig {
+                base_url,
+                model: std::env::var("INTAKE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
+                api_key: std::env::var("INTAKE_MODEL_API_KEY").ok(),
+                timeout: std::time::Duration::from_millis(
+                    std::env::var("INTAKE_MODEL_TIMEOUT_MS")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(20_000),
+                ),
+                max_tokens: std::env::var("INTAKE_MODEL_MAX_TOKENS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(400),
+                history_chars: 12_000,
+            },
+        )),
+        _ => None,
+    };
     let bot = Bot {
         client: client.clone(),
         store: store.clone(),
         bot: bot_id,
         max_exchanges,
+        model,
     };
     let app = server::router(reg.hs_token.clone(), store, Events(bot));
     // Once listening, ping the homeserver so it retries anything pending right away.
