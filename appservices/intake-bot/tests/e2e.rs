@@ -113,90 +113,100 @@ async fn start(model_base: Option<String>) -> Env {
     }
 }
 
+impl Env {
+    /// Registers `name` and accepts the invite to the greeting room; returns (token, room).
+    async fn greeted_user(&self, name: &str) -> (String, String) {
+        let hs = &self.hs;
+        let reg: Value = self
+            .http
+            .post(format!("{hs}/_matrix/client/v3/register"))
+            .json(&json!({"username": name, "password": "pw", "auth": {"type": "m.login.dummy"}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = reg["access_token"].as_str().unwrap().to_owned();
+        let sync: Value = self
+            .http
+            .get(format!("{hs}/_matrix/client/v3/sync"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let room = sync["rooms"]["invite"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .next()
+            .expect("greeting invite")
+            .clone();
+        self.http
+            .post(format!("{hs}/_matrix/client/v3/rooms/{room}/join"))
+            .bearer_auth(&token)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        (token, room)
+    }
+
+    /// Waits until the bot has said `n` things in `room` and returns them.
+    async fn bot_said(&self, token: &str, room: &str, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = format!(
+                "{}/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100",
+                self.hs
+            );
+            let v: Value = self
+                .http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let said: Vec<Value> = v["chunk"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| {
+                    e["type"] == "m.room.message"
+                        && e["sender"].as_str().unwrap().starts_with("@intake:")
+                })
+                .cloned()
+                .collect();
+            if said.len() >= n {
+                return said;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the bot said {} things, expected {n}",
+                said.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_user_is_interviewed_into_a_profile() {
-    let Env {
-        hs,
-        http,
-        _procs,
-        _dir,
-    } = start(None).await;
+    let env = start(None).await;
+    let (hs, http) = (env.hs.clone(), env.http.clone());
 
-    let reg: Value = http
-        .post(format!("{hs}/_matrix/client/v3/register"))
-        .json(
-            &json!({"username": "volunteer", "password": "pw", "auth": {"type": "m.login.dummy"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["access_token"].as_str().unwrap().to_owned();
+    let (token, room) = env.greeted_user("volunteer").await;
+    let bot_says = |n: usize| env.bot_said(&token, &room, n);
     let get = |path: String| {
         http.get(format!("{hs}{path}"))
             .bearer_auth(token.clone())
             .send()
-    };
-    let sync: Value = get("/_matrix/client/v3/sync".into())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let room = sync["rooms"]["invite"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .expect("greeting invite")
-        .clone();
-    http.post(format!("{hs}/_matrix/client/v3/rooms/{room}/join"))
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-
-    // Waits until the bot has said `n` things in the room and returns them.
-    let bot_says = |n: usize| {
-        let (http, hs, token, room) = (http.clone(), hs.clone(), token.clone(), room.clone());
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let v: Value = http
-                    .get(format!(
-                        "{hs}/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100"
-                    ))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let said: Vec<Value> = v["chunk"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|e| {
-                        e["type"] == "m.room.message"
-                            && e["sender"].as_str().unwrap().starts_with("@intake:")
-                    })
-                    .cloned()
-                    .collect();
-                if said.len() >= n {
-                    return said;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the bot said {} things, expected {n}",
-                    said.len()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
     };
     let greeting = bot_says(1).await;
     assert!(greeting[0]["content"]["body"]
@@ -324,84 +334,10 @@ async fn model_double() -> (ModelDouble, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_model_backend_runs_the_interview_and_failures_get_an_apology() {
     let (double, base) = model_double().await;
-    let Env {
-        hs,
-        http,
-        _procs,
-        _dir,
-    } = start(Some(base)).await;
-    let reg: Value = http
-        .post(format!("{hs}/_matrix/client/v3/register"))
-        .json(
-            &json!({"username": "volunteer", "password": "pw", "auth": {"type": "m.login.dummy"}}),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = reg["access_token"].as_str().unwrap().to_owned();
-    let sync: Value = http
-        .get(format!("{hs}/_matrix/client/v3/sync"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let room = sync["rooms"]["invite"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    http.post(format!("{hs}/_matrix/client/v3/rooms/{room}/join"))
-        .bearer_auth(&token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let bot_messages = |n: usize| {
-        let (http, hs, token, room) = (http.clone(), hs.clone(), token.clone(), room.clone());
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let v: Value = http
-                    .get(format!(
-                        "{hs}/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100"
-                    ))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let said: Vec<Value> = v["chunk"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|e| {
-                        e["type"] == "m.room.message"
-                            && e["sender"].as_str().unwrap().starts_with("@intake:")
-                    })
-                    .cloned()
-                    .collect();
-                if said.len() >= n {
-                    return said;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the bot said {} things, expected {n}",
-                    said.len()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
+    let env = start(Some(base)).await;
+    let (hs, http) = (env.hs.clone(), env.http.clone());
+    let (token, room) = env.greeted_user("volunteer").await;
+    let bot_messages = |n: usize| env.bot_said(&token, &room, n);
     bot_messages(1).await;
     let send = |txn: &str, body: &str| {
         http.put(format!(

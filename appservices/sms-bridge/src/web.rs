@@ -79,6 +79,48 @@ async fn bridge_inbound(state: &WebState, inbound: Inbound, ok: Response) -> Res
     }
 }
 
+/// Applies a delivery status from any carrier.
+async fn apply_status(
+    state: &WebState,
+    message_id: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Response {
+    match state.bridge.status(message_id, status, error_code).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "delivery status not applied");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Authenticates a partner's signed JSON request and parses it; `Err` is the answer to give.
+fn verified_partner_json(
+    state: &WebState,
+    id: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, Response> {
+    let Some(partner) = state.bridge.partners.get(id) else {
+        return Err(StatusCode::NOT_FOUND.into_response());
+    };
+    let sig = headers
+        .get(crate::partner::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !crate::partner::verify(partner.secret(), body, sig) {
+        state
+            .bridge
+            .metrics
+            .failures
+            .with_label_values(&["bad_signature"])
+            .inc();
+        return Err(StatusCode::FORBIDDEN.into_response());
+    }
+    serde_json::from_slice(body).map_err(|_| StatusCode::BAD_REQUEST.into_response())
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -146,17 +188,7 @@ async fn status(
     ) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    match state
-        .bridge
-        .status(sid, st, param(&params, "ErrorCode"))
-        .await
-    {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "status callback not applied");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    apply_status(&state, sid, st, param(&params, "ErrorCode")).await
 }
 
 /// `POST /partner/<id>/sms`: a partner carrier's inbound text (signed JSON).
@@ -166,24 +198,9 @@ async fn partner_sms(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(partner) = state.bridge.partners.get(&id) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let sig = headers
-        .get(crate::partner::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !crate::partner::verify(partner.secret(), &body, sig) {
-        state
-            .bridge
-            .metrics
-            .failures
-            .with_label_values(&["bad_signature"])
-            .inc();
-        return StatusCode::FORBIDDEN.into_response();
-    }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let v = match verified_partner_json(&state, &id, &headers, &body) {
+        Ok(v) => v,
+        Err(answer) => return answer,
     };
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     let (Some(message_id), Some(from), Some(to)) =
@@ -210,33 +227,14 @@ async fn partner_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(partner) = state.bridge.partners.get(&id) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let sig = headers
-        .get(crate::partner::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !crate::partner::verify(partner.secret(), &body, sig) {
-        return StatusCode::FORBIDDEN.into_response();
-    }
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
+    let v = match verified_partner_json(&state, &id, &headers, &body) {
+        Ok(v) => v,
+        Err(answer) => return answer,
     };
     let (Some(message_id), Some(status)) = (v["message_id"].as_str(), v["status"].as_str()) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    match state
-        .bridge
-        .status(message_id, status, v["error_code"].as_str())
-        .await
-    {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "partner status not applied");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
+    apply_status(&state, message_id, status, v["error_code"].as_str()).await
 }
 
 /// `GET /reveal/<token>` with the supervisor's Matrix access token as a Bearer token.
