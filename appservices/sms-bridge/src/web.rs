@@ -101,9 +101,9 @@ fn verified_partner_json(
     id: &str,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<serde_json::Value, Response> {
+) -> Result<serde_json::Value, StatusCode> {
     let Some(partner) = state.bridge.partners.get(id) else {
-        return Err(StatusCode::NOT_FOUND.into_response());
+        return Err(StatusCode::NOT_FOUND);
     };
     let sig = headers
         .get(crate::partner::HEADER)
@@ -116,9 +116,9 @@ fn verified_partner_json(
             .failures
             .with_label_values(&["bad_signature"])
             .inc();
-        return Err(StatusCode::FORBIDDEN.into_response());
+        return Err(StatusCode::FORBIDDEN);
     }
-    serde_json::from_slice(body).map_err(|_| StatusCode::BAD_REQUEST.into_response())
+    serde_json::from_slice(body).map_err(|_| StatusCode::BAD_REQUEST)
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -200,7 +200,7 @@ async fn partner_sms(
 ) -> Response {
     let v = match verified_partner_json(&state, &id, &headers, &body) {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(status) => return status.into_response(),
     };
     let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     let (Some(message_id), Some(from), Some(to)) =
@@ -229,7 +229,7 @@ async fn partner_status(
 ) -> Response {
     let v = match verified_partner_json(&state, &id, &headers, &body) {
         Ok(v) => v,
-        Err(answer) => return answer,
+        Err(status) => return status.into_response(),
     };
     let (Some(message_id), Some(status)) = (v["message_id"].as_str(), v["status"].as_str()) else {
         return StatusCode::BAD_REQUEST.into_response();
