@@ -1,10 +1,15 @@
-//! Haven's intake bot (issue 5, in progress). So far: the offline interviewer — deterministic
-//! slot filling with keyword and pattern extraction ([`extract`]) driving a short interview
-//! ([`interview`]) into the structured profile ([`profile`]) the bot writes as the
-//! `org.haven.intake.profile` state event.
+//! Haven's intake bot: interviews volunteers into structured profiles, asks texters their
+//! program's intake questions and summarises them for the responder, and answers mentions in
+//! group rooms — with the offline interviewer ([`interview`], [`extract`]) or an
+//! OpenAI-compatible model ([`model`]).
 
 pub mod bot;
+pub mod config;
 pub mod extract;
+pub mod group;
 pub mod interview;
+pub mod manners;
+pub mod metrics;
 pub mod model;
 pub mod profile;
+pub mod texter;

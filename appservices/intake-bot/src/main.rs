@@ -1,16 +1,16 @@
-//! `intake-bot CONFIG.toml`: runs the intake bot (offline interviewer) as an appservice.
-//! The config is the runtime's (homeserver_url, server_name, registration, listen, state_dir);
-//! `INTAKE_MAX_EXCHANGES` sets how many answers end an interview (default 5). With
-//! `INTAKE_MODEL_BASE_URL` set, an OpenAI-compatible model runs the interview instead of the
-//! offline interviewer (`INTAKE_MODEL`, `INTAKE_MODEL_API_KEY`, `INTAKE_MODEL_TIMEOUT_MS`,
-//! `INTAKE_MODEL_MAX_TOKENS`).
+//! `intake-bot CONFIG.toml`: runs the intake bot as an appservice. The file holds the
+//! runtime's settings (homeserver_url, server_name, registration, listen, state_dir) and an
+//! optional `[intake]` table (see `config.rs` and docs/intake-bot.md). Without a
+//! `[intake.model]` (or `INTAKE_MODEL_BASE_URL`) the offline interviewer runs.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use appservice_runtime::{server, AsClient, BoxError, Config, Handler, Store, Transaction};
-use intake_bot::bot::Bot;
+use axum::{extract::State, routing::get, Router};
+use intake_bot::{bot::Bot, config::IntakeConfig, metrics::Metrics};
+use ruma::api::client::profile::get_profile;
 
-struct Events(Bot);
+struct Events(Arc<Bot>);
 
 impl Handler for Events {
     async fn on_transaction(&self, txn: Transaction) -> Result<(), BoxError> {
@@ -22,6 +22,25 @@ impl Handler for Events {
     }
 }
 
+async fn metrics(State(m): State<Arc<Metrics>>) -> ([(&'static str, &'static str); 1], String) {
+    ([("content-type", "text/plain; version=0.0.4")], m.render())
+}
+
+/// The bot's display name (mentions by name count); its localpart when it has none.
+async fn display_name(client: &AsClient, bot: &ruma::UserId) -> String {
+    match client
+        .send(get_profile::v3::Request::new(bot.to_owned()))
+        .await
+    {
+        Ok(p) => p
+            .get("displayname")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| bot.localpart().to_owned())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     appservice_runtime::init_logging();
@@ -30,46 +49,28 @@ async fn main() -> Result<(), BoxError> {
             .nth(1)
             .ok_or("usage: intake-bot CONFIG.toml")?,
     );
-    let config = Config::load(&path, "INTAKE_CONFIG")?;
+    let (config, mut intake) =
+        Config::load_with::<IntakeConfig>(&path, "INTAKE_CONFIG", Some("intake"))?;
+    intake.apply_env()?;
     let s = &config.settings;
     let reg = &config.registration;
     std::fs::create_dir_all(&s.state_dir)?;
     let store = Store::open(&s.state_dir.join("store"))?;
     let client = AsClient::new(&s.homeserver_url, &reg.as_token);
     let bot_id = ruma::UserId::parse(format!("@{}:{}", reg.sender_localpart, s.server_name))?;
-    let max_exchanges = std::env::var("INTAKE_MAX_EXCHANGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
-    let model = match std::env::var("INTAKE_MODEL_BASE_URL") {
-        Ok(base_url) if !base_url.is_empty() => Some(intake_bot::model::OpenAiClient::new(
-            intake_bot::model::ModelConfig {
-                base_url,
-                model: std::env::var("INTAKE_MODEL").unwrap_or_else(|_| "gpt-4o-mini".into()),
-                api_key: std::env::var("INTAKE_MODEL_API_KEY").ok(),
-                timeout: std::time::Duration::from_millis(
-                    std::env::var("INTAKE_MODEL_TIMEOUT_MS")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(20_000),
-                ),
-                max_tokens: std::env::var("INTAKE_MODEL_MAX_TOKENS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(400),
-                history_chars: 12_000,
-            },
-        )),
-        _ => None,
-    };
-    let bot = Bot {
-        client: client.clone(),
-        store: store.clone(),
-        bot: bot_id,
-        max_exchanges,
-        model,
-    };
-    let app = server::router(reg.hs_token.clone(), store, Events(bot));
+    let name = display_name(&client, &bot_id).await;
+    let bot = Arc::new(Bot::new(
+        client.clone(),
+        store.clone(),
+        bot_id,
+        name,
+        intake,
+    ));
+    let app = server::router(reg.hs_token.clone(), store, Events(bot.clone())).merge(
+        Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(bot.metrics.clone()),
+    );
     // Once listening, ping the homeserver so it retries anything pending right away.
     client.ping_when_ready(&reg.id);
     server::serve(s.listen, app).await?;

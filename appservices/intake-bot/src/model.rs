@@ -28,14 +28,12 @@ pub struct Turn {
     pub content: String,
 }
 
-/// What the model answered, with what it cost.
+/// The model's interview turn.
 #[derive(Debug, Clone)]
 pub struct ModelReply {
     pub reply: String,
     pub profile: Option<Profile>,
-    pub model: String,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
+    pub completion: Completion,
 }
 
 const SYSTEM: &str = "You are the intake assistant of a volunteer support network. Interview the person \
@@ -61,10 +59,11 @@ impl OpenAiClient {
         Self { cfg, http }
     }
 
-    /// The messages sent: the system prompt, then as much recent history as the budget allows.
-    pub fn messages(&self, history: &[Turn]) -> Vec<Value> {
+    /// The messages sent: the system prompt, then as much recent history as the budget allows
+    /// (the newest turn always).
+    pub fn messages(&self, system: &str, history: &[Turn]) -> Vec<Value> {
         let mut kept = Vec::new();
-        let mut used = 0;
+        let mut used = system.len();
         for t in history.iter().rev() {
             used += t.content.len();
             if used > self.cfg.history_chars && !kept.is_empty() {
@@ -73,20 +72,45 @@ impl OpenAiClient {
             kept.push(json!({ "role": t.role, "content": t.content }));
         }
         kept.reverse();
-        let mut out = vec![json!({ "role": "system", "content": SYSTEM })];
+        let mut out = vec![json!({ "role": "system", "content": system })];
         out.extend(kept);
         out
     }
 
-    /// One chat completion; a failed or timed-out call is retried once after a short pause.
+    /// The next interview turn: the reply and the profile so far.
     pub async fn next(&self, history: &[Turn]) -> Result<ModelReply, String> {
-        let body = json!({
+        let c = self.complete(SYSTEM, history, true).await?;
+        let inner: Value = serde_json::from_str(&c.text)
+            .map_err(|_| "the model did not answer with JSON".to_owned())?;
+        let reply = inner["reply"]
+            .as_str()
+            .ok_or("no reply in the model's JSON")?
+            .to_owned();
+        let profile = serde_json::from_value::<Profile>(inner["profile"].clone()).ok();
+        Ok(ModelReply {
+            reply,
+            profile,
+            completion: c,
+        })
+    }
+
+    /// One chat completion (as JSON when `json`); a failed or timed-out call is retried once
+    /// after a short pause.
+    pub async fn complete(
+        &self,
+        system: &str,
+        history: &[Turn],
+        json: bool,
+    ) -> Result<Completion, String> {
+        let mut body = json!({
             "model": self.cfg.model,
-            "messages": self.messages(history),
+            "messages": self.messages(system, history),
             "max_tokens": self.cfg.max_tokens,
             "temperature": 0.2,
-            "response_format": { "type": "json_object" },
         });
+        if json {
+            body["response_format"] = json!({ "type": "json_object" });
+        }
         let url = format!(
             "{}/v1/chat/completions",
             self.cfg.base_url.trim_end_matches('/')
@@ -119,20 +143,26 @@ impl OpenAiClient {
     }
 }
 
-fn parse(v: &Value, default_model: &str) -> Result<ModelReply, String> {
-    let content = v["choices"][0]["message"]["content"]
+/// A model's answer text with what it cost.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub text: String,
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+fn parse(v: &Value, default_model: &str) -> Result<Completion, String> {
+    let text = v["choices"][0]["message"]["content"]
         .as_str()
-        .ok_or("no message in the model's answer")?;
-    let inner: Value = serde_json::from_str(content)
-        .map_err(|_| "the model did not answer with JSON".to_owned())?;
-    let reply = inner["reply"]
-        .as_str()
-        .ok_or("no reply in the model's JSON")?
+        .ok_or("no message in the model's answer")?
+        .trim()
         .to_owned();
-    let profile = serde_json::from_value::<Profile>(inner["profile"].clone()).ok();
-    Ok(ModelReply {
-        reply,
-        profile,
+    if text.is_empty() {
+        return Err("the model answered nothing".into());
+    }
+    Ok(Completion {
+        text,
         model: v["model"].as_str().unwrap_or(default_model).to_owned(),
         prompt_tokens: v["usage"]["prompt_tokens"].as_u64().unwrap_or(0),
         completion_tokens: v["usage"]["completion_tokens"].as_u64().unwrap_or(0),
@@ -159,7 +189,7 @@ mod tests {
                 content: format!("message {i}"),
             })
             .collect();
-        let msgs = c.messages(&h);
+        let msgs = c.messages("sys", &h);
         assert_eq!(msgs[0]["role"], "system");
         assert_eq!(msgs.len(), 2, "only the newest turn fits the budget");
         assert_eq!(msgs[1]["content"], "message 4");
@@ -167,19 +197,12 @@ mod tests {
             "choices": [{"message": {"content": "{\"reply\": \"Which languages?\", \"profile\": {\"skills\": [\"legal\"], \"languages\": [], \"availability\": {\"days\": [], \"times\": []}, \"location\": null, \"willing_to_travel\": null, \"causes\": [], \"searchable_text\": \"\", \"complete\": false}}"}}]});
         let r = parse(&answer, "m").unwrap();
         assert_eq!(
-            (
-                r.reply.as_str(),
-                r.model.as_str(),
-                r.prompt_tokens,
-                r.completion_tokens
-            ),
-            ("Which languages?", "m2", 12, 5)
+            (r.model.as_str(), r.prompt_tokens, r.completion_tokens),
+            ("m2", 12, 5)
         );
-        assert_eq!(r.profile.unwrap().skills, vec!["legal"]);
-        assert!(parse(
-            &json!({"choices": [{"message": {"content": "not json"}}]}),
-            "m"
-        )
-        .is_err());
+        let inner: Value = serde_json::from_str(&r.text).unwrap();
+        assert_eq!(inner["reply"], "Which languages?");
+        assert!(parse(&json!({"choices": [{"message": {"content": " "}}]}), "m").is_err());
+        assert!(parse(&json!({"choices": []}), "m").is_err());
     }
 }

@@ -4,13 +4,21 @@
 use std::borrow::Cow;
 
 use ruma::{
+    api::Direction,
     api::{
-        client::{account::register, membership::join_room_by_id, message::send_message_event},
+        client::{
+            account::register,
+            membership::{join_room_by_id, joined_members},
+            message::{get_message_events, send_message_event},
+            receipt::create_receipt,
+            state::{get_state_event_for_key, send_state_event},
+            typing::create_typing_event::{self, v3::Typing, v3::TypingInfo},
+        },
         path_builder::VersionHistory,
         IncomingResponseExt, OutgoingRequest, SupportedVersions,
     },
     events::room::message::RoomMessageEventContent,
-    OwnedUserId, RoomId, TransactionId, UserId,
+    EventId, OwnedUserId, RoomId, TransactionId, UserId,
 };
 use serde_json::Value;
 
@@ -210,4 +218,141 @@ impl AsClient {
                 .map_err(|e| ClientError::Http(e.to_string()))?;
         Ok(self.send(req).await?.event_id)
     }
+
+    /// Sends a message event with raw JSON content. `txn` makes a retried send idempotent
+    /// (derive it from the event being answered); a random one is used otherwise.
+    pub async fn send_message(
+        &self,
+        room: &RoomId,
+        content: &Value,
+        txn: Option<&str>,
+    ) -> Result<ruma::OwnedEventId, ClientError> {
+        let txn = txn.map_or_else(TransactionId::new, |t| {
+            // Transaction IDs are path segments: keep them to a safe alphabet.
+            let safe: String = t
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            safe.into()
+        });
+        let req = send_message_event::v3::Request::new_raw(
+            room.to_owned(),
+            txn,
+            "m.room.message".into(),
+            raw(content)?,
+        );
+        Ok(self.send(req).await?.event_id)
+    }
+
+    /// Sets a state event (raw JSON content).
+    pub async fn send_state(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+        content: &Value,
+    ) -> Result<ruma::OwnedEventId, ClientError> {
+        let req = send_state_event::v3::Request::new_raw(
+            room.to_owned(),
+            event_type.into(),
+            state_key.to_owned(),
+            raw(content)?,
+        );
+        Ok(self.send(req).await?.event_id)
+    }
+
+    /// A state event's content, `None` when the room has none.
+    pub async fn state(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        state_key: &str,
+    ) -> Result<Option<Value>, ClientError> {
+        let req = get_state_event_for_key::v3::Request::new(
+            room.to_owned(),
+            event_type.into(),
+            state_key.to_owned(),
+        );
+        match self.send(req).await {
+            Ok(r) => serde_json::from_str(r.event_or_content.get())
+                .map(Some)
+                .map_err(|e| ClientError::Http(e.to_string())),
+            Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Shows (or stops showing) `user` (the acting user) as typing in `room`.
+    pub async fn typing(&self, user: &UserId, room: &RoomId, on: bool) -> Result<(), ClientError> {
+        let state = if on {
+            Typing::Yes(TypingInfo::new(std::time::Duration::from_secs(30)))
+        } else {
+            Typing::No
+        };
+        self.send(create_typing_event::v3::Request::new(
+            user.to_owned(),
+            room.to_owned(),
+            state,
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    /// Marks `event` as read by the acting user.
+    pub async fn read(&self, room: &RoomId, event: &EventId) -> Result<(), ClientError> {
+        self.send(create_receipt::v3::Request::new(
+            room.to_owned(),
+            create_receipt::v3::ReceiptType::Read,
+            event.to_owned(),
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    /// Joined members with their display names (the localpart when they have none).
+    pub async fn joined_members(
+        &self,
+        room: &RoomId,
+    ) -> Result<Vec<(OwnedUserId, String)>, ClientError> {
+        let r = self
+            .send(joined_members::v3::Request::new(room.to_owned()))
+            .await?;
+        Ok(r.joined
+            .into_iter()
+            .map(|(id, m)| {
+                let name = m.display_name.unwrap_or_else(|| id.localpart().to_owned());
+                (id, name)
+            })
+            .collect())
+    }
+
+    /// The newest `limit` timeline events of `room`, oldest first.
+    pub async fn recent_events(
+        &self,
+        room: &RoomId,
+        limit: u32,
+    ) -> Result<Vec<Value>, ClientError> {
+        let mut req = get_message_events::v3::Request::new(room.to_owned(), Direction::Backward);
+        req.limit = limit.into();
+        let r = self.send(req).await?;
+        let mut events: Vec<Value> = r
+            .chunk
+            .iter()
+            .filter_map(|e| serde_json::from_str(e.json().get()).ok())
+            .collect();
+        events.reverse();
+        Ok(events)
+    }
+}
+
+fn raw<T>(v: &Value) -> Result<ruma::serde::Raw<T>, ClientError> {
+    serde_json::value::to_raw_value(v)
+        .map(ruma::serde::Raw::from_json)
+        .map_err(|e| ClientError::Http(e.to_string()))
 }

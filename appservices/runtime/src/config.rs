@@ -38,41 +38,59 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads the TOML settings at `path` with `<env_prefix>_<KEY>` overrides, then the
-    /// registration it names.
+    /// Loads the settings file, applying `<env_prefix>_<KEY>` overrides.
     pub fn load(path: &std::path::Path, env_prefix: &str) -> Result<Self, ConfigError> {
+        let (config, ()) = Self::load_with(path, env_prefix, None)?;
+        Ok(config)
+    }
+
+    /// Like [`Config::load`], for an appservice with settings of its own: the table named
+    /// `section` (e.g. `[intake]`) is taken out of the file and read as `E` (its default when
+    /// absent), the rest as the runtime's [`Settings`].
+    pub fn load_with<E: serde::de::DeserializeOwned + Default>(
+        path: &std::path::Path,
+        env_prefix: &str,
+        section: Option<&str>,
+    ) -> Result<(Self, E), ConfigError> {
         let p = path.display().to_string();
+        let invalid = |message: String| ConfigError::Invalid {
+            path: p.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: p.clone(),
             message: e.to_string(),
         })?;
-        let mut table: toml::Table =
-            text.parse()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let extra = section.and_then(|s| table.remove(s));
         for (k, v) in std::env::vars() {
             if let Some(key) = k.strip_prefix(&format!("{env_prefix}_")) {
                 table.insert(key.to_ascii_lowercase(), toml::Value::String(v));
             }
         }
-        let settings: Settings =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    path: p.clone(),
-                    message: e.to_string(),
-                })?;
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let extra: E = match extra {
+            Some(v) => v.try_into().map_err(|e: toml::de::Error| {
+                invalid(format!("[{}]: {e}", section.unwrap_or_default()))
+            })?,
+            None => E::default(),
+        };
         let registration = load_registration(&settings.registration)?;
-        Ok(Self {
-            settings,
-            registration,
-        })
+        Ok((
+            Self {
+                settings,
+                registration,
+            },
+            extra,
+        ))
     }
 }
 
-/// Parses a registration file in the standard YAML format.
+/// Reads an appservice registration YAML.
 pub fn load_registration(path: &std::path::Path) -> Result<Registration, ConfigError> {
     let p = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
