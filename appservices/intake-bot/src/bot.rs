@@ -42,6 +42,9 @@ pub struct IntakeRoom {
     /// The conversation so far, for the model backend.
     #[serde(default)]
     pub history: Vec<Turn>,
+    /// The room refused the bot's profile state event (the person has been told).
+    #[serde(default)]
+    pub state_denied: bool,
 }
 
 /// Where a bot message came from (`org.haven.ai`).
@@ -201,10 +204,14 @@ impl Bot {
         match ev["type"].as_str() {
             Some("m.room.member") => self.membership(&room, ev).await,
             Some(SETTINGS_EVENT) if ev["state_key"] == "" => self.settings_changed(&room, ev),
-            Some(CONVERSATION_EVENT) if ev["state_key"] == "" => self
-                .conversation_opened(&room, &ev["content"])
-                .await
-                .map(|_| ()),
+            // Before the bot has joined, the invite's handling reads this state itself.
+            Some(CONVERSATION_EVENT)
+                if ev["state_key"] == "" && self.store.contains(GROUPS, room.as_str())? =>
+            {
+                self.conversation_opened(&room, &ev["content"])
+                    .await
+                    .map(|_| ())
+            }
             Some("m.room.message") => {
                 let sender = ev["sender"].as_str().unwrap_or_default();
                 if self.is_bot(sender) || ev["content"].get("org.haven.ai").is_some() {
@@ -291,14 +298,15 @@ impl Bot {
             interviewee,
             interview: Interview::new(self.config.max_exchanges),
             history: Vec::new(),
+            state_denied: false,
         };
         let greeting = intake.interview.greeting();
         intake.history.push(Turn {
             role: "assistant".into(),
             content: greeting.clone(),
         });
-        self.store.put(ROOMS, room.as_str(), &intake)?;
-        self.store.flush().await?;
+        // Said first, under a fixed transaction ID: a retry after a failure in between says
+        // it once.
         let txn = format!("greet-{room}");
         self.say(
             room,
@@ -308,19 +316,59 @@ impl Bot {
             "m.text",
             &txn,
         )
-        .await
+        .await?;
+        self.store.put(ROOMS, room.as_str(), &intake)?;
+        self.store.flush().await?;
+        Ok(())
     }
 
-    async fn write_profile(&self, room: &RoomId, intake: &IntakeRoom) -> Result<(), BoxError> {
-        let content = serde_json::to_value(&intake.interview.profile)?;
-        self.client
-            .send_state(room, PROFILE_EVENT, "", &content)
-            .await?;
+    /// Sets room state. A room whose power levels do not let the bot answers false (logged)
+    /// rather than failing the transaction, which the homeserver would retry for ever.
+    async fn set_state(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        content: &Value,
+    ) -> Result<bool, BoxError> {
+        match self.client.send_state(room, event_type, "", content).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.errcode() == Some("M_FORBIDDEN") => {
+                tracing::warn!(%room, event_type, "no permission to set room state");
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes the profile (room state and the bot's own copy); tells the person once when the
+    /// room does not let the bot write it.
+    async fn write_profile(
+        &self,
+        room: &RoomId,
+        intake: &mut IntakeRoom,
+        txn: &str,
+    ) -> Result<(), BoxError> {
         self.store.put(
             PROFILES,
             intake.interviewee.as_str(),
             &intake.interview.profile,
         )?;
+        let content = serde_json::to_value(&intake.interview.profile)?;
+        if !self.set_state(room, PROFILE_EVENT, &content).await? && !intake.state_denied {
+            intake.state_denied = true;
+            let text = "I can't save your profile in this room: I need a power level that lets me \
+                        change room settings. A room admin can grant it.";
+            self.say(
+                room,
+                text,
+                Instant::now(),
+                &Provenance::offline(),
+                "m.notice",
+                &format!("{txn}-denied"),
+            )
+            .await?;
+        }
+        self.store.put(ROOMS, room.as_str(), &*intake)?;
         self.store.flush().await?;
         Ok(())
     }
@@ -385,7 +433,7 @@ impl Bot {
         self.store.put(ROOMS, room.as_str(), &intake)?;
         self.store.flush().await?;
         if changed {
-            self.write_profile(room, &intake).await?;
+            self.write_profile(room, &mut intake, &txn).await?;
         }
         self.metrics.answered(
             prov.backend,
@@ -412,20 +460,21 @@ impl Bot {
         let Some(p) = self.config.programs.get(program) else {
             return Ok(false);
         };
-        let t = TexterIntake::new(program, texter);
-        self.store.put(TEXTERS, room.as_str(), &t)?;
-        self.store.remove(GROUPS, room.as_str())?;
-        self.store.flush().await?;
+        let mut t = TexterIntake::new(program, texter);
         let txn = format!("texter-{room}");
-        self.say(
-            room,
+        let content = self.content(
+            "m.text",
             &t.opening(p),
             Instant::now(),
             &Provenance::offline(),
-            "m.text",
-            &txn,
-        )
-        .await?;
+        );
+        let opening = self.client.send_message(room, &content, Some(&txn)).await?;
+        t.opened_ts = self.client.event(room, &opening).await?["origin_server_ts"]
+            .as_u64()
+            .unwrap_or(0);
+        self.store.put(TEXTERS, room.as_str(), &t)?;
+        self.store.remove(GROUPS, room.as_str())?;
+        self.store.flush().await?;
         Ok(true)
     }
 
@@ -454,7 +503,8 @@ impl Bot {
         }
         self.mark_read(room, ev).await;
         let text = ev["content"]["body"].as_str().unwrap_or_default();
-        let next = t.answer(program, text);
+        let ts = ev["origin_server_ts"].as_u64().unwrap_or(u64::MAX);
+        let next = t.answer(program, text, ts);
         self.store.put(TEXTERS, room.as_str(), &t)?;
         self.store.flush().await?;
         let txn = format!("re-{event_id}");
@@ -512,8 +562,7 @@ impl Bot {
             &prov,
             started.elapsed().as_secs_f64(),
         );
-        self.client
-            .send_state(room, SUMMARY_EVENT, "", &t.summary_content(&summary))
+        self.set_state(room, SUMMARY_EVENT, &t.summary_content(&summary))
             .await?;
         let heading = if t.complete {
             "Intake summary for the responder:"

@@ -66,22 +66,29 @@ pub fn question(
         }
     }
     let localpart = bot.trim_start_matches('@').split(':').next().unwrap_or("");
-    let mut names = vec![bot.to_owned(), format!("@{localpart}")];
-    if !display_name.trim().is_empty() {
-        names.push(display_name.trim().to_owned());
-    }
     let listed = content["m.mentions"]["user_ids"]
         .as_array()
         .is_some_and(|ids| ids.iter().any(|i| i == bot));
     let mut found = listed;
     let mut q = trimmed.to_owned();
-    // Longest first, so the full ID is removed before its `@localpart` prefix.
-    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
-    for n in &names {
+    // Anywhere: the full ID, `@localpart`, `@display name` (longest first, so the full ID goes
+    // before its `@localpart` prefix). The bare display name only when the message starts with
+    // it ("Intake, ..."), since it may be an ordinary word.
+    let mut tagged = vec![bot.to_owned(), format!("@{localpart}")];
+    let display_name = display_name.trim();
+    if !display_name.is_empty() {
+        tagged.push(format!("@{display_name}"));
+    }
+    tagged.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    for n in &tagged {
         if let Some(at) = find_word_ci(&q, n) {
             found = true;
             q.replace_range(at..at + n.len(), "");
         }
+    }
+    if !display_name.is_empty() && find_word_ci(&q, display_name) == Some(0) {
+        found = true;
+        q.replace_range(..display_name.len(), "");
     }
     found.then(|| {
         q.trim_matches(|c: char| c.is_whitespace() || matches!(c, ':' | ',' | '-'))
@@ -270,6 +277,26 @@ mod tests {
             Some("who speaks Tagalog?")
         );
         assert_eq!(q("the intake form is long"), None);
+        assert_eq!(
+            question(
+                &json!({ "body": "the intake form is long" }),
+                BOT,
+                "intake",
+                &RoomSettings::default()
+            ),
+            None
+        );
+        assert_eq!(
+            question(
+                &json!({ "body": "intake: hi" }),
+                BOT,
+                "intake",
+                &RoomSettings::default()
+            )
+            .as_deref(),
+            Some("hi")
+        );
+        assert_eq!(q("thanks @Intake Assistant!").as_deref(), Some("thanks !"));
         assert_eq!(q("email me at x@intakes.org"), None);
         assert_eq!(q("> <@intake:hs> earlier answer\n\nthanks all"), None);
         let listed = json!({ "body": "Assistant: thoughts?", "m.mentions": { "user_ids": [BOT] } });

@@ -27,6 +27,13 @@ pub struct TexterIntake {
     /// Every question was answered.
     #[serde(default)]
     pub complete: bool,
+    /// The homeserver's timestamp of the opening question: the texter's messages from before
+    /// it (typically their first text) are not answers to it.
+    #[serde(default)]
+    pub opened_ts: u64,
+    /// What the texter said before the first question.
+    #[serde(default)]
+    pub before: Vec<String>,
 }
 
 /// What to do after a texter's message.
@@ -48,6 +55,8 @@ impl TexterIntake {
             asking: 0,
             done: false,
             complete: false,
+            opened_ts: 0,
+            before: Vec::new(),
         }
     }
 
@@ -59,9 +68,14 @@ impl TexterIntake {
         }
     }
 
-    /// Records a texter's answer to the question being asked.
-    pub fn answer(&mut self, p: &ProgramIntake, text: &str) -> Next {
+    /// Records a texter's message sent at `ts`: the answer to the question being asked, or
+    /// (sent before the first question) what they opened with.
+    pub fn answer(&mut self, p: &ProgramIntake, text: &str, ts: u64) -> Next {
         if self.done {
+            return Next::Quiet;
+        }
+        if ts <= self.opened_ts {
+            self.before.push(text.trim().to_owned());
             return Next::Quiet;
         }
         let q = p.questions.get(self.asking).cloned().unwrap_or_default();
@@ -79,20 +93,23 @@ impl TexterIntake {
 
     /// The offline summary: the answers, question by question.
     pub fn summary_text(&self) -> String {
-        if self.answers.is_empty() {
-            return "The texter has not answered any intake questions.".into();
-        }
-        self.answers
+        let mut lines: Vec<String> = self
+            .before
             .iter()
-            .map(|(q, a)| format!("{q} — {a}"))
-            .collect::<Vec<_>>()
-            .join("\n")
+            .map(|m| format!("First message — {m}"))
+            .collect();
+        if self.answers.is_empty() {
+            lines.push("The texter has not answered any intake questions.".into());
+        }
+        lines.extend(self.answers.iter().map(|(q, a)| format!("{q} — {a}")));
+        lines.join("\n")
     }
 
     /// The summary state event's content.
     pub fn summary_content(&self, summary: &str) -> Value {
         json!({
             "program": self.program,
+            "first_messages": self.before,
             "answers": self.answers.iter().map(|(q, a)| json!({ "question": q, "answer": a })).collect::<Vec<_>>(),
             "summary": summary,
             "complete": self.complete,
@@ -116,16 +133,21 @@ mod tests {
     fn questions_are_asked_in_order_then_summarised() {
         let p = program();
         let mut t = TexterIntake::new("crisis", "@sms_1:hs");
+        t.opened_ts = 1000;
         assert_eq!(t.opening(&p), "Before a counsellor joins: How old are you?");
-        assert_eq!(t.answer(&p, " 16 "), Next::Ask("Where are you?".into()));
+        assert_eq!(t.answer(&p, "hi, I need help", 999), Next::Quiet);
         assert_eq!(
-            t.answer(&p, "Leeds"),
+            t.answer(&p, " 16 ", 1001),
+            Next::Ask("Where are you?".into())
+        );
+        assert_eq!(
+            t.answer(&p, "Leeds", 1002),
             Next::Finish("Thanks, someone is coming.".into())
         );
-        assert_eq!(t.answer(&p, "hello?"), Next::Quiet);
+        assert_eq!(t.answer(&p, "hello?", 1003), Next::Quiet);
         assert_eq!(
             t.summary_text(),
-            "How old are you? — 16\nWhere are you? — Leeds"
+            "First message — hi, I need help\nHow old are you? — 16\nWhere are you? — Leeds"
         );
         let c = t.summary_content("s");
         assert_eq!(

@@ -11,6 +11,7 @@ use ruma::{
             membership::{join_room_by_id, joined_members},
             message::{get_message_events, send_message_event},
             receipt::create_receipt,
+            room::get_room_event,
             state::{get_state_event_for_key, send_state_event},
             typing::create_typing_event::{self, v3::Typing, v3::TypingInfo},
         },
@@ -267,6 +268,26 @@ impl AsClient {
         Ok(self.send(req).await?.event_id)
     }
 
+    /// Gives `user` power level `level` in `room` (read, change, write back the power levels).
+    pub async fn set_power_level(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        level: i64,
+    ) -> Result<(), ClientError> {
+        let mut pl = self
+            .state(room, "m.room.power_levels", "")
+            .await?
+            .unwrap_or_else(|| serde_json::json!({}));
+        if !pl["users"].is_object() {
+            pl["users"] = serde_json::json!({});
+        }
+        pl["users"][user.as_str()] = level.into();
+        self.send_state(room, "m.room.power_levels", "", &pl)
+            .await
+            .map(|_| ())
+    }
+
     /// A state event's content, `None` when the room has none.
     pub async fn state(
         &self,
@@ -286,6 +307,17 @@ impl AsClient {
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// One event of `room`, as JSON.
+    pub async fn event(&self, room: &RoomId, event: &EventId) -> Result<Value, ClientError> {
+        let r = self
+            .send(get_room_event::v3::Request::new(
+                room.to_owned(),
+                event.to_owned(),
+            ))
+            .await?;
+        serde_json::from_str(r.event.json().get()).map_err(|e| ClientError::Http(e.to_string()))
     }
 
     /// Shows (or stops showing) `user` (the acting user) as typing in `room`.

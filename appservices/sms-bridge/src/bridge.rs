@@ -312,7 +312,16 @@ impl Bridge {
         if let Some(esc) = &self.config.bridge.escalation_bot {
             req.invite.push(UserId::parse(esc.as_str())?);
         }
+        let intake_bot = match &self.config.bridge.intake_bot {
+            Some(b) => Some(UserId::parse(b.as_str())?),
+            None => None,
+        };
+        req.invite.extend(intake_bot.clone());
         let room = self.client.send(req).await?.room_id;
+        if let Some(b) = &intake_bot {
+            // Enough to write its summary state event (rooms' state_default is 50).
+            self.client.set_power_level(&room, b, 50).await?;
+        }
         self.client.as_user(&puppet).join(&room).await?;
         let content = json!({
             "affiliate": affiliate.id,

@@ -52,6 +52,10 @@ pub struct Bridge {
     /// Invited into every conversation room (the escalation handler's bot), if set.
     #[serde(default)]
     pub escalation_bot: Option<String>,
+    /// Invited into every conversation with power to write its intake summary (the intake
+    /// bot asks the program's questions and summarises them for the responder), if set.
+    #[serde(default)]
+    pub intake_bot: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -28,6 +28,12 @@ fn free_port() -> u16 {
 }
 
 fn haven_binary() -> PathBuf {
+    sibling_binary("haven", "haven")
+}
+
+/// A binary of another workspace package, built when missing (`cargo test --workspace`
+/// builds them all).
+fn sibling_binary(package: &str, bin: &str) -> PathBuf {
     let dir = std::env::current_exe()
         .unwrap()
         .parent()
@@ -35,16 +41,16 @@ fn haven_binary() -> PathBuf {
         .parent()
         .unwrap()
         .to_path_buf();
-    let bin = dir.join("haven");
-    if !bin.exists() {
+    let path = dir.join(bin);
+    if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         assert!(Command::new(cargo)
-            .args(["build", "-p", "haven", "--bin", "haven"])
+            .args(["build", "-p", package, "--bin", bin])
             .status()
             .unwrap()
             .success());
     }
-    bin
+    path
 }
 
 struct Proc(Child);
@@ -141,6 +147,7 @@ struct Env {
     data: PathBuf,
     bridge_cfg: PathBuf,
     bridge_proc: Option<Proc>,
+    _intake: Option<Proc>,
     _hs: Proc,
     _dir: tempfile::TempDir,
 }
@@ -173,6 +180,11 @@ fn spawn_bridge(cfg: &std::path::Path) -> Proc {
 
 impl Env {
     async fn start() -> Self {
+        Self::start_opts(false).await
+    }
+
+    /// With `intake`, the real intake bot runs too, asking the crisis program's questions.
+    async fn start_opts(intake: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (hs_port, bridge_port, tw_port, partner_port) =
             (free_port(), free_port(), free_port(), free_port());
@@ -180,9 +192,17 @@ impl Env {
         let server = format!("localhost:{hs_port}");
         let reg = dir.path().join("sms.yaml");
         std::fs::write(&reg, format!("id: sms-bridge\nurl: http://127.0.0.1:{bridge_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: sms_bridge\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sms_.*:{server}'\n")).unwrap();
+        let intake_port = free_port();
+        let intake_reg = dir.path().join("intake.yaml");
+        std::fs::write(&intake_reg, format!("id: intake-bot\nurl: http://127.0.0.1:{intake_port}\nas_token: intake_as_token_for_bridge_tests\nhs_token: intake_hs_token_for_bridge_tests\nsender_localpart: intake\nrate_limited: false\nnamespaces:\n  users: []\n")).unwrap();
+        let registrations = if intake {
+            format!("\"{}\", \"{}\"", reg.display(), intake_reg.display())
+        } else {
+            format!("\"{}\"", reg.display())
+        };
         let data = dir.path().join("hs-data");
         let hs_cfg = dir.path().join("haven.toml");
-        std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\"]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", data.display(), reg.display())).unwrap();
+        std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [{registrations}]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", data.display())).unwrap();
         let hs_log = std::fs::File::create(dir.path().join("hs.log")).unwrap();
         let hs = Proc(
             Command::new(haven_binary())
@@ -207,6 +227,7 @@ registration = "{reg}"
 listen = "127.0.0.1:{bridge_port}"
 public_url = "http://127.0.0.1:{bridge_port}"
 state_dir = "{state}"
+{intake_bot}
 
 [twilio]
 api_base_url = "http://127.0.0.1:{tw_port}"
@@ -240,7 +261,12 @@ default = true
 supervisors = ["@sup:{server}"]
 "##,
                 reg = reg.display(),
-                state = dir.path().join("bridge-state").display()
+                state = dir.path().join("bridge-state").display(),
+                intake_bot = if intake {
+                    format!("intake_bot = \"@intake:{server}\"")
+                } else {
+                    String::new()
+                },
             ),
         )
         .unwrap();
@@ -256,8 +282,33 @@ supervisors = ["@sup:{server}"]
             assert!(Instant::now() < deadline, "homeserver did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let intake_proc = intake.then(|| {
+            let cfg = dir.path().join("intake.toml");
+            std::fs::write(&cfg, format!("homeserver_url = \"{hs_url}\"\nserver_name = \"{server}\"\nregistration = \"{}\"\nlisten = \"127.0.0.1:{intake_port}\"\nstate_dir = \"{}\"\n[intake.programs.crisis]\nquestions = [\"How old are you?\", \"Which town are you in?\"]\nclosing = \"Thanks. A counsellor will be with you soon.\"\n", intake_reg.display(), dir.path().join("intake-state").display())).unwrap();
+            Proc(
+                Command::new(sibling_binary("intake-bot", "intake-bot"))
+                    .arg(&cfg)
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        });
+        if intake {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while http
+                .get(format!("http://127.0.0.1:{intake_port}/health"))
+                .send()
+                .await
+                .is_err()
+            {
+                assert!(Instant::now() < deadline, "intake bot did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         let bridge = spawn_bridge(&bridge_cfg);
         let env = Env {
+            _intake: intake_proc,
             hs: hs_url,
             bridge: format!("http://127.0.0.1:{bridge_port}"),
             http,
@@ -1112,4 +1163,68 @@ async fn carrier_opt_outs_and_ended_conversations() {
         .map(|m| m["content"]["body"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(bodies, vec!["START"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_intake_bot_asks_the_programs_questions_by_sms_and_briefs_the_responder() {
+    let env = Env::start_opts(true).await;
+    assert_eq!(env.text("SMintake1", "hi, I need to talk", None).await, 200);
+    // The auto-response, then the program's first question, both by SMS.
+    wait_for("the first intake question", || {
+        bodies_to(&env.sent, TEXTER)
+            .iter()
+            .any(|b| b == "How old are you?")
+    })
+    .await;
+    assert_eq!(env.text("SMintake2", "17", None).await, 200);
+    wait_for("the second question", || {
+        bodies_to(&env.sent, TEXTER)
+            .iter()
+            .any(|b| b == "Which town are you in?")
+    })
+    .await;
+    assert_eq!(env.text("SMintake3", "Leeds", None).await, 200);
+    wait_for("the closing words", || {
+        bodies_to(&env.sent, TEXTER)
+            .iter()
+            .any(|b| b.starts_with("Thanks. A counsellor"))
+    })
+    .await;
+    // The summary is for the responder in Matrix, never texted.
+    let room = env.conversation_room().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let summary = loop {
+        let notices = env.notices(&room).await;
+        if let Some(s) = notices.iter().find(|n| n.starts_with("Intake summary")) {
+            break s.clone();
+        }
+        assert!(Instant::now() < deadline, "no summary: {notices:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        summary.contains("First message — hi, I need to talk")
+            && summary.contains("How old are you? — 17")
+            && summary.contains("Which town are you in? — Leeds"),
+        "{summary}"
+    );
+    let state = env
+        .api(
+            reqwest::Method::GET,
+            &format!("/_matrix/client/v3/rooms/{room}/state/org.haven.intake.summary/"),
+            AS_TOKEN,
+            None,
+        )
+        .await;
+    assert_eq!(state["complete"], true);
+    assert!(bodies_to(&env.sent, TEXTER)
+        .iter()
+        .all(|b| !b.contains("Intake summary")));
+    // The texter's answers themselves reached the room as usual.
+    let texts: Vec<String> = env
+        .messages(&room)
+        .await
+        .iter()
+        .filter_map(|m| m["content"]["body"].as_str().map(str::to_owned))
+        .collect();
+    assert!(texts.contains(&"Leeds".to_owned()));
 }
