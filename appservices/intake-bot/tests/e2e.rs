@@ -319,11 +319,14 @@ async fn a_new_user_is_interviewed_into_a_profile() {
     assert_eq!(profile["availability"]["days"], json!(["sun"]));
 }
 
-/// The OpenAI-compatible double: records requests; answers 500 while `fail` is set.
+/// The OpenAI-compatible double: records requests; answers 500 while `fail` is set, too late
+/// while `slow` is.
 #[derive(Clone, Default)]
 struct ModelDouble {
     requests: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
     fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Answers interview requests after longer than the bot's timeout.
+    slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn model_double() -> (ModelDouble, String) {
@@ -338,6 +341,9 @@ async fn model_double() -> (ModelDouble, String) {
         d.requests.lock().unwrap().push(body.clone());
         if d.fail.load(std::sync::atomic::Ordering::SeqCst) {
             return (StatusCode::INTERNAL_SERVER_ERROR, "overloaded").into_response();
+        }
+        if d.slow.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_secs(3)).await;
         }
         if body.get("response_format").is_none() {
             // A group-room question or a summary: plain text, slowly enough to see typing.
@@ -434,9 +440,20 @@ async fn the_model_backend_runs_the_interview_and_failures_get_an_apology() {
     double
         .fail
         .store(false, std::sync::atomic::Ordering::SeqCst);
+    // The model times out (2 s here, tried twice): the same apology.
+    double.slow.store(true, std::sync::atomic::Ordering::SeqCst);
     send("m3", "English").await.unwrap();
     let said = bot_messages(4).await;
-    assert_eq!(said[3]["content"]["body"], "Thank you, that's all I need.");
+    assert!(said[3]["content"]["body"]
+        .as_str()
+        .unwrap()
+        .starts_with("Sorry"));
+    double
+        .slow
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    send("m4", "English").await.unwrap();
+    let said = bot_messages(5).await;
+    assert_eq!(said[4]["content"]["body"], "Thank you, that's all I need.");
     let profile: Value = http
         .get(format!(
             "{hs}/_matrix/client/v3/rooms/{room}/state/org.haven.intake.profile/"
