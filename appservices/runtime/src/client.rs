@@ -8,7 +8,7 @@ use ruma::{
     api::{
         client::{
             account::register,
-            membership::{join_room_by_id, joined_members},
+            membership::{invite_user, join_room_by_id, joined_members},
             message::{get_message_events, send_message_event},
             receipt::create_receipt,
             room::get_room_event,
@@ -305,6 +305,53 @@ impl AsClient {
                 .map(Some)
                 .map_err(|e| ClientError::Http(e.to_string())),
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a room and its history from the homeserver (Synapse's admin API, which Haven
+    /// serves too); the appservice must be allowed to (an admin grant in its registration).
+    pub async fn purge_room(&self, room: &str) -> Result<(), ClientError> {
+        let url = format!(
+            "{}/_synapse/admin/v1/rooms/{}",
+            self.base,
+            room.replace('!', "%21").replace(':', "%3A")
+        );
+        let r = self
+            .http
+            .delete(url)
+            .bearer_auth(&self.as_token)
+            .json(&serde_json::json!({ "purge": true }))
+            .send()
+            .await
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        let status = r.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        Err(ClientError::Api {
+            status: status.as_u16(),
+            errcode: v["errcode"].as_str().unwrap_or_default().to_owned(),
+            message: v["error"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Invites `user` into `room`, unless they are already in it (or invited).
+    pub async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), ClientError> {
+        if self.joined_members(room).await?.iter().any(|(m, _)| m == user) {
+            return Ok(());
+        }
+        let req = invite_user::v3::Request::new(
+            room.to_owned(),
+            invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(
+                user.to_owned(),
+            )),
+        );
+        match self.send(req).await {
+            Ok(_) => Ok(()),
+            // Already invited: what was wanted.
+            Err(e) if e.errcode() == Some("M_FORBIDDEN") && e.to_string().contains("invite") => Ok(()),
             Err(e) => Err(e),
         }
     }

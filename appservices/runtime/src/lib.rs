@@ -9,6 +9,7 @@
 pub mod client;
 pub mod config;
 pub mod server;
+pub mod signing;
 pub mod store;
 
 pub use client::{AsClient, ClientError};

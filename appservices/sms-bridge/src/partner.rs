@@ -5,22 +5,7 @@
 //! Outbound (`POST <send_url>`): `{"to", "from", "body", "media_url", "callback_url"}`, answered with
 //! `{"message_id"}`.
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
-
-pub const HEADER: &str = "x-haven-signature";
-
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("any key length");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let expected = sign(secret, body);
-    expected.len() == header.len() && bool::from(expected.as_bytes().ct_eq(header.as_bytes()))
-}
+pub use appservice_runtime::signing::{sign, verify, HEADER};
 
 #[derive(Clone)]
 pub struct PartnerClient {

@@ -1,0 +1,241 @@
+//! Signed webhooks out, through a durable outbox: lifecycle events to subscribers and
+//! escalations to the emergency-services endpoint. A delivery is stored before anything is
+//! sent, retried with backoff until it is answered 2xx (surviving restarts), and given up
+//! after [`MAX_ATTEMPTS`]; an emergency call given up on is reported to the supervisors.
+
+use std::{sync::Arc, time::Duration};
+
+use appservice_runtime::{signing, AsClient, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::{config::EscConfig, metrics::Metrics, now_ms};
+
+const OUTBOX: &str = "webhook_outbox";
+const SEQ: &str = "webhook_seq";
+pub const MAX_ATTEMPTS: u32 = 8;
+/// The emergency endpoint's destination name in the outbox.
+pub const EMERGENCY: &str = "emergency";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: String,
+    /// A subscriber ID, or [`EMERGENCY`].
+    pub destination: String,
+    pub event: String,
+    pub body: Value,
+    pub attempts: u32,
+    pub next_ms: u64,
+    /// Told when the delivery is given up on.
+    pub alert_room: Option<String>,
+}
+
+/// Where deliveries go and with which secret.
+#[derive(Clone)]
+struct Destination {
+    url: String,
+    secret: Vec<u8>,
+    events: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct Webhooks {
+    store: Store,
+    destinations: Arc<std::collections::BTreeMap<String, Destination>>,
+    wake: Arc<Notify>,
+    seq: Arc<std::sync::Mutex<()>>,
+}
+
+fn secret(var: &str) -> Result<Vec<u8>, String> {
+    match std::env::var(var) {
+        Ok(s) if !s.is_empty() => Ok(s.into_bytes()),
+        _ => Err(format!("{var} is not set (the webhook's signing secret)")),
+    }
+}
+
+impl Webhooks {
+    /// Reads every destination's secret from the environment (a missing one stops the start).
+    pub fn new(store: Store, config: &EscConfig) -> Result<Self, String> {
+        let mut destinations = std::collections::BTreeMap::new();
+        if let Some(e) = &config.emergency {
+            destinations.insert(
+                EMERGENCY.to_owned(),
+                Destination {
+                    url: e.url.clone(),
+                    secret: secret("ESCALATION_EMERGENCY_SECRET")?,
+                    events: Vec::new(),
+                },
+            );
+        }
+        for s in &config.subscribers {
+            destinations.insert(
+                s.id.clone(),
+                Destination {
+                    url: s.url.clone(),
+                    secret: secret(&s.secret_env())?,
+                    events: s.events.clone(),
+                },
+            );
+        }
+        Ok(Self {
+            store,
+            destinations: Arc::new(destinations),
+            wake: Arc::new(Notify::new()),
+            seq: Arc::new(std::sync::Mutex::new(())),
+        })
+    }
+
+    fn enqueue(
+        &self,
+        destination: &str,
+        event: &str,
+        body: Value,
+        alert_room: Option<String>,
+    ) -> Result<(), appservice_runtime::BoxError> {
+        let _one = self.seq.lock().map_err(|_| "outbox lock")?;
+        let n: u64 = self.store.get(SEQ, "n")?.unwrap_or(0) + 1;
+        self.store.put(SEQ, "n", &n)?;
+        let d = Delivery {
+            id: format!("evt-{n}"),
+            destination: destination.to_owned(),
+            event: event.to_owned(),
+            body,
+            attempts: 0,
+            next_ms: 0,
+            alert_room,
+        };
+        self.store.put(OUTBOX, &format!("{n:020}"), &d)?;
+        Ok(())
+    }
+
+    /// Queues a lifecycle event for every subscriber that wants it (flush, then [`Self::kick`]).
+    pub fn event(&self, event: &str, data: Value) -> Result<(), appservice_runtime::BoxError> {
+        for (id, d) in self.destinations.iter() {
+            if id == EMERGENCY || !(d.events.is_empty() || d.events.iter().any(|e| e == event)) {
+                continue;
+            }
+            let body = json!({ "event": event, "at": now_ms(), "data": data });
+            self.enqueue(id, event, body, None)?;
+        }
+        Ok(())
+    }
+
+    /// Queues an escalation for the emergency endpoint; false when none is configured.
+    pub fn emergency(
+        &self,
+        body: Value,
+        alert_room: String,
+    ) -> Result<bool, appservice_runtime::BoxError> {
+        if !self.destinations.contains_key(EMERGENCY) {
+            return Ok(false);
+        }
+        self.enqueue(EMERGENCY, "escalation", body, Some(alert_room))?;
+        Ok(true)
+    }
+
+    /// Wakes the sender after the outbox was flushed.
+    pub fn kick(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Sends due deliveries for ever.
+    pub async fn run(self, client: AsClient, metrics: Arc<Metrics>) {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        loop {
+            let mut next_due: Option<u64> = None;
+            match self.store.entries::<Delivery>(OUTBOX) {
+                Ok(entries) => {
+                    for (key, mut d) in entries {
+                        let now = now_ms();
+                        if d.next_ms > now {
+                            next_due = Some(next_due.map_or(d.next_ms, |n| n.min(d.next_ms)));
+                            continue;
+                        }
+                        let outcome = self.send(&http, &d).await;
+                        d.attempts += 1;
+                        let done = match outcome {
+                            Ok(()) => {
+                                metrics
+                                    .webhooks
+                                    .with_label_values(&[d.destination.as_str(), "delivered"])
+                                    .inc();
+                                true
+                            }
+                            Err(e) if d.attempts >= MAX_ATTEMPTS => {
+                                tracing::error!(delivery = %d.id, destination = %d.destination, error = %e, "webhook given up");
+                                metrics
+                                    .webhooks
+                                    .with_label_values(&[d.destination.as_str(), "given_up"])
+                                    .inc();
+                                if let Some(room) = d.alert_room.as_deref().and_then(|r| ruma::RoomId::parse(r).ok()) {
+                                    let text = format!(
+                                        "⚠️ The emergency-services webhook could not be reached for {} after {} attempts ({e}). Contact emergency services directly.",
+                                        d.body["reference"].as_str().unwrap_or("an escalation"),
+                                        d.attempts
+                                    );
+                                    let _ = client.send_text(&room, &text, true).await;
+                                }
+                                true
+                            }
+                            Err(e) => {
+                                tracing::warn!(delivery = %d.id, destination = %d.destination, error = %e, attempt = d.attempts, "webhook failed; will retry");
+                                metrics
+                                    .webhooks
+                                    .with_label_values(&[d.destination.as_str(), "retried"])
+                                    .inc();
+                                let backoff = 500u64 << d.attempts.min(9);
+                                d.next_ms = now_ms() + backoff;
+                                next_due = Some(next_due.map_or(d.next_ms, |n| n.min(d.next_ms)));
+                                false
+                            }
+                        };
+                        let saved = if done {
+                            self.store.remove(OUTBOX, &key)
+                        } else {
+                            self.store.put(OUTBOX, &key, &d)
+                        };
+                        if let Err(e) = saved {
+                            tracing::error!(error = %e, "webhook outbox not updated");
+                        }
+                        let _ = self.store.flush().await;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "webhook outbox unreadable"),
+            }
+            let wait = next_due.map_or(Duration::from_secs(60), |due| {
+                Duration::from_millis(due.saturating_sub(now_ms()).max(10))
+            });
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn send(&self, http: &reqwest::Client, d: &Delivery) -> Result<(), String> {
+        let dest = self
+            .destinations
+            .get(&d.destination)
+            .ok_or_else(|| format!("{} is no longer configured", d.destination))?;
+        let body = serde_json::to_vec(&d.body).map_err(|e| e.to_string())?;
+        let r = http
+            .post(&dest.url)
+            .header("content-type", "application/json")
+            .header(signing::HEADER, signing::sign(&dest.secret, &body))
+            .header("x-haven-event", &d.event)
+            .header("x-haven-delivery", &d.id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("answered {}", r.status()))
+        }
+    }
+}
