@@ -93,12 +93,17 @@ impl Drop for EchoAs {
 
 /// Writes the registration and the appservice's config, returns the registration path.
 fn setup(dir: &Path, hs_port: u16) -> (PathBuf, EchoAs) {
+    setup_with(dir, hs_port, "")
+}
+
+/// `extra`: more registration lines (e.g. `org.haven.admin: true`).
+fn setup_with(dir: &Path, hs_port: u16, extra: &str) -> (PathBuf, EchoAs) {
     let as_port = free_port();
     let reg = dir.join("echo.yaml");
     std::fs::write(
         &reg,
         format!(
-            "id: echo\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: echo\nrate_limited: false\nreceive_ephemeral: true\norg.matrix.msc3202: true\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@echo_.*:localhost:{hs_port}'\n  aliases:\n    - exclusive: true\n      regex: '#echo_.*:localhost:{hs_port}'\n  rooms: []\n"
+            "id: echo\nurl: http://127.0.0.1:{as_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: echo\nrate_limited: false\nreceive_ephemeral: true\norg.matrix.msc3202: true\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@echo_.*:localhost:{hs_port}'\n  aliases:\n    - exclusive: true\n      regex: '#echo_.*:localhost:{hs_port}'\n  rooms: []\n{extra}"
         ),
     )
     .unwrap();
@@ -630,4 +635,101 @@ async fn appservices_get_device_lists_and_key_counts_msc3202() {
         ext["otk_counts"][puppet.as_str()]["PUPDEV"]["signed_curve25519"],
         3
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_admins_and_granted_appservices_delete_rooms() {
+    let dir = tempfile::tempdir().unwrap();
+    let hs_port = free_port();
+    let (reg, _echo) = setup_with(dir.path(), hs_port, "org.haven.admin: true\n");
+    // A second appservice without the grant.
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, "id: plain\nurl: null\nas_token: plain_as_token_0123456789\nhs_token: plain_hs_token_0123456789\nsender_localpart: plain\nrate_limited: false\nnamespaces:\n  users: []\n").unwrap();
+    let regs = format!("[\"{}\", \"{}\"]", reg.display(), plain.display());
+    let server = Server::start_on(
+        hs_port,
+        vec![("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str())],
+    )
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice
+        .create_room(|r| {
+            r.invite = vec![bob.uid().to_owned()];
+            r.room_alias_name = Some("doomed".into());
+        })
+        .await;
+    bob.raw(
+        "POST",
+        &format!("/_matrix/client/v3/rooms/{room}/join"),
+        Some("{}"),
+    )
+    .await;
+    alice.send_text(&room, "to be deleted").await.unwrap();
+    let path = format!("/_synapse/admin/v1/rooms/{room}");
+    let as_call = |token: &str| {
+        let http = reqwest::Client::new();
+        let url = format!("{}{path}", server.base);
+        let token = token.to_owned();
+        async move {
+            let r = http
+                .delete(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"purge": true}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Refused to a member of the room, and to an appservice without the grant; nothing changes.
+    let (st, body) = alice.raw("DELETE", &path, Some("{}")).await;
+    assert_eq!((st, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+    let (st, body) = as_call("plain_as_token_0123456789").await;
+    assert_eq!((st, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+    let (st, _) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    let (st, body) = as_call(AS_TOKEN).await;
+    assert_eq!(st, 200, "{body}");
+    let mut kicked: Vec<String> = serde_json::from_value(body["kicked_users"].clone()).unwrap();
+    kicked.sort();
+    assert_eq!(kicked, [alice.uid().to_string(), bob.uid().to_string()]);
+    assert_eq!(
+        body["local_aliases"],
+        serde_json::json!([format!("#doomed:localhost:{hs_port}")])
+    );
+    // Gone: no history (its former members are out of it), no alias; members see it as left.
+    let (st, body) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b"),
+            None,
+        )
+        .await;
+    assert_eq!((st, body["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+    let (st, _) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/directory/room/%23doomed:localhost:{hs_port}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (_, joined) = bob
+        .raw("GET", "/_matrix/client/v3/joined_rooms", None)
+        .await;
+    assert_eq!(joined["joined_rooms"], serde_json::json!([]));
+    let (st, sync) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    assert_eq!(st, 200);
+    assert!(sync["rooms"]["join"].get(room.as_str()).is_none(), "{sync}");
+    let (st, _) = as_call(AS_TOKEN).await;
+    assert_eq!(st, 404);
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface: the router, request extraction and fallbacks.
 
+pub mod admin;
 pub mod client;
 pub mod extract;
 pub mod media;
@@ -109,6 +110,10 @@ pub fn router(h: Arc<Haven>) -> Router {
         )
         .route("/_matrix/client/v1/media/config", get(media::config))
         .route("/_matrix/media/v3/config", get(media::config))
+        .route(
+            "/_synapse/admin/v1/rooms/{room_id}",
+            axum::routing::delete(admin::delete_room),
+        )
         .route("/readyz", get(healthz));
 
     r = add::<account::register::v3::Request, _, _>(r, acc::register);

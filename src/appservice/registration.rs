@@ -30,6 +30,8 @@ struct Extras {
     msc3202: Option<bool>,
     #[serde(rename = "io.element.msc4190", default)]
     msc4190: Option<bool>,
+    #[serde(rename = "org.haven.admin", default)]
+    admin: Option<bool>,
 }
 
 /// A loaded registration.
@@ -45,6 +47,9 @@ pub struct LoadedRegistration {
     pub device_extensions: bool,
     /// MSC4190: the appservice manages its users' devices itself.
     pub device_management: bool,
+    /// `org.haven.admin: true`: the appservice may use the admin API (the escalation
+    /// handler's retention purges rooms).
+    pub admin: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +125,7 @@ pub fn load(path: &Path) -> Result<LoadedRegistration, RegistrationError> {
         receive_ephemeral: reg.receive_ephemeral || extras.msc2409_push_ephemeral.unwrap_or(false),
         device_extensions: extras.msc3202.unwrap_or(false),
         device_management: extras.msc4190.unwrap_or(false),
+        admin: extras.admin.unwrap_or(false),
         file,
         reg,
     })

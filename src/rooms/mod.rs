@@ -5,6 +5,7 @@ pub mod alias;
 pub mod create;
 pub mod membership;
 mod persist;
+pub mod purge;
 pub mod receipts;
 pub mod state;
 pub mod timeline;

@@ -167,6 +167,14 @@ fn read_group(db: &Storage, id: u64) -> Result<Group> {
     Group::decode(&b)
 }
 
+/// A group's parent (0 for a snapshot), `None` when the group does not exist.
+pub fn group_parent(db: &Storage, id: u64) -> Result<Option<u64>> {
+    match db.t.state_groups.get(&id)? {
+        Some(b) => Ok(Some(Group::decode(&b)?.parent)),
+        None => Ok(None),
+    }
+}
+
 /// The full state of a group as short ids.
 fn load_short(db: &Storage, group: u64) -> Result<HashMap<u64, u64>> {
     let mut chain = Vec::new();

@@ -140,7 +140,10 @@ fn build(
                     Some(s) => m.pos > s,
                     None => room_filter.include_leave,
                 };
-                if show && !h.rooms.is_forgotten(&room_id, user)? {
+                if show && h.rooms.meta(&room_id)?.is_none() {
+                    // Deleted (purged) after the user left: left, with nothing more to show.
+                    rooms.leave.insert(room_id, Default::default());
+                } else if show && !h.rooms.is_forgotten(&room_id, user)? {
                     if let Some(lr) = left_room(h, &room_id, since, m.pos, p, session)? {
                         rooms.leave.insert(room_id, lr);
                     }

@@ -18,7 +18,14 @@ use crate::{
 type Reply = Result<(), appservice_runtime::BoxError>;
 
 /// Applies `action`, or says why not (and returns false).
-async fn step(h: &Handler, c: &mut Conversation, room: &RoomId, action: Action, by: &str, now: u64) -> Result<bool, appservice_runtime::BoxError> {
+async fn step(
+    h: &Handler,
+    c: &mut Conversation,
+    room: &RoomId,
+    action: Action,
+    by: &str,
+    now: u64,
+) -> Result<bool, appservice_runtime::BoxError> {
     match c.apply(action, by, now) {
         Ok(_) => Ok(true),
         Err(why) => {
@@ -43,7 +50,13 @@ pub async fn run(
         Command::Accept => {
             if c.state != crate::machine::State::Transferred {
                 return h
-                    .notice(room, &format!("#{id}: {}", crate::machine::refusal(c.state, Action::AcceptTransfer)))
+                    .notice(
+                        room,
+                        &format!(
+                            "#{id}: {}",
+                            crate::machine::refusal(c.state, Action::AcceptTransfer)
+                        ),
+                    )
                     .await;
             }
             h.accept_transfer(c, sender, now).await?;
@@ -53,7 +66,10 @@ pub async fn run(
         Command::Transfer { to, note } => {
             if program.role(&to).is_none() {
                 return h
-                    .notice(room, &format!("{to} is not one of {}'s responders.", program.name))
+                    .notice(
+                        room,
+                        &format!("{to} is not one of {}'s responders.", program.name),
+                    )
                     .await;
             }
             if to == sender {
@@ -72,7 +88,11 @@ pub async fn run(
                 .and_then(|s| s["summary"].as_str().map(str::to_owned));
             let (text, source) =
                 summary::summarise(h.model.as_ref(), c, &lines, intake.as_deref()).await;
-            h.emit("conversation.transferred", c, json!({ "from": sender, "to": to }))?;
+            h.emit(
+                "conversation.transferred",
+                c,
+                json!({ "from": sender, "to": to }),
+            )?;
             h.save(c).await?;
             h.bring_in(&conv_room, &to, WRITE_LEVEL).await?;
             let note = if note.is_empty() {
@@ -177,8 +197,11 @@ pub async fn run(
                 })
                 .unwrap_or_default();
             h.save(c).await?;
-            h.notice(room, &format!("{reference} resolved; conversation #{id} is active again."))
-                .await
+            h.notice(
+                room,
+                &format!("{reference} resolved; conversation #{id} is active again."),
+            )
+            .await
         }
         Command::WrapUp => {
             if !step(h, c, room, Action::BeginWrapUp, sender, now).await? {
@@ -190,10 +213,21 @@ pub async fn run(
                 c.surveys.asked_ms = now;
             }
             h.save(c).await?;
-            h.notice(room, &format!("Conversation #{id} is in wrap-up.{}", if first.is_some() { " The exit survey is sent to the texter." } else { "" }))
-                .await?;
+            h.notice(
+                room,
+                &format!(
+                    "Conversation #{id} is in wrap-up.{}",
+                    if first.is_some() {
+                        " The exit survey is sent to the texter."
+                    } else {
+                        ""
+                    }
+                ),
+            )
+            .await?;
             if let Some(q) = first {
-                h.text(&conv_room, &q, &format!("survey-exit-{id}-0")).await?;
+                h.text(&conv_room, &q, &format!("survey-exit-{id}-0"))
+                    .await?;
                 if let Some(ts) = h.last_sent_ts(&conv_room).await {
                     c.surveys.asked_ms = ts;
                     h.save(c).await?;
@@ -212,7 +246,10 @@ pub async fn run(
             h.save(c).await?;
             h.notice(
                 room,
-                &format!("Follow-up for #{id} scheduled in {}.", crate::queue::wait_text(after_s)),
+                &format!(
+                    "Follow-up for #{id} scheduled in {}.",
+                    crate::queue::wait_text(after_s)
+                ),
             )
             .await
         }
@@ -223,11 +260,14 @@ pub async fn run(
             c.surveys.asking = None;
             h.emit("conversation.closed", c, json!({ "by": sender }))?;
             h.save(c).await?;
-            h.notice(room, &format!("Conversation #{id} is closed.")).await
+            h.notice(room, &format!("Conversation #{id} is closed."))
+                .await
         }
         Command::Tag(tag) => {
             if !c.tags.insert(tag.clone()) {
-                return h.notice(room, &format!("#{id} is already tagged {tag}.")).await;
+                return h
+                    .notice(room, &format!("#{id} is already tagged {tag}."))
+                    .await;
             }
             h.emit("conversation.tag.updated", c, json!({ "added": tag }))?;
             h.save(c).await?;
@@ -239,7 +279,11 @@ pub async fn run(
             if level.alarming() {
                 c.tags.insert(format!("risk:{}", level.as_str()));
             }
-            h.emit("conversation.tag.updated", c, json!({ "risk": level.as_str() }))?;
+            h.emit(
+                "conversation.tag.updated",
+                c,
+                json!({ "risk": level.as_str() }),
+            )?;
             h.save(c).await?;
             h.notice(room, &format!("#{id} risk set to {}.", level.as_str()))
                 .await?;
@@ -249,14 +293,21 @@ pub async fn run(
             let Some(rooms) = h.dir.programs.get(&c.program) else {
                 return Ok(());
             };
-            h.notice(&rooms.staff, &format!("📝 Note on #{id} by {sender}: {text}"))
-                .await?;
-            h.notice(room, "Note saved in the staff room (not sent to the texter).")
-                .await
+            h.notice(
+                &rooms.staff,
+                &format!("📝 Note on #{id} by {sender}: {text}"),
+            )
+            .await?;
+            h.notice(
+                room,
+                "Note saved in the staff room (not sent to the texter).",
+            )
+            .await
         }
         Command::Canned(name) => match program.canned.get(&name) {
             Some(text) => {
-                h.text(&conv_room, text, &format!("canned-{id}-{now}")).await?;
+                h.text(&conv_room, text, &format!("canned-{id}-{now}"))
+                    .await?;
                 if c.state == crate::machine::State::Assigned {
                     c.apply(Action::Start, sender, now)?;
                     c.first_response_ms = Some(now);
@@ -268,7 +319,14 @@ pub async fn run(
                 let names: Vec<&str> = program.canned.keys().map(String::as_str).collect();
                 h.notice(
                     room,
-                    &format!("No canned response \"{name}\". Available: {}.", if names.is_empty() { "none".to_owned() } else { names.join(", ") }),
+                    &format!(
+                        "No canned response \"{name}\". Available: {}.",
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
                 )
                 .await
             }

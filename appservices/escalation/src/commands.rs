@@ -9,18 +9,29 @@ pub enum Command {
     Next,
     Claim,
     Accept,
-    Transfer { to: String, note: String },
-    Escalate { police: bool, urgency: String, location: String },
+    Transfer {
+        to: String,
+        note: String,
+    },
+    Escalate {
+        police: bool,
+        urgency: String,
+        location: String,
+    },
     Resolve,
     WrapUp,
-    FollowUp { after_s: u64 },
+    FollowUp {
+        after_s: u64,
+    },
     Close,
     Tag(String),
     Risk(Risk),
     Note(String),
     Canned(String),
     Join,
-    Retention { purge: bool },
+    Retention {
+        purge: bool,
+    },
     Help,
 }
 
@@ -91,11 +102,7 @@ pub fn parse(text: &str) -> Option<Result<Parsed, String>> {
             let police = match words.next().map(str::to_ascii_lowercase).as_deref() {
                 Some("medical") => false,
                 Some("police") => true,
-                _ => {
-                    return Some(usage(
-                        "!escalate medical|police [urgency] [location]",
-                    ))
-                }
+                _ => return Some(usage("!escalate medical|police [urgency] [location]")),
             };
             let urgency = words.next().unwrap_or("urgent").to_owned();
             let location = words.collect::<Vec<_>>().join(" ");
@@ -213,7 +220,10 @@ mod tests {
         );
         assert!(p("!followup soon").is_err());
         let r = p("!risk 7 HIGH").unwrap();
-        assert_eq!((r.command, r.conversation), (Command::Risk(Risk::High), Some(7)));
+        assert_eq!(
+            (r.command, r.conversation),
+            (Command::Risk(Risk::High), Some(7))
+        );
         assert_eq!(
             p("!note  called back ").unwrap().command,
             Command::Note("called back".into())

@@ -155,10 +155,8 @@ impl Handler {
     /// Redraws a program's queue board.
     pub(crate) async fn board(&self, convs: &BTreeMap<u64, Conversation>, program: &str) -> Reply {
         self.gauges(convs);
-        let (Some(p), Some(rooms)) = (
-            self.config.program(program),
-            self.dir.programs.get(program),
-        ) else {
+        let (Some(p), Some(rooms)) = (self.config.program(program), self.dir.programs.get(program))
+        else {
             return Ok(());
         };
         let text = queue::board(&p.name, &queue::waiting(convs.values(), program), now_ms());
@@ -291,7 +289,10 @@ impl Handler {
         convs.insert(id, c.clone());
         self.notice(
             room,
-            &format!("Conversation #{id} is waiting in the {} queue.", program.name),
+            &format!(
+                "Conversation #{id} is waiting in the {} queue.",
+                program.name
+            ),
         )
         .await?;
         if let Some(q) = survey_first {
@@ -385,12 +386,7 @@ impl Handler {
     }
 
     /// A texter's message: risk scoring, survey answers, the next-response timer.
-    async fn inbound(
-        &self,
-        convs: &mut BTreeMap<u64, Conversation>,
-        id: u64,
-        ev: &Value,
-    ) -> Reply {
+    async fn inbound(&self, convs: &mut BTreeMap<u64, Conversation>, id: u64, ev: &Value) -> Reply {
         let Some(c) = convs.get_mut(&id) else {
             return Ok(());
         };
@@ -421,12 +417,20 @@ impl Handler {
                     Some(next) => {
                         c.surveys.asking = Some((kind, i + 1));
                         c.surveys.asked_ms = ts;
-                        let k = if kind == SurveyKind::Entry { "entry" } else { "exit" };
+                        let k = if kind == SurveyKind::Entry {
+                            "entry"
+                        } else {
+                            "exit"
+                        };
                         say.push((next.clone(), format!("survey-{k}-{id}-{}", i + 1)));
                     }
                     None => {
                         c.surveys.asking = None;
-                        let k = if kind == SurveyKind::Entry { "entry" } else { "exit" };
+                        let k = if kind == SurveyKind::Entry {
+                            "entry"
+                        } else {
+                            "exit"
+                        };
                         let c2 = c.clone();
                         self.emit("conversation.survey.completed", &c2, json!({ "survey": k }))?;
                     }
@@ -443,7 +447,10 @@ impl Handler {
             }
         }
         // The next-response timer (someone is assigned and the texter waits for them).
-        if c.responder.is_some() && c.awaiting_since_ms.is_none() && !matches!(c.state, State::Queued) {
+        if c.responder.is_some()
+            && c.awaiting_since_ms.is_none()
+            && !matches!(c.state, State::Queued)
+        {
             c.awaiting_since_ms = Some(ts);
             self.timers.set(
                 ts + program.next_response_target_s * 1000,
@@ -549,8 +556,11 @@ impl Handler {
             }
         }
         c.transfer_to = None;
-        self.notice(&room, &format!("{by} has taken over conversation #{}.", c.id))
-            .await
+        self.notice(
+            &room,
+            &format!("{by} has taken over conversation #{}.", c.id),
+        )
+        .await
     }
 
     /// Runs a staff command (`target`: the conversation it is about, if any).
@@ -564,22 +574,28 @@ impl Handler {
     ) -> Reply {
         let now = now_ms();
         // Programs this room belongs to (a staff room), or the conversation's program.
-        let staff_kinds: Vec<(String, Kind)> = self.dir.rooms.get(room).cloned().unwrap_or_default();
+        let staff_kinds: Vec<(String, Kind)> =
+            self.dir.rooms.get(room).cloned().unwrap_or_default();
         match p.command {
             Command::Help => return self.notice(room, commands::HELP).await,
             Command::Next | Command::Claim => {
-                let Some((program, _)) = staff_kinds.iter().find(|(_, k)| *k == Kind::Queue)
-                else {
-                    return self.notice(room, "!next and !claim work in a program's queue room.").await;
+                let Some((program, _)) = staff_kinds.iter().find(|(_, k)| *k == Kind::Queue) else {
+                    return self
+                        .notice(room, "!next and !claim work in a program's queue room.")
+                        .await;
                 };
-                return self.assign(convs, room, program, sender, p.conversation, now).await;
+                return self
+                    .assign(convs, room, program, sender, p.conversation, now)
+                    .await;
             }
             Command::Retention { purge } => {
                 let admin = staff_kinds.iter().any(|(prog, _)| {
                     self.config.program(prog).and_then(|p| p.role(sender)) == Some(Role::Admin)
                 });
                 if !admin {
-                    return self.notice(room, "Only a program admin can run retention.").await;
+                    return self
+                        .notice(room, "Only a program admin can run retention.")
+                        .await;
                 }
                 let report = crate::retention::sweep(self, convs, purge).await?;
                 return self.notice(room, &report).await;
@@ -587,10 +603,17 @@ impl Handler {
             _ => {}
         }
         let Some(id) = target else {
-            return self.notice(room, "Which conversation? Give its number first, e.g. !close 42.").await;
+            return self
+                .notice(
+                    room,
+                    "Which conversation? Give its number first, e.g. !close 42.",
+                )
+                .await;
         };
         let Some(c) = convs.get(&id).cloned() else {
-            return self.notice(room, &format!("There is no conversation #{id}.")).await;
+            return self
+                .notice(room, &format!("There is no conversation #{id}."))
+                .await;
         };
         let in_conversation = c.room == room.as_str();
         let Some(program) = self.program(&c).cloned() else {
@@ -623,7 +646,9 @@ impl Handler {
         let reply_room = room.to_owned();
         if !allowed {
             let why = match &p.command {
-                Command::Accept => "Only the responder this conversation is being transferred to can accept it.",
+                Command::Accept => {
+                    "Only the responder this conversation is being transferred to can accept it."
+                }
                 Command::Join => "Only this program's supervisors can join its conversations.",
                 Command::Note(_) => "Only this program's staff can add notes.",
                 Command::Transfer { .. } | Command::Escalate { .. } => {
@@ -662,7 +687,10 @@ impl Handler {
         };
         if program.role(sender).is_none() {
             return self
-                .notice(room, &format!("Only {}'s responders can take conversations.", program.name))
+                .notice(
+                    room,
+                    &format!("Only {}'s responders can take conversations.", program.name),
+                )
                 .await;
         }
         let busy = convs
@@ -689,7 +717,10 @@ impl Handler {
         };
         let Some(c) = convs.get_mut(&id).filter(|c| c.program == program_id) else {
             return self
-                .notice(room, &format!("There is no conversation #{id} in this queue."))
+                .notice(
+                    room,
+                    &format!("There is no conversation #{id} in this queue."),
+                )
                 .await;
         };
         if let Err(why) = c.apply(Action::Assign, sender, now) {
@@ -711,11 +742,17 @@ impl Handler {
         self.bring_in(&conv_room, sender, WRITE).await?;
         self.notice(
             &conv_room,
-            &format!("{sender} has taken conversation #{id} (risk {}).", c.risk.as_str()),
+            &format!(
+                "{sender} has taken conversation #{id} (risk {}).",
+                c.risk.as_str()
+            ),
         )
         .await?;
-        self.notice(room, &format!("#{id} is assigned to {sender}; you're invited to its room."))
-            .await?;
+        self.notice(
+            room,
+            &format!("#{id} is assigned to {sender}; you're invited to its room."),
+        )
+        .await?;
         self.board(convs, program_id).await
     }
 
@@ -760,14 +797,20 @@ impl Handler {
                 self.board(&convs, &program.id).await?;
             }
             Timer::FollowUp { .. } => {
-                if c.apply(Action::TriggerFollowUp, self.bot.as_str(), now).is_err() {
+                if c.apply(Action::TriggerFollowUp, self.bot.as_str(), now)
+                    .is_err()
+                {
                     return Ok(());
                 }
                 let c = c.clone();
                 self.emit("conversation.followup.triggered", &c, json!({}))?;
                 self.save(&c).await?;
-                self.text(&room, &program.followup_message, &format!("followup-{id}-{}", c.followup_at_ms.unwrap_or(0)))
-                    .await?;
+                self.text(
+                    &room,
+                    &program.followup_message,
+                    &format!("followup-{id}-{}", c.followup_at_ms.unwrap_or(0)),
+                )
+                .await?;
                 let who = c.responder.clone().unwrap_or_default();
                 self.notice(&room, &format!("{who}: the follow-up for conversation #{id} is due; the texter has been messaged."))
                     .await?;

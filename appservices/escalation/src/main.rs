@@ -6,7 +6,9 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use appservice_runtime::{server, AsClient, BoxError, Config, Store, Transaction};
 use axum::{extract::State, routing::get, Router};
-use escalation::{config::EscConfig, handler::Handler, metrics::Metrics, now_ms, rooms, webhooks::Webhooks};
+use escalation::{
+    config::EscConfig, handler::Handler, metrics::Metrics, now_ms, rooms, webhooks::Webhooks,
+};
 
 struct Events(Arc<Handler>);
 
@@ -20,7 +22,9 @@ impl appservice_runtime::Handler for Events {
     }
 }
 
-async fn serve_metrics(State(m): State<Arc<Metrics>>) -> ([(&'static str, &'static str); 1], String) {
+async fn serve_metrics(
+    State(m): State<Arc<Metrics>>,
+) -> ([(&'static str, &'static str); 1], String) {
     ([("content-type", "text/plain; version=0.0.4")], m.render())
 }
 
@@ -74,7 +78,8 @@ async fn main() -> Result<(), BoxError> {
             .nth(1)
             .ok_or("usage: escalation CONFIG.toml")?,
     );
-    let (config, esc) = Config::load_with::<EscConfig>(&path, "ESCALATION_CONFIG", Some("escalation"))?;
+    let (config, esc) =
+        Config::load_with::<EscConfig>(&path, "ESCALATION_CONFIG", Some("escalation"))?;
     esc.validate()?;
     let s = &config.settings;
     let reg = &config.registration;
@@ -88,7 +93,9 @@ async fn main() -> Result<(), BoxError> {
         intake_bot::model::OpenAiClient::new(intake_bot::model::ModelConfig {
             base_url: m.base_url.clone(),
             model: m.model.clone(),
-            api_key: std::env::var("ESCALATION_MODEL_API_KEY").ok().filter(|k| !k.is_empty()),
+            api_key: std::env::var("ESCALATION_MODEL_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
             timeout: Duration::from_millis(m.timeout_ms),
             max_tokens: m.max_tokens,
             history_chars: 12_000,
@@ -118,8 +125,11 @@ async fn main() -> Result<(), BoxError> {
     tokio::spawn(webhooks.run(client.clone(), metrics.clone()));
     tokio::spawn(timer_loop(handler.clone()));
     tokio::spawn(housekeeping(handler.clone()));
-    let app = server::router(reg.hs_token.clone(), store, Events(handler))
-        .merge(Router::new().route("/metrics", get(serve_metrics)).with_state(metrics));
+    let app = server::router(reg.hs_token.clone(), store, Events(handler)).merge(
+        Router::new()
+            .route("/metrics", get(serve_metrics))
+            .with_state(metrics),
+    );
     client.ping_when_ready(&reg.id);
     server::serve(s.listen, app).await?;
     Ok(())

@@ -28,12 +28,16 @@ impl Metrics {
         let registry = Registry::new();
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let first_response = Histogram::with_opts(
@@ -48,8 +52,16 @@ impl Metrics {
             .register(Box::new(first_response.clone()))
             .expect("unique metric");
         Self {
-            conversations: gauge("escalation_conversations", "Conversations by state", &["state"]),
-            queue_depth: gauge("escalation_queue_depth", "Waiting conversations", &["program"]),
+            conversations: gauge(
+                "escalation_conversations",
+                "Conversations by state",
+                &["state"],
+            ),
+            queue_depth: gauge(
+                "escalation_queue_depth",
+                "Waiting conversations",
+                &["program"],
+            ),
             queue_wait: gauge(
                 "escalation_queue_wait_seconds",
                 "Longest current wait",

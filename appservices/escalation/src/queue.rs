@@ -44,7 +44,10 @@ pub fn board(program_name: &str, waiting: &[&Conversation], now_ms: u64) -> Stri
         let tags = if c.tags.is_empty() {
             String::new()
         } else {
-            format!(" · {}", c.tags.iter().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                " · {}",
+                c.tags.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
         };
         lines.push(format!(
             "{}. #{} · risk {} · waiting {} · {program_name}{tags}",

@@ -11,11 +11,7 @@ use appservice_runtime::BoxError;
 use crate::{conversation::Conversation, handler::Handler, now_ms};
 
 /// Conversations due for purging at `now_ms`, with why.
-pub fn due(
-    h: &Handler,
-    convs: &BTreeMap<u64, Conversation>,
-    now_ms: u64,
-) -> Vec<(u64, String)> {
+pub fn due(h: &Handler, convs: &BTreeMap<u64, Conversation>, now_ms: u64) -> Vec<(u64, String)> {
     convs
         .values()
         .filter(|c| c.state.is_final())
@@ -26,8 +22,12 @@ pub fn due(
             }
             let days = h.config.retention_days(&c.affiliate)?;
             let age_days = now_ms.saturating_sub(ended) / 86_400_000;
-            (now_ms.saturating_sub(ended) >= days * 86_400_000)
-                .then(|| (c.id, format!("ended {age_days} days ago (retention {days} days)")))
+            (now_ms.saturating_sub(ended) >= days * 86_400_000).then(|| {
+                (
+                    c.id,
+                    format!("ended {age_days} days ago (retention {days} days)"),
+                )
+            })
         })
         .collect()
 }
@@ -46,7 +46,11 @@ pub async fn sweep(
         "Retention{}: {} conversation(s){}",
         if purge { "" } else { " (dry run)" },
         due.len(),
-        if purge { " purged:" } else { " would be purged:" }
+        if purge {
+            " purged:"
+        } else {
+            " would be purged:"
+        }
     )];
     for (id, why) in due {
         let Some(c) = convs.get(&id).cloned() else {

@@ -60,7 +60,10 @@ async fn ensure_room(
         return Ok(room);
     }
     let alias = OwnedRoomAliasId::try_from(reference)?;
-    match client.send(get_alias::v3::Request::new(alias.clone())).await {
+    match client
+        .send(get_alias::v3::Request::new(alias.clone()))
+        .await
+    {
         Ok(r) => {
             client.join(&r.room_id).await?;
             Ok(r.room_id)
@@ -88,7 +91,9 @@ async fn sync_staff(
     users: &[&str],
 ) -> Result<(), BoxError> {
     for u in users {
-        let Ok(user) = UserId::parse(*u) else { continue };
+        let Ok(user) = UserId::parse(*u) else {
+            continue;
+        };
         if let Err(e) = client.invite(room, &user).await {
             // Left on purpose, or unknown: not worth stopping for.
             tracing::debug!(%room, user = %user, error = %e, "invite not sent");
@@ -136,7 +141,13 @@ pub async fn setup(client: &AsClient, programs: &[Program]) -> Result<Directory,
             .copied()
             .filter(|u| p.role(u).is_some_and(|r| r >= Role::Supervisor))
             .collect();
-        let queue = ensure_room(client, &p.queue_room, &format!("{} · queue", p.name), &staff).await?;
+        let queue = ensure_room(
+            client,
+            &p.queue_room,
+            &format!("{} · queue", p.name),
+            &staff,
+        )
+        .await?;
         sync_staff(client, &queue, p, &staff).await?;
         let supervisor = ensure_room(
             client,
@@ -149,8 +160,13 @@ pub async fn setup(client: &AsClient, programs: &[Program]) -> Result<Directory,
         let staff_room = if p.staff_room() == p.supervisor_room {
             supervisor.clone()
         } else {
-            let r = ensure_room(client, p.staff_room(), &format!("{} · staff notes", p.name), &staff)
-                .await?;
+            let r = ensure_room(
+                client,
+                p.staff_room(),
+                &format!("{} · staff notes", p.name),
+                &staff,
+            )
+            .await?;
             sync_staff(client, &r, p, &staff).await?;
             r
         };

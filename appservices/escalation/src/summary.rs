@@ -41,7 +41,10 @@ pub fn offline(conv: &Conversation, lines: &[String], intake: Option<&str>) -> S
         if conv.tags.is_empty() {
             String::new()
         } else {
-            format!(", tags: {}", conv.tags.iter().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                ", tags: {}",
+                conv.tags.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
         }
     )];
     let texter: Vec<&str> = lines
@@ -64,9 +67,17 @@ pub fn offline(conv: &Conversation, lines: &[String], intake: Option<&str>) -> S
             .rev()
             .map(|t| format!("“{t}”"))
             .collect();
-        parts.push(format!("Most recently the texter said: {}.", last.join(" ")));
+        parts.push(format!(
+            "Most recently the texter said: {}.",
+            last.join(" ")
+        ));
     }
-    if let Some(e) = conv.escalations.iter().rev().find(|e| e.resolved_ms.is_none()) {
+    if let Some(e) = conv
+        .escalations
+        .iter()
+        .rev()
+        .find(|e| e.resolved_ms.is_none())
+    {
         parts.push(format!("Open escalation {}.", e.reference));
     }
     parts.join(" ")
@@ -86,7 +97,9 @@ pub async fn summarise(
         };
         match m.complete(PROMPT, &[turn], false).await {
             Ok(c) => return (c.text, "model"),
-            Err(e) => tracing::warn!(error = %e, "summary by the model failed; using the offline one"),
+            Err(e) => {
+                tracing::warn!(error = %e, "summary by the model failed; using the offline one")
+            }
         }
     }
     (offline(conv, lines, intake), "offline")
@@ -116,7 +129,11 @@ mod tests {
         let lines = transcript(&events, &conv);
         assert_eq!(
             lines,
-            ["Texter: I lost my flat", "Responder: I'm sorry. Where are you now?", "Texter: At the station"]
+            [
+                "Texter: I lost my flat",
+                "Responder: I'm sorry. Where are you now?",
+                "Texter: At the station"
+            ]
         );
         let s = offline(&conv, &lines, Some("How old are you? — 17"));
         assert!(s.starts_with("Conversation #7 (crisis), risk low."), "{s}");

@@ -21,6 +21,9 @@ pub enum Timer {
     NextResponse { conversation: u64, since_ms: u64 },
 }
 
+/// Due timers with their keys, and when the next one falls due.
+pub type Due = (Vec<(String, Timer)>, Option<u64>);
+
 #[derive(Clone)]
 pub struct Timers {
     store: Store,
@@ -46,7 +49,7 @@ impl Timers {
     }
 
     /// Timers due at `now_ms` (oldest first) with their keys, and when the next one is due.
-    pub fn due(&self, now_ms: u64) -> Result<(Vec<(String, Timer)>, Option<u64>), BoxError> {
+    pub fn due(&self, now_ms: u64) -> Result<Due, BoxError> {
         let mut due = Vec::new();
         for (key, t) in self.store.entries::<Timer>(TIMERS)? {
             let at: u64 = key

@@ -171,7 +171,11 @@ impl Webhooks {
                                     .webhooks
                                     .with_label_values(&[d.destination.as_str(), "given_up"])
                                     .inc();
-                                if let Some(room) = d.alert_room.as_deref().and_then(|r| ruma::RoomId::parse(r).ok()) {
+                                if let Some(room) = d
+                                    .alert_room
+                                    .as_deref()
+                                    .and_then(|r| ruma::RoomId::parse(r).ok())
+                                {
                                     let text = format!(
                                         "⚠️ The emergency-services webhook could not be reached for {} after {} attempts ({e}). Contact emergency services directly.",
                                         d.body["reference"].as_str().unwrap_or("an escalation"),

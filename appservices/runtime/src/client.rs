@@ -275,6 +275,15 @@ impl AsClient {
         user: &UserId,
         level: i64,
     ) -> Result<(), ClientError> {
+        self.set_power_levels(room, &[(user, level)]).await
+    }
+
+    /// Sets several users' power levels in one power-levels event.
+    pub async fn set_power_levels(
+        &self,
+        room: &RoomId,
+        levels: &[(&UserId, i64)],
+    ) -> Result<(), ClientError> {
         let mut pl = self
             .state(room, "m.room.power_levels", "")
             .await?
@@ -282,7 +291,9 @@ impl AsClient {
         if !pl["users"].is_object() {
             pl["users"] = serde_json::json!({});
         }
-        pl["users"][user.as_str()] = level.into();
+        for (user, level) in levels {
+            pl["users"][user.as_str()] = (*level).into();
+        }
         self.send_state(room, "m.room.power_levels", "", &pl)
             .await
             .map(|_| ())
@@ -305,6 +316,32 @@ impl AsClient {
                 .map(Some)
                 .map_err(|e| ClientError::Http(e.to_string())),
             Err(e) if e.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Invites `user` into `room`, unless they are already in it (or invited).
+    pub async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), ClientError> {
+        if self
+            .joined_members(room)
+            .await?
+            .iter()
+            .any(|(m, _)| m == user)
+        {
+            return Ok(());
+        }
+        let req = invite_user::v3::Request::new(
+            room.to_owned(),
+            invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(
+                user.to_owned(),
+            )),
+        );
+        match self.send(req).await {
+            Ok(_) => Ok(()),
+            // Already invited: what was wanted.
+            Err(e) if e.errcode() == Some("M_FORBIDDEN") && e.to_string().contains("invite") => {
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -335,25 +372,6 @@ impl AsClient {
             errcode: v["errcode"].as_str().unwrap_or_default().to_owned(),
             message: v["error"].as_str().unwrap_or_default().to_owned(),
         })
-    }
-
-    /// Invites `user` into `room`, unless they are already in it (or invited).
-    pub async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), ClientError> {
-        if self.joined_members(room).await?.iter().any(|(m, _)| m == user) {
-            return Ok(());
-        }
-        let req = invite_user::v3::Request::new(
-            room.to_owned(),
-            invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(
-                user.to_owned(),
-            )),
-        );
-        match self.send(req).await {
-            Ok(_) => Ok(()),
-            // Already invited: what was wanted.
-            Err(e) if e.errcode() == Some("M_FORBIDDEN") && e.to_string().contains("invite") => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 
     /// One event of `room`, as JSON.

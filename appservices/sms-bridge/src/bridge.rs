@@ -309,18 +309,28 @@ impl Bridge {
         req.name = Some(format!("{label} · {}", program.name));
         req.preset = Some(create_room::v3::RoomPreset::PrivateChat);
         req.invite = vec![puppet.clone()];
-        if let Some(esc) = &self.config.bridge.escalation_bot {
-            req.invite.push(UserId::parse(esc.as_str())?);
-        }
+        let escalation_bot = match &self.config.bridge.escalation_bot {
+            Some(b) => Some(UserId::parse(b.as_str())?),
+            None => None,
+        };
+        req.invite.extend(escalation_bot.clone());
         let intake_bot = match &self.config.bridge.intake_bot {
             Some(b) => Some(UserId::parse(b.as_str())?),
             None => None,
         };
         req.invite.extend(intake_bot.clone());
         let room = self.client.send(req).await?.room_id;
+        // The intake bot may write its summary state (state_default is 50); the escalation
+        // handler runs the conversation: its state, power levels, invitations.
+        let mut levels = Vec::new();
         if let Some(b) = &intake_bot {
-            // Enough to write its summary state event (rooms' state_default is 50).
-            self.client.set_power_level(&room, b, 50).await?;
+            levels.push((b.as_ref(), 50));
+        }
+        if let Some(b) = &escalation_bot {
+            levels.push((b.as_ref(), 100));
+        }
+        if !levels.is_empty() {
+            self.client.set_power_levels(&room, &levels).await?;
         }
         self.client.as_user(&puppet).join(&room).await?;
         let content = json!({
@@ -398,6 +408,9 @@ impl Bridge {
         let text = ev["content"]["body"].as_str().unwrap_or_default();
         if text.trim() == "!reveal" {
             return self.reveal_request(room, sender, &puppet_local).await;
+        }
+        if msgtype == "m.text" && text.trim_start().starts_with('!') {
+            return Ok(()); // a command for a bot in the room (the escalation handler's), not a reply
         }
         let lock = self.texter_lock(&puppet_local);
         let _serial = lock.lock().await;

@@ -1,0 +1,124 @@
+//! Deleting a room (the admin API's room deletion, which retention uses): local members leave
+//! first, so their clients are told, then every record of the room is removed. A purged room
+//! answers 404 everywhere; its former members keep only their `leave` membership, which sync
+//! reports as a left room without history.
+
+use std::collections::BTreeSet;
+
+use ruma::{OwnedUserId, RoomId};
+
+use super::Rooms;
+use crate::{error::Result, storage::prefix};
+
+/// What a purge did.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub kicked_users: Vec<OwnedUserId>,
+    pub events: usize,
+    pub local_aliases: Vec<String>,
+}
+
+impl Rooms {
+    pub async fn purge(&self, room_id: &RoomId) -> Result<Purged> {
+        let meta = self.meta_or_404(room_id)?;
+        let mut out = Purged::default();
+        for (user, m) in self.members(room_id)? {
+            let local = user.server_name() == self.server_name();
+            if local && matches!(m.membership.as_str(), "join" | "invite" | "knock") {
+                match self
+                    .leave(room_id, &user, Some("room deleted".into()))
+                    .await
+                {
+                    Ok(_) => out.kicked_users.push(user),
+                    Err(e) => {
+                        tracing::warn!(%room_id, %user, error = %e, "member not made to leave")
+                    }
+                }
+            }
+        }
+        let lock = self.room_lock(room_id);
+        let _guard = lock.lock().await;
+        let t = &self.db.t;
+        let room = room_id.as_str();
+        let p = prefix(room);
+        let mut groups: BTreeSet<u64> = BTreeSet::from([meta.state_group]);
+        let timeline: Vec<_> = t
+            .timeline
+            .scan_prefix(&p)
+            .collect::<std::result::Result<_, _>>()?;
+        for ((_, pos), entry) in timeline {
+            let id = entry.event_id.to_string();
+            if let Some(g) = t.event_state_before.get(&id)? {
+                groups.insert(g);
+            }
+            if let Some(short) = t.short_event_id.get(&id)? {
+                t.short_event_id_rev.remove(&short)?;
+                t.short_event_id.remove(&id)?;
+            }
+            t.pdus.remove(&id)?;
+            t.redacted_originals.remove(&id)?;
+            t.event_pos.remove(&id)?;
+            t.event_extras.remove(&id)?;
+            t.event_state_before.remove(&id)?;
+            t.stream_events.remove(&pos)?;
+            t.timeline.remove(&(room.to_owned(), pos))?;
+            out.events += 1;
+        }
+        // State groups form chains within the room: remove each and its ancestors.
+        let mut seen = BTreeSet::new();
+        for g in groups {
+            let mut cur = g;
+            while cur != 0 && seen.insert(cur) {
+                let parent = super::state::group_parent(&self.db, cur)?;
+                t.state_groups.remove(&cur)?;
+                cur = parent.unwrap_or(0);
+            }
+        }
+        let rel: Vec<_> = t
+            .relations
+            .scan_prefix(&p)
+            .collect::<std::result::Result<_, _>>()?;
+        for (k, _) in rel {
+            t.relations.remove(&k)?;
+        }
+        let cs: Vec<_> = t
+            .current_state
+            .scan_prefix(&p)
+            .collect::<std::result::Result<_, _>>()?;
+        for (k, _) in cs {
+            t.current_state.remove(&k)?;
+        }
+        let receipts: Vec<_> = t
+            .receipts
+            .scan_prefix(&p)
+            .collect::<std::result::Result<_, _>>()?;
+        for (k, _) in receipts {
+            t.receipts.remove(&k)?;
+        }
+        for (user, _) in self.members(room_id)? {
+            let u = user.to_string();
+            let ad: Vec<_> = t
+                .account_data
+                .scan_prefix(&[prefix(u.as_str()), prefix(room)].concat())
+                .collect::<std::result::Result<_, _>>()?;
+            for (k, _) in ad {
+                t.account_data.remove(&k)?;
+            }
+            t.forgotten.remove(&(u.clone(), room.to_owned()))?;
+            // Remote members and those already gone are forgotten; local leavers keep their
+            // `leave` so their next sync reports the room as left.
+            if !out.kicked_users.contains(&user) {
+                t.user_rooms.remove(&(u.clone(), room.to_owned()))?;
+            }
+            t.room_members.remove(&(room.to_owned(), u))?;
+        }
+        for alias in self.room_aliases(room_id)? {
+            t.aliases.remove(&alias)?;
+            out.local_aliases.push(alias);
+        }
+        t.rooms.remove(&room.to_owned())?;
+        self.db.durable().await?;
+        tracing::info!(%room_id, events = out.events, "room purged");
+        Ok(out)
+    }
+}
