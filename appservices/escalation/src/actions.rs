@@ -226,12 +226,10 @@ pub async fn run(
             )
             .await?;
             if let Some(q) = first {
-                h.text(&conv_room, &q, &format!("survey-exit-{id}-0"))
+                c.surveys.asked_ms = h
+                    .text(&conv_room, &q, &format!("survey-exit-{id}-0"))
                     .await?;
-                if let Some(ts) = h.last_sent_ts(&conv_room).await {
-                    c.surveys.asked_ms = ts;
-                    h.save(c).await?;
-                }
+                h.save(c).await?;
             }
             Ok(())
         }

@@ -98,10 +98,12 @@ impl Handler {
     }
 
     /// A text the SMS bridge sends to the texter; `txn` keeps a retried send single.
-    pub(crate) async fn text(&self, room: &RoomId, text: &str, txn: &str) -> Reply {
+    /// Answers the homeserver's timestamp of the message.
+    pub(crate) async fn text(&self, room: &RoomId, text: &str, txn: &str) -> Result<u64, BoxError> {
         let content = json!({ "msgtype": "m.text", "body": text });
-        self.client.send_message(room, &content, Some(txn)).await?;
-        Ok(())
+        let id = self.client.send_message(room, &content, Some(txn)).await?;
+        let ev = self.client.event(room, &id).await?;
+        Ok(ev["origin_server_ts"].as_u64().unwrap_or_else(now_ms))
     }
 
     pub(crate) fn program(&self, c: &Conversation) -> Option<&Program> {
@@ -296,22 +298,15 @@ impl Handler {
         )
         .await?;
         if let Some(q) = survey_first {
-            self.text(room, &q, &format!("survey-entry-{id}-0")).await?;
-            // The question's own time decides which answers are answers to it.
-            let asked = self.last_sent_ts(room).await;
+            // The question's own time decides which messages answer it.
+            let asked = self.text(room, &q, &format!("survey-entry-{id}-0")).await?;
             if let Some(c) = convs.get_mut(&id) {
-                c.surveys.asked_ms = asked.unwrap_or(now);
+                c.surveys.asked_ms = asked;
                 let c = c.clone();
                 self.store.put(CONVS, &format!("{:012}", c.id), &c)?;
             }
         }
         self.board(convs, &c.program).await
-    }
-
-    /// The newest event's timestamp in `room` (the handler's message just sent).
-    pub(crate) async fn last_sent_ts(&self, room: &RoomId) -> Option<u64> {
-        let events = self.client.recent_events(room, 1).await.ok()?;
-        events.last()?["origin_server_ts"].as_u64()
     }
 
     /// Conversation-room power levels: writing takes [`WRITE`] (the texter's puppet has it,
@@ -486,9 +481,9 @@ impl Handler {
             self.board(convs, &c.program).await?;
         }
         for (text, txn) in say {
-            self.text(&room, &text, &txn).await?;
-            if let (Some(ts), Some(c)) = (self.last_sent_ts(&room).await, convs.get_mut(&id)) {
-                c.surveys.asked_ms = ts;
+            let asked = self.text(&room, &text, &txn).await?;
+            if let Some(c) = convs.get_mut(&id) {
+                c.surveys.asked_ms = asked;
                 let c = c.clone();
                 self.store.put(CONVS, &format!("{:012}", c.id), &c)?;
             }

@@ -1,0 +1,796 @@
+//! End to end: the real homeserver, SMS bridge and escalation handler, with local doubles of
+//! Twilio and of the webhook receivers (emergency services, a dashboard). A texter's first
+//! SMS to closed, and expiry to retention purge.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use haven_testkit::{
+    free_port, sibling_binary, texts_to, twilio_double, wait_for, wait_http, webhook_double,
+    Matrix, Proc, TwilioSent, Webhooks,
+};
+use serde_json::{json, Value};
+
+const SMS_AS: &str = "sms_as_token_for_escalation_tests";
+const ESC_AS: &str = "esc_as_token_for_escalation_tests";
+const AUTH_TOKEN: &str = "twilio_auth_token_for_tests";
+const EMERGENCY_SECRET: &str = "emergency-secret-for-tests";
+const DASH_SECRET: &str = "dashboard-secret-for-tests";
+const CRISIS: &str = "+15550001111";
+const YOUTH: &str = "+15550002222";
+const TEXTER: &str = "+15551234567";
+const YOUNG_TEXTER: &str = "+15557654321";
+
+struct Staff {
+    token: String,
+}
+
+struct Env {
+    m: Matrix,
+    server: String,
+    sent: TwilioSent,
+    hooks: Webhooks,
+    bridge: String,
+    esc_url: String,
+    esc_cfg: PathBuf,
+    esc: Option<Proc>,
+    ann: Staff,
+    bo: Staff,
+    sue: Staff,
+    ada: Staff,
+    _procs: Vec<Proc>,
+    _dir: tempfile::TempDir,
+}
+
+fn spawn_handler(cfg: &std::path::Path) -> Proc {
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_escalation"))
+            .arg(cfg)
+            .env("ESCALATION_EMERGENCY_SECRET", EMERGENCY_SECRET)
+            .env("ESCALATION_SUBSCRIBER_DASH_SECRET", DASH_SECRET)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("escalation handler"),
+    )
+}
+
+impl Env {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let (hs_port, bridge_port, esc_port) = (free_port(), free_port(), free_port());
+        let server = format!("localhost:{hs_port}");
+        let sms_reg = d.join("sms.yaml");
+        std::fs::write(&sms_reg, format!("id: sms\nurl: http://127.0.0.1:{bridge_port}\nas_token: {SMS_AS}\nhs_token: sms_hs_token_for_escalation_tests\nsender_localpart: sms_bridge\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sms_.*:{server}'\n")).unwrap();
+        let esc_reg = d.join("esc.yaml");
+        std::fs::write(&esc_reg, format!("id: escalation\nurl: http://127.0.0.1:{esc_port}\nas_token: {ESC_AS}\nhs_token: esc_hs_token_for_escalation_tests\nsender_localpart: escalation\nrate_limited: false\norg.haven.admin: true\nnamespaces:\n  users: []\n")).unwrap();
+        let hs_cfg = d.join("haven.toml");
+        std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\", \"{}\"]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", d.join("hs").display(), sms_reg.display(), esc_reg.display())).unwrap();
+        let hs = Proc(
+            Command::new(sibling_binary("haven", "haven"))
+                .arg("--config")
+                .arg(&hs_cfg)
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let hs_url = format!("http://127.0.0.1:{hs_port}");
+        wait_http(&format!("{hs_url}/_matrix/client/versions")).await;
+        let m = Matrix::new(&hs_url);
+        let mut staff = Vec::new();
+        for name in ["ann", "bo", "sue", "ada"] {
+            let (token, _) = m.register(name).await;
+            staff.push(Staff { token });
+        }
+        let (sent, twilio) = twilio_double().await;
+        let (hooks, hooks_url) = webhook_double().await;
+        let esc_cfg = d.join("escalation.toml");
+        std::fs::write(
+            &esc_cfg,
+            format!(
+                r##"homeserver_url = "{hs_url}"
+server_name = "{server}"
+registration = "{reg}"
+listen = "127.0.0.1:{esc_port}"
+state_dir = "{state}"
+
+[escalation.emergency]
+url = "{hooks_url}/emergency"
+
+[[escalation.subscribers]]
+id = "dash"
+url = "{hooks_url}/events"
+
+[[escalation.affiliates]]
+id = "riverside"
+retention_days = 30
+
+[[escalation.affiliates]]
+id = "harbor"
+retention_days = 0
+
+[[escalation.programs]]
+id = "crisis"
+name = "Crisis line"
+affiliate = "riverside"
+queue_room = "#crisis-queue:{server}"
+supervisor_room = "#crisis-supervisors:{server}"
+responders = ["@ann:{server}", "@bo:{server}"]
+supervisors = ["@sue:{server}"]
+admins = ["@ada:{server}"]
+on_call = ["@sue:{server}"]
+max_concurrent = 1
+first_response_target_s = 1
+next_response_target_s = 600
+canned = {{ hello = "Hi, I'm here to listen." }}
+exit_survey = ["How helpful was this, from 1 to 5?"]
+
+[[escalation.programs]]
+id = "youth"
+name = "Youth line"
+affiliate = "harbor"
+queue_room = "#youth-queue:{server}"
+supervisor_room = "#youth-supervisors:{server}"
+responders = ["@bo:{server}"]
+admins = ["@ada:{server}"]
+queue_timeout_s = 3
+entry_survey = ["How old are you?"]
+"##,
+                reg = esc_reg.display(),
+                state = d.join("esc-state").display(),
+            ),
+        )
+        .unwrap();
+        let esc = spawn_handler(&esc_cfg);
+        let esc_url = format!("http://127.0.0.1:{esc_port}");
+        wait_http(&format!("{esc_url}/health")).await;
+        let bridge_cfg = d.join("bridge.toml");
+        std::fs::write(
+            &bridge_cfg,
+            format!(
+                r##"[bridge]
+homeserver_url = "{hs_url}"
+server_name = "{server}"
+registration = "{reg}"
+listen = "127.0.0.1:{bridge_port}"
+public_url = "http://127.0.0.1:{bridge_port}"
+state_dir = "{state}"
+escalation_bot = "@escalation:{server}"
+
+[twilio]
+api_base_url = "{twilio}"
+account_sid = "ACtest"
+
+[[affiliates]]
+id = "riverside"
+name = "Riverside"
+
+[[affiliates.programs]]
+id = "crisis"
+name = "Crisis line"
+number = "{CRISIS}"
+queue_room = "#crisis-queue:{server}"
+auto_response = "Thanks for texting the crisis line."
+help_text = "Crisis line."
+
+[[affiliates]]
+id = "harbor"
+name = "Harbor"
+
+[[affiliates.programs]]
+id = "youth"
+name = "Youth line"
+number = "{YOUTH}"
+queue_room = "#youth-queue:{server}"
+auto_response = "Youth line here."
+help_text = "Youth line."
+"##,
+                reg = sms_reg.display(),
+                state = d.join("bridge-state").display(),
+            ),
+        )
+        .unwrap();
+        let bridge = Proc(
+            Command::new(sibling_binary("sms-bridge", "sms-bridge"))
+                .arg(&bridge_cfg)
+                .env("SMS_BRIDGE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+                .env("SMS_BRIDGE_HASH_KEY", STANDARD.encode([9u8; 32]))
+                .env(
+                    "SMS_BRIDGE_NUMBER_KEYS",
+                    format!("k1={}", STANDARD.encode([3u8; 32])),
+                )
+                .env("SMS_BRIDGE_NUMBER_KEY_ID", "k1")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let bridge_url = format!("http://127.0.0.1:{bridge_port}");
+        wait_http(&format!("{bridge_url}/health")).await;
+        let mut staff = staff.into_iter();
+        let mut next = || staff.next().unwrap();
+        let (ann, bo, sue, ada) = (next(), next(), next(), next());
+        Env {
+            m,
+            server,
+            sent,
+            hooks,
+            bridge: bridge_url,
+            esc_url,
+            esc_cfg,
+            esc: Some(esc),
+            ann,
+            bo,
+            sue,
+            ada,
+            _procs: vec![bridge, hs],
+            _dir: dir,
+        }
+    }
+
+    /// A signed inbound SMS, as Twilio posts it.
+    async fn sms(&self, from: &str, to: &str, sid: &str, body: &str) {
+        let params: Vec<(String, String)> = [
+            ("MessageSid", sid),
+            ("AccountSid", "ACtest"),
+            ("From", from),
+            ("To", to),
+            ("Body", body),
+            ("NumMedia", "0"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let url = format!("{}/twilio/sms", self.bridge);
+        let sig = sms_bridge::signature::compute(AUTH_TOKEN, &url, &params);
+        let r = self
+            .m
+            .http
+            .post(&url)
+            .header("x-twilio-signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+
+    async fn room_of_alias(&self, alias: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (st, v) = self
+                .m
+                .api(
+                    "GET",
+                    &self.ann.token,
+                    &format!("/directory/room/{}", alias.replace('#', "%23")),
+                    json!({}),
+                )
+                .await;
+            if st == 200 {
+                return v["room_id"].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no room {alias}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The conversation rooms the bridge has opened, oldest first.
+    async fn conversation_rooms(&self, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rooms = self.m.joined_rooms(SMS_AS).await;
+            if rooms.len() >= n {
+                return rooms;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} conversation rooms, wanted {n}",
+                rooms.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The conversation state, once it satisfies `pred`.
+    async fn conversation(&self, room: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(c) = self.m.state(SMS_AS, room, "org.haven.conversation").await {
+                if pred(&c) {
+                    return c;
+                }
+                assert!(Instant::now() < deadline, "conversation state stuck at {c}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn state_is(&self, room: &str, state: &str) -> Value {
+        self.conversation(room, |c| c["state"] == state).await
+    }
+
+    /// Waits for the handler's notice containing `needle` in `room`, read as `token`.
+    async fn notice(&self, token: &str, room: &str, needle: &str) -> Value {
+        self.m
+            .wait_message(token, room, needle, |m| {
+                m["content"]["msgtype"] == "m.notice"
+                    && m["content"]["body"]
+                        .as_str()
+                        .is_some_and(|b| b.contains(needle))
+            })
+            .await
+    }
+
+    async fn texts(&self, to: &str, needle: &str) {
+        wait_for(needle, || {
+            texts_to(&self.sent, to).iter().any(|b| b.contains(needle))
+        })
+        .await;
+    }
+
+    async fn metrics(&self) -> String {
+        self.m
+            .http
+            .get(format!("{}/metrics", self.esc_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+fn verify(hook: &haven_testkit::Hook, secret: &str) -> bool {
+    appservice_runtime::signing::verify(
+        secret.as_bytes(),
+        &hook.body,
+        hook.header("x-haven-signature").unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_texters_conversation_from_first_sms_to_closed() {
+    let mut env = Env::start().await;
+    let s = env.server.clone();
+    let (ann, bo, sue) = (
+        env.ann.token.clone(),
+        env.bo.token.clone(),
+        env.sue.token.clone(),
+    );
+    let queue = env.room_of_alias(&format!("#crisis-queue:{s}")).await;
+    let sup = env.room_of_alias(&format!("#crisis-supervisors:{s}")).await;
+    for t in [&ann, &bo, &sue, &env.ada.token] {
+        env.m.accept_invites(t).await;
+    }
+
+    // Routing: the first SMS opens a room, the handler queues it.
+    env.sms(TEXTER, CRISIS, "SM1", "hi, I need to talk").await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    let c = env.state_is(&room, "queued").await;
+    assert_eq!(
+        (c["number"].as_u64(), c["program"].as_str()),
+        (Some(1), Some("crisis"))
+    );
+    let pl = env
+        .m
+        .state(SMS_AS, &room, "m.room.power_levels")
+        .await
+        .unwrap();
+    assert_eq!(pl["events"]["org.haven.conversation"], 100);
+    assert_eq!(pl["events_default"], 10);
+    env.notice(&ann, &queue, "1. #1 · risk low").await;
+
+    // Claim; the texter's room gets its responder.
+    env.m.say(&ann, &queue, "!claim 1").await;
+    env.notice(&ann, &queue, "#1 is assigned to").await;
+    env.m.accept_invites(&ann).await;
+    env.state_is(&room, "assigned").await;
+    // People (even the assigned responder) cannot write the conversation state.
+    let (st, _) = env
+        .m
+        .api(
+            "PUT",
+            &ann,
+            &format!("/rooms/{room}/state/org.haven.conversation/"),
+            json!({"state": "closed"}),
+        )
+        .await;
+    assert_eq!(st, 403);
+
+    // Every transition the machine does not allow from here is refused with what is
+    // allowed, and changes nothing; so is a command from someone without the right.
+    let before = env
+        .m
+        .state(SMS_AS, &room, "org.haven.conversation")
+        .await
+        .unwrap();
+    for cmd in [
+        "!wrapup",
+        "!resolve",
+        "!close",
+        "!followup 1h",
+        "!accept",
+        "!escalate medical",
+        &format!("!transfer @bo:{s}"),
+    ] {
+        env.m.say(&ann, &room, cmd).await;
+    }
+    let refusals = || async {
+        env.m
+            .messages(&ann, &room)
+            .await
+            .iter()
+            .filter(|m| {
+                m["content"]["body"].as_str().is_some_and(|b| {
+                    b.contains("Not possible: the conversation is assigned")
+                        && b.contains("Allowed from here: the responder's first message")
+                        || b.starts_with(
+                            "Only the responder this conversation is being transferred to",
+                        )
+                })
+            })
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refusals().await < 7 {
+        assert!(Instant::now() < deadline, "not every command was refused");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.m.say(&sue, &sup, "!close 1").await;
+    env.notice(&sue, &sup, "#1: Not possible").await;
+    env.m.say(&bo, &queue, "!claim 1").await;
+    env.notice(
+        &bo,
+        &queue,
+        "#1: Not possible: the conversation is assigned",
+    )
+    .await;
+    let after = env
+        .m
+        .state(SMS_AS, &room, "org.haven.conversation")
+        .await
+        .unwrap();
+    assert_eq!(before, after, "refused commands changed nothing");
+    // Commands are never texted to the texter.
+    assert!(texts_to(&env.sent, TEXTER)
+        .iter()
+        .all(|b| !b.starts_with('!')));
+
+    // The first-response target (1 s) is missed: supervisors hear of it.
+    env.notice(&sue, &sup, "no first response from").await;
+    env.m
+        .say(&ann, &room, "Hi, I'm Ann. I'm here with you.")
+        .await;
+    env.state_is(&room, "active").await;
+    env.texts(TEXTER, "I'm Ann").await;
+
+    // Risk: an imminent message alerts supervisors within a second and tags it.
+    env.sms(TEXTER, CRISIS, "SM2", "I took pills an hour ago")
+        .await;
+    let inbound = env.m.wait_text(&ann, &room, "took pills").await;
+    let alert = env
+        .notice(&sue, &sup, "Risk imminent in conversation #1")
+        .await;
+    let delay =
+        alert["origin_server_ts"].as_u64().unwrap() - inbound["origin_server_ts"].as_u64().unwrap();
+    assert!(delay < 1000, "alerted after {delay} ms");
+    let c = env.conversation(&room, |c| c["risk"] == "imminent").await;
+    assert!(c["tags"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("risk:imminent")));
+
+    // Medical escalation: record, supervisors, the on-call DM, the emergency webhook (which
+    // fails twice first and is retried).
+    *env.hooks.fail_path.lock().unwrap() = Some("/emergency".into());
+    env.hooks.fail.store(2, std::sync::atomic::Ordering::SeqCst);
+    env.m
+        .say(
+            &ann,
+            &room,
+            "!escalate medical immediate 12 Oak Street, Leeds",
+        )
+        .await;
+    env.notice(&ann, &room, "Escalated (medical) as ESC-").await;
+    env.state_is(&room, "escalated_medical").await;
+    let sup_alert = env
+        .notice(
+            &sue,
+            &sup,
+            "medical escalation (immediate, 12 Oak Street, Leeds)",
+        )
+        .await;
+    let reference = sup_alert["content"]["body"].as_str().unwrap()[5..]
+        .split(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(reference.starts_with("ESC-"), "{reference}");
+    wait_for("the emergency webhook delivered", || {
+        env.hooks
+            .all()
+            .iter()
+            .filter(|h| h.path == "/emergency")
+            .count()
+            >= 3
+    })
+    .await;
+    let calls: Vec<_> = env
+        .hooks
+        .all()
+        .into_iter()
+        .filter(|h| h.path == "/emergency")
+        .collect();
+    assert_eq!(
+        calls.len(),
+        3,
+        "two failures, then one success, nothing more"
+    );
+    assert!(calls.iter().all(|h| verify(h, EMERGENCY_SECRET)));
+    assert_eq!(
+        calls[0].header("x-haven-delivery"),
+        calls[2].header("x-haven-delivery")
+    );
+    let call = calls[2].json();
+    assert_eq!(
+        (
+            call["reference"].as_str(),
+            call["kind"].as_str(),
+            call["location"].as_str()
+        ),
+        (
+            Some(reference.as_str()),
+            Some("medical"),
+            Some("12 Oak Street, Leeds")
+        )
+    );
+    let m = env.metrics().await;
+    for line in [
+        "escalation_escalations_total{kind=\"medical\"} 1",
+        "escalation_first_response_seconds_count 1",
+        "escalation_alerts_total{kind=\"risk\"} 1",
+        "escalation_alerts_total{kind=\"first_response\"} 1",
+        "escalation_webhooks_total{destination=\"emergency\",outcome=\"retried\"} 2",
+    ] {
+        assert!(m.contains(line), "{line} missing:\n{m}");
+    }
+    let dms = env.m.accept_invites(&sue).await;
+    assert_eq!(dms.len(), 1, "one direct room with the on-call supervisor");
+    env.m.wait_text(&sue, &dms[0], &reference).await;
+
+    // A supervisor joins read-only, and resolves.
+    env.m.say(&sue, &sup, "!join 1").await;
+    env.notice(&sue, &sup, "Invited to conversation #1").await;
+    env.m.accept_invites(&sue).await;
+    let (st, _) = env
+        .m
+        .api(
+            "PUT",
+            &sue,
+            &format!("/rooms/{room}/send/m.room.message/sue1"),
+            json!({"msgtype": "m.text", "body": "hello"}),
+        )
+        .await;
+    assert_eq!(st, 403, "supervisors read but do not write");
+    // Only responders escalate: the supervisor's command is refused, nothing changes.
+    env.m.say(&sue, &sup, "!escalate 1 police").await;
+    env.notice(
+        &sue,
+        &sup,
+        "Only the assigned responder can transfer or escalate",
+    )
+    .await;
+    env.m.say(&sue, &sup, "!resolve 1").await;
+    env.notice(&sue, &sup, "resolved; conversation #1 is active again")
+        .await;
+    env.state_is(&room, "active").await;
+
+    // Police escalation and back.
+    env.m.say(&ann, &room, "!escalate police urgent").await;
+    env.state_is(&room, "escalated_police").await;
+    env.m.say(&ann, &room, "!resolve").await;
+    env.state_is(&room, "active").await;
+
+    // Transfer with a summary for the receiving responder.
+    env.m
+        .say(
+            &ann,
+            &room,
+            &format!("!transfer @bo:{s} needs someone tonight"),
+        )
+        .await;
+    env.state_is(&room, "transferred").await;
+    env.m.accept_invites(&bo).await;
+    let brief = env
+        .notice(&bo, &room, "is transferring conversation #1 to you")
+        .await;
+    let body = brief["content"]["body"].as_str().unwrap();
+    assert!(
+        body.contains("needs someone tonight")
+            && body.contains("Summary (offline)")
+            && body.contains("I took pills"),
+        "{body}"
+    );
+    assert!(!body.contains(TEXTER));
+    env.m.say(&bo, &room, "!accept").await;
+    let c = env.state_is(&room, "active").await;
+    assert_eq!(c["responder"], format!("@bo:{s}"));
+    let (st, _) = env
+        .m
+        .api(
+            "PUT",
+            &ann,
+            &format!("/rooms/{room}/send/m.room.message/ann9"),
+            json!({"msgtype": "m.text", "body": "still here"}),
+        )
+        .await;
+    assert_eq!(st, 403, "the previous responder no longer writes");
+
+    // Staff-only notes, tags, risk, canned responses.
+    env.m.say(&bo, &room, "!note called her GP").await;
+    env.notice(&sue, &sup, "Note on #1 by").await;
+    env.m.say(&bo, &room, "!tag overdose").await;
+    env.m.say(&bo, &room, "!risk high").await;
+    env.conversation(&room, |c| {
+        c["risk"] == "high" && c["tags"].as_array().unwrap().contains(&json!("overdose"))
+    })
+    .await;
+    env.m.say(&bo, &room, "!canned hello").await;
+    env.texts(TEXTER, "Hi, I'm here to listen.").await;
+    assert!(
+        texts_to(&env.sent, TEXTER)
+            .iter()
+            .all(|b| !b.contains("GP")),
+        "notes never reach the texter"
+    );
+
+    // Wrap-up with the exit survey.
+    env.m.say(&bo, &room, "!wrapup").await;
+    env.state_is(&room, "wrap_up").await;
+    env.texts(TEXTER, "How helpful was this").await;
+    env.sms(TEXTER, CRISIS, "SM3", "5").await;
+    env.conversation(&room, |c| c["surveys"]["exit"][0]["answer"] == "5")
+        .await;
+
+    // A follow-up that fires after the handler restarts, once.
+    env.m.say(&bo, &room, "!followup 3s").await;
+    env.state_is(&room, "follow_up_scheduled").await;
+    env.esc = None; // SIGKILL
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.esc = Some(spawn_handler(&env.esc_cfg));
+    env.state_is(&room, "follow_up_active").await;
+    env.texts(TEXTER, "checking in").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let checkins = texts_to(&env.sent, TEXTER)
+        .iter()
+        .filter(|b| b.contains("checking in"))
+        .count();
+    assert_eq!(checkins, 1);
+
+    env.m.say(&bo, &room, "!close").await;
+    env.state_is(&room, "closed").await;
+    env.m.say(&bo, &room, "!close").await;
+    env.notice(&bo, &room, "Allowed from here: nothing").await;
+
+    // Lifecycle events reached the dashboard, signed.
+    let events: Vec<String> = env
+        .hooks
+        .all()
+        .iter()
+        .filter(|h| h.path == "/events")
+        .map(|h| {
+            assert!(verify(h, DASH_SECRET));
+            h.json()["event"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for e in [
+        "conversation.created",
+        "conversation.assigned",
+        "conversation.message.inbound",
+        "conversation.message.outbound",
+        "conversation.transferred",
+        "conversation.escalated",
+        "conversation.tag.updated",
+        "conversation.survey.completed",
+        "conversation.followup.scheduled",
+        "conversation.followup.triggered",
+        "conversation.closed",
+    ] {
+        wait_for(e, || {
+            env.hooks
+                .all()
+                .iter()
+                .any(|h| h.path == "/events" && h.json()["event"] == e)
+        })
+        .await;
+    }
+    assert!(!events.is_empty());
+    let m = env.metrics().await;
+    // (Counters restart with the handler; the gauges are rebuilt from its records.)
+    for line in [
+        "escalation_conversations{state=\"closed\"} 1",
+        "escalation_conversations{state=\"active\"} 0",
+        "escalation_queue_depth{program=\"crisis\"} 0",
+    ] {
+        assert!(m.contains(line), "{line} missing:\n{m}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unanswered_conversations_expire_and_retention_purges_them() {
+    let env = Env::start().await;
+    let s = env.server.clone();
+    let (bo, ada) = (&env.bo.token, &env.ada.token);
+    let queue = env.room_of_alias(&format!("#youth-queue:{s}")).await;
+    let sup = env.room_of_alias(&format!("#youth-supervisors:{s}")).await;
+    env.m.accept_invites(bo).await;
+    env.m.accept_invites(ada).await;
+
+    env.sms(YOUNG_TEXTER, YOUTH, "SMy1", "hello?").await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    env.state_is(&room, "queued").await;
+    // The entry survey while they wait; their first text is not taken as the answer.
+    env.texts(YOUNG_TEXTER, "How old are you?").await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMy2", "15").await;
+    let c = env
+        .conversation(&room, |c| {
+            !c["surveys"]["entry"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(
+        c["surveys"]["entry"],
+        json!([{"question": "How old are you?", "answer": "15"}])
+    );
+
+    // Nobody claims it within 3 s: expired, with a message to the texter.
+    env.state_is(&room, "expired").await;
+    env.texts(YOUNG_TEXTER, "no one was free").await;
+    env.notice(bo, &queue, "nobody is waiting").await;
+    env.m.say(bo, &queue, "!claim 1").await;
+    env.notice(bo, &queue, "Not possible: the conversation is expired")
+        .await;
+
+    // Retention: only an admin; a dry run first, then the purge.
+    env.m.say(bo, &queue, "!retention purge").await;
+    env.notice(bo, &queue, "Only a program admin can run retention.")
+        .await;
+    env.m.say(ada, &sup, "!retention").await;
+    env.notice(
+        ada,
+        &sup,
+        "Retention (dry run): 1 conversation(s) would be purged:",
+    )
+    .await;
+    assert_eq!(
+        env.conversation_rooms(1).await.len(),
+        1,
+        "a dry run removes nothing"
+    );
+    env.m.say(ada, &sup, "!retention purge").await;
+    let report = env
+        .notice(ada, &sup, "Retention: 1 conversation(s) purged:")
+        .await;
+    assert!(report["content"]["body"]
+        .as_str()
+        .unwrap()
+        .contains("#1 (youth) — ended 0 days ago"));
+    assert!(
+        env.m.messages(SMS_AS, &room).await.is_empty(),
+        "the history is gone"
+    );
+    assert!(env
+        .m
+        .state(SMS_AS, &room, "org.haven.conversation")
+        .await
+        .is_none());
+    assert!(env.m.joined_rooms(SMS_AS).await.is_empty());
+    env.m.say(ada, &sup, "!retention").await;
+    env.notice(ada, &sup, "Retention: nothing to purge.").await;
+}
