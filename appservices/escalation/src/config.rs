@@ -22,6 +22,8 @@ pub struct EscConfig {
     pub subscribers: Vec<Subscriber>,
     /// The intake bot's model backend for transfer summaries (offline summariser otherwise).
     pub model: Option<intake_bot::config::ModelSection>,
+    /// Also asks the model to assess texters' messages the lexicon finds nothing alarming in.
+    pub risk_model: bool,
     /// How often the retention sweep runs (hours); 0 turns it off.
     pub retention_interval_h: u64,
     /// Whether the sweep purges (true) or only reports what it would purge.
@@ -208,6 +210,9 @@ impl EscConfig {
             if p.max_concurrent == 0 {
                 return Err(k("max_concurrent: must be at least 1"));
             }
+        }
+        if self.risk_model && self.model.is_none() {
+            return Err("[escalation] risk_model: needs [escalation.model]".into());
         }
         Ok(())
     }

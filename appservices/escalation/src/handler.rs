@@ -24,6 +24,8 @@ use crate::{
 };
 
 const CONVS: &str = "conversations";
+/// `asked_ms` of a survey question not sent yet.
+const NOT_ASKED: u64 = u64::MAX;
 const SEQ: &str = "conversation_seq";
 
 /// Power levels in conversation rooms: writing takes [`WRITE`]; supervisors not assigned stay
@@ -54,6 +56,41 @@ pub struct Handler {
     pub dir: Directory,
     /// Every conversation, by number; written through to the store.
     pub(crate) convs: Mutex<BTreeMap<u64, Conversation>>,
+    /// Texter messages for the model's risk assessment, when `risk_model` is on.
+    risk_model: Option<tokio::sync::mpsc::UnboundedSender<(u64, String)>>,
+}
+
+const RISK_PROMPT: &str = "You assess messages sent to a crisis support line. Answer ONLY with \
+JSON {\"risk\": \"low\" | \"medium\" | \"high\" | \"imminent\"}: imminent when the person \
+is in danger now (an attempt under way, a plan for today), high for suicidal thoughts, self-harm \
+or violence against them, medium for distress without danger, low otherwise.";
+
+/// Scores texters' messages with the model and raises conversations' risk, for ever.
+pub async fn risk_worker(
+    h: Arc<Handler>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<(u64, String)>,
+) {
+    while let Some((id, text)) = rx.recv().await {
+        let Some(model) = &h.model else { continue };
+        let turn = intake_bot::model::Turn {
+            role: "user".into(),
+            content: text,
+        };
+        let level = match model.complete(RISK_PROMPT, &[turn], true).await {
+            Ok(c) => serde_json::from_str::<Value>(&c.text)
+                .ok()
+                .and_then(|v| v["risk"].as_str().and_then(Risk::parse)),
+            Err(e) => {
+                tracing::warn!(error = %e, "risk assessment by the model failed");
+                None
+            }
+        };
+        if let Some(level) = level {
+            if let Err(e) = h.raise_risk(id, level).await {
+                tracing::warn!(error = %e, "risk not raised");
+            }
+        }
+    }
 }
 
 /// Something said back: the room and the text (notices unless `text`).
@@ -70,6 +107,7 @@ impl Handler {
         metrics: Arc<Metrics>,
         webhooks: Webhooks,
         dir: Directory,
+        risk_model: Option<tokio::sync::mpsc::UnboundedSender<(u64, String)>>,
     ) -> Result<Self, BoxError> {
         let mut convs = BTreeMap::new();
         for (_, c) in store.entries::<Conversation>(CONVS)? {
@@ -88,6 +126,7 @@ impl Handler {
             webhooks,
             dir,
             convs: Mutex::new(convs),
+            risk_model,
         };
         Ok(h)
     }
@@ -281,10 +320,11 @@ impl Handler {
             &Timer::Expire { conversation: id },
         )?;
         self.lock_room(room, c.texter.as_deref()).await?;
-        let survey_first = program.entry_survey.first().cloned();
-        if survey_first.is_some() {
+        if !program.entry_survey.is_empty() {
+            // Asked once the texter's first message (which opens every SMS conversation) is
+            // in: asking earlier could cross it, and it would be taken as the answer.
             c.surveys.asking = Some((SurveyKind::Entry, 0));
-            c.surveys.asked_ms = now;
+            c.surveys.asked_ms = NOT_ASKED;
         }
         self.emit("conversation.created", &c, json!({}))?;
         self.save(&c).await?;
@@ -297,15 +337,6 @@ impl Handler {
             ),
         )
         .await?;
-        if let Some(q) = survey_first {
-            // The question's own time decides which messages answer it.
-            let asked = self.text(room, &q, &format!("survey-entry-{id}-0")).await?;
-            if let Some(c) = convs.get_mut(&id) {
-                c.surveys.asked_ms = asked;
-                let c = c.clone();
-                self.store.put(CONVS, &format!("{:012}", c.id), &c)?;
-            }
-        }
         self.board(convs, &c.program).await
     }
 
@@ -397,7 +428,11 @@ impl Handler {
         let mut say: Vec<(String, String)> = Vec::new();
         // Surveys: the texter's answer to the question being asked.
         if let Some((kind, i)) = c.surveys.asking {
-            if ts > c.surveys.asked_ms {
+            if c.surveys.asked_ms == NOT_ASKED {
+                if let Some(q) = program.entry_survey.get(i) {
+                    say.push((q.clone(), format!("survey-entry-{id}-{i}")));
+                }
+            } else if ts > c.surveys.asked_ms {
                 let questions = match kind {
                     SurveyKind::Entry => &program.entry_survey,
                     SurveyKind::Exit => &program.exit_survey,
@@ -479,6 +514,12 @@ impl Handler {
         }
         if raised && c.state == State::Queued {
             self.board(convs, &c.program).await?;
+        }
+        if level < Risk::High {
+            if let Some(tx) = &self.risk_model {
+                // The lexicon found nothing alarming: the model has a look, off this path.
+                let _ = tx.send((id, body.to_owned()));
+            }
         }
         for (text, txn) in say {
             let asked = self.text(&room, &text, &txn).await?;
@@ -831,6 +872,48 @@ impl Handler {
                     self.alert(&program.id, "next_response", &text).await?;
                 }
             }
+        }
+        self.store.flush().await?;
+        self.webhooks.kick();
+        Ok(())
+    }
+
+    /// The model judged conversation `id` at `level`: raise it if that is higher.
+    async fn raise_risk(&self, id: u64, level: Risk) -> Reply {
+        let mut convs = self.convs.lock().await;
+        let Some(c) = convs.get_mut(&id) else {
+            return Ok(());
+        };
+        if level <= c.risk || c.state.is_final() {
+            return Ok(());
+        }
+        c.risk = level;
+        if level.alarming() {
+            c.tags.insert(format!("risk:{}", level.as_str()));
+        }
+        let c = c.clone();
+        self.emit(
+            "conversation.tag.updated",
+            &c,
+            json!({ "risk": level.as_str(), "by": "model" }),
+        )?;
+        self.save(&c).await?;
+        if level.alarming() {
+            self.alert(
+                &c.program,
+                "risk",
+                &format!(
+                    "⚠️ Risk {} in conversation #{} ({}): assessed by the model from the texter's latest message. !join {} to read it.",
+                    level.as_str(),
+                    c.id,
+                    c.state.as_str(),
+                    c.id
+                ),
+            )
+            .await?;
+        }
+        if c.state == State::Queued {
+            self.board(&convs, &c.program).await?;
         }
         self.store.flush().await?;
         self.webhooks.kick();

@@ -111,6 +111,8 @@ async fn main() -> Result<(), BoxError> {
             }
         }
     };
+    let (risk_tx, risk_rx) = tokio::sync::mpsc::unbounded_channel();
+    let risk_model = esc.risk_model.then_some(risk_tx);
     let handler = Arc::new(Handler::new(
         client.clone(),
         store.clone(),
@@ -120,7 +122,9 @@ async fn main() -> Result<(), BoxError> {
         metrics.clone(),
         webhooks.clone(),
         dir,
+        risk_model,
     )?);
+    tokio::spawn(escalation::handler::risk_worker(handler.clone(), risk_rx));
     handler.refresh_boards().await?;
     tokio::spawn(webhooks.run(client.clone(), metrics.clone()));
     tokio::spawn(timer_loop(handler.clone()));

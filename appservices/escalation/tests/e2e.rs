@@ -10,8 +10,8 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use haven_testkit::{
-    free_port, sibling_binary, texts_to, twilio_double, wait_for, wait_http, webhook_double,
-    Matrix, Proc, TwilioSent, Webhooks,
+    free_port, model_double, sibling_binary, texts_to, twilio_double, wait_for, wait_http,
+    webhook_double, Matrix, Proc, TwilioSent, Webhooks,
 };
 use serde_json::{json, Value};
 
@@ -61,6 +61,11 @@ fn spawn_handler(cfg: &std::path::Path) -> Proc {
 
 impl Env {
     async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// `extra`: more keys (and tables) of the handler's `[escalation]` table.
+    async fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let (hs_port, bridge_port, esc_port) = (free_port(), free_port(), free_port());
@@ -98,6 +103,9 @@ server_name = "{server}"
 registration = "{reg}"
 listen = "127.0.0.1:{esc_port}"
 state_dir = "{state}"
+
+[escalation]
+{extra}
 
 [escalation.emergency]
 url = "{hooks_url}/emergency"
@@ -390,7 +398,7 @@ async fn a_texters_conversation_from_first_sms_to_closed() {
     // Claim; the texter's room gets its responder.
     env.m.say(&ann, &queue, "!claim 1").await;
     env.notice(&ann, &queue, "#1 is assigned to").await;
-    env.m.accept_invites(&ann).await;
+    env.m.accept_new_invites(&ann).await;
     env.state_is(&room, "assigned").await;
     // People (even the assigned responder) cannot write the conversation state.
     let (st, _) = env
@@ -561,14 +569,14 @@ async fn a_texters_conversation_from_first_sms_to_closed() {
     ] {
         assert!(m.contains(line), "{line} missing:\n{m}");
     }
-    let dms = env.m.accept_invites(&sue).await;
+    let dms = env.m.accept_new_invites(&sue).await;
     assert_eq!(dms.len(), 1, "one direct room with the on-call supervisor");
     env.m.wait_text(&sue, &dms[0], &reference).await;
 
     // A supervisor joins read-only, and resolves.
     env.m.say(&sue, &sup, "!join 1").await;
     env.notice(&sue, &sup, "Invited to conversation #1").await;
-    env.m.accept_invites(&sue).await;
+    env.m.accept_new_invites(&sue).await;
     let (st, _) = env
         .m
         .api(
@@ -607,7 +615,7 @@ async fn a_texters_conversation_from_first_sms_to_closed() {
         )
         .await;
     env.state_is(&room, "transferred").await;
-    env.m.accept_invites(&bo).await;
+    env.m.accept_new_invites(&bo).await;
     let brief = env
         .notice(&bo, &room, "is transferring conversation #1 to you")
         .await;
@@ -793,4 +801,80 @@ async fn unanswered_conversations_expire_and_retention_purges_them() {
     assert!(env.m.joined_rooms(SMS_AS).await.is_empty());
     env.m.say(ada, &sup, "!retention").await;
     env.notice(ada, &sup, "Retention: nothing to purge.").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_model_assesses_risk_and_briefs_the_receiving_responder() {
+    fn answer(req: &Value) -> String {
+        if req.get("response_format").is_some() {
+            r#"{"risk": "high"}"#.into()
+        } else {
+            "She lost her job this week and feels stuck; no immediate danger disclosed.".into()
+        }
+    }
+    let (requests, base) = model_double(answer).await;
+    let env = Env::start_with(&format!(
+        "risk_model = true\n[escalation.model]\nbase_url = \"{base}\"\nmodel = \"m\"\n"
+    ))
+    .await;
+    let s = env.server.clone();
+    let (ann, bo, sue) = (&env.ann.token, &env.bo.token, &env.sue.token);
+    let queue = env.room_of_alias(&format!("#crisis-queue:{s}")).await;
+    let sup = env.room_of_alias(&format!("#crisis-supervisors:{s}")).await;
+    for t in [ann, bo, sue] {
+        env.m.accept_invites(t).await;
+    }
+    // Nothing in the lexicon; the model judges it high.
+    env.sms(TEXTER, CRISIS, "SMm1", "I can't see a way forward anymore")
+        .await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    env.notice(
+        sue,
+        &sup,
+        "Risk high in conversation #1 (queued): assessed by the model",
+    )
+    .await;
+    let c = env.conversation(&room, |c| c["risk"] == "high").await;
+    assert!(c["tags"].as_array().unwrap().contains(&json!("risk:high")));
+    let risk_req = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|r| r.get("response_format").is_some())
+        .cloned()
+        .expect("a risk request");
+    assert_eq!(
+        risk_req["messages"][1]["content"],
+        "I can't see a way forward anymore"
+    );
+    assert!(!risk_req.to_string().contains(TEXTER));
+
+    env.m.say(ann, &queue, "!next").await;
+    env.m.accept_new_invites(ann).await;
+    env.state_is(&room, "assigned").await;
+    env.m.say(ann, &room, "Hi, I'm Ann.").await;
+    env.state_is(&room, "active").await;
+    env.m.say(ann, &room, &format!("!transfer @bo:{s}")).await;
+    env.m.accept_new_invites(bo).await;
+    let brief = env
+        .notice(bo, &room, "is transferring conversation #1 to you")
+        .await;
+    assert!(brief["content"]["body"]
+        .as_str()
+        .unwrap()
+        .contains("Summary (model): She lost her job"));
+    // The summary request carried the room's conversation, by role.
+    let summary_req = requests
+        .lock()
+        .unwrap()
+        .iter()
+        .rfind(|r| r.get("response_format").is_none())
+        .cloned()
+        .expect("a summary request");
+    let transcript = summary_req["messages"][1]["content"].as_str().unwrap();
+    assert!(
+        transcript.contains("Texter: I can't see a way forward anymore")
+            && transcript.contains("Responder: Hi, I'm Ann."),
+        "{transcript}"
+    );
 }

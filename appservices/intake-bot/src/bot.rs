@@ -457,21 +457,11 @@ impl Bot {
         else {
             return Ok(false);
         };
-        let Some(p) = self.config.programs.get(program) else {
+        if !self.config.programs.contains_key(program) {
             return Ok(false);
-        };
-        let mut t = TexterIntake::new(program, texter);
-        let txn = format!("texter-{room}");
-        let content = self.content(
-            "m.text",
-            &t.opening(p),
-            Instant::now(),
-            &Provenance::offline(),
-        );
-        let opening = self.client.send_message(room, &content, Some(&txn)).await?;
-        t.opened_ts = self.client.event(room, &opening).await?["origin_server_ts"]
-            .as_u64()
-            .unwrap_or(0);
+        }
+        // The texter's first message (which opens every SMS conversation) brings the opening.
+        let t = TexterIntake::new(program, texter);
         self.store.put(TEXTERS, room.as_str(), &t)?;
         self.store.remove(GROUPS, room.as_str())?;
         self.store.flush().await?;
@@ -505,10 +495,27 @@ impl Bot {
         let text = ev["content"]["body"].as_str().unwrap_or_default();
         let ts = ev["origin_server_ts"].as_u64().unwrap_or(u64::MAX);
         let next = t.answer(program, text, ts);
-        self.store.put(TEXTERS, room.as_str(), &t)?;
-        self.store.flush().await?;
+        if !matches!(next, Next::Open(_)) {
+            self.store.put(TEXTERS, room.as_str(), &t)?;
+            self.store.flush().await?;
+        }
         let txn = format!("re-{event_id}");
         match next {
+            Next::Open(opening) => {
+                // Sent before the record says so: a retry sends it again under the same
+                // transaction ID, which the homeserver answers without a second message.
+                let content = self.content("m.text", &opening, started, &Provenance::offline());
+                let id = self
+                    .client
+                    .send_message(room, &content, Some(&format!("texter-{room}")))
+                    .await?;
+                t.opened_ts = self.client.event(room, &id).await?["origin_server_ts"]
+                    .as_u64()
+                    .unwrap_or(0);
+                self.store.put(TEXTERS, room.as_str(), &t)?;
+                self.store.flush().await?;
+                Ok(())
+            }
             Next::Ask(q) => {
                 self.say(room, &q, started, &Provenance::offline(), "m.text", &txn)
                     .await

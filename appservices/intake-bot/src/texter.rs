@@ -34,11 +34,18 @@ pub struct TexterIntake {
     /// What the texter said before the first question.
     #[serde(default)]
     pub before: Vec<String>,
+    /// The opening has been sent (after the texter's first message, which opens every SMS
+    /// conversation: asking earlier could cross it).
+    #[serde(default)]
+    pub opened: bool,
 }
 
 /// What to do after a texter's message.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
+    /// Their first message: send the opening (intro and first question) now, then record its
+    /// time in `opened_ts`.
+    Open(String),
     Ask(String),
     /// All answered: say the closing words and write the summary.
     Finish(String),
@@ -57,6 +64,7 @@ impl TexterIntake {
             complete: false,
             opened_ts: 0,
             before: Vec::new(),
+            opened: false,
         }
     }
 
@@ -73,6 +81,11 @@ impl TexterIntake {
     pub fn answer(&mut self, p: &ProgramIntake, text: &str, ts: u64) -> Next {
         if self.done {
             return Next::Quiet;
+        }
+        if !self.opened {
+            self.opened = true;
+            self.before.push(text.trim().to_owned());
+            return Next::Open(self.opening(p));
         }
         if ts <= self.opened_ts {
             self.before.push(text.trim().to_owned());
@@ -133,9 +146,12 @@ mod tests {
     fn questions_are_asked_in_order_then_summarised() {
         let p = program();
         let mut t = TexterIntake::new("crisis", "@sms_1:hs");
+        assert_eq!(
+            t.answer(&p, "hi, I need help", 990),
+            Next::Open("Before a counsellor joins: How old are you?".into())
+        );
         t.opened_ts = 1000;
-        assert_eq!(t.opening(&p), "Before a counsellor joins: How old are you?");
-        assert_eq!(t.answer(&p, "hi, I need help", 999), Next::Quiet);
+        assert_eq!(t.answer(&p, "hello??", 999), Next::Quiet);
         assert_eq!(
             t.answer(&p, " 16 ", 1001),
             Next::Ask("Where are you?".into())
@@ -147,7 +163,7 @@ mod tests {
         assert_eq!(t.answer(&p, "hello?", 1003), Next::Quiet);
         assert_eq!(
             t.summary_text(),
-            "First message — hi, I need help\nHow old are you? — 16\nWhere are you? — Leeds"
+            "First message — hi, I need help\nFirst message — hello??\nHow old are you? — 16\nWhere are you? — Leeds"
         );
         let c = t.summary_content("s");
         assert_eq!(

@@ -692,6 +692,8 @@ async fn texters_get_the_programs_questions_and_responders_a_summary() {
         )
         .await;
     assert_eq!(status, 200);
+    // Every SMS conversation opens with the texter's text; the questions follow it.
+    env.send(&texter, &room, text("hi")).await;
     let said = env.bot_said(&bridge, &room, 1).await;
     assert_eq!(said[0]["content"]["msgtype"], "m.text"); // texted out by the bridge
     assert_eq!(
@@ -710,7 +712,7 @@ async fn texters_get_the_programs_questions_and_responders_a_summary() {
     assert_eq!(said[3]["content"]["msgtype"], "m.notice"); // not texted out
     assert_eq!(
         said[3]["content"]["body"],
-        "Intake summary for the responder:\nHow old are you? — 16\nWhich town are you in? — Leeds"
+        "Intake summary for the responder:\nFirst message — hi\nHow old are you? — 16\nWhich town are you in? — Leeds"
     );
     let (_, summary) = env
         .api(
@@ -737,6 +739,7 @@ async fn texters_get_the_programs_questions_and_responders_a_summary() {
         .await;
     env.join(&texter, &room).await;
     env.join(&responder, &room).await;
+    env.send(&texter, &room, text("hello")).await;
     env.bot_said(&bridge, &room, 1).await;
     env.send(&texter, &room, text("15")).await;
     env.bot_said(&bridge, &room, 2).await;
@@ -745,7 +748,7 @@ async fn texters_get_the_programs_questions_and_responders_a_summary() {
     let said = env.bot_said(&bridge, &room, 3).await;
     assert_eq!(
         said[2]["content"]["body"],
-        "Intake stopped (a responder took over). Answers so far:\nHow old are you? — 15"
+        "Intake stopped (a responder took over). Answers so far:\nFirst message — hello\nHow old are you? — 15"
     );
     env.send(&texter, &room, text("York")).await;
     let marker = env.send(&responder, &room, text("Thanks")).await;

@@ -196,6 +196,38 @@ pub async fn webhook_double() -> (Webhooks, String) {
     (w.clone(), serve(app).await)
 }
 
+/// The requests an OpenAI-compatible double received.
+pub type ModelRequests = Arc<Mutex<Vec<Value>>>;
+
+/// A local OpenAI-compatible chat-completions endpoint answering `answer(request)` as the
+/// assistant's message (with fixed token counts). Returns the requests and the base URL.
+pub async fn model_double(answer: fn(&Value) -> String) -> (ModelRequests, String) {
+    #[derive(Clone)]
+    struct S {
+        requests: ModelRequests,
+        answer: fn(&Value) -> String,
+    }
+    async fn complete(State(s): State<S>, Json(body): Json<Value>) -> Json<Value> {
+        let content = (s.answer)(&body);
+        s.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(body);
+        Json(
+            json!({"model": "double", "usage": {"prompt_tokens": 50, "completion_tokens": 10},
+            "choices": [{"message": {"role": "assistant", "content": content}}]}),
+        )
+    }
+    let requests: ModelRequests = Default::default();
+    let app = Router::new()
+        .route("/v1/chat/completions", post(complete))
+        .with_state(S {
+            requests: requests.clone(),
+            answer,
+        });
+    (requests, serve(app).await)
+}
+
 /// A small client-server API client for tests.
 #[derive(Clone)]
 pub struct Matrix {
@@ -340,6 +372,19 @@ impl Matrix {
             )
             .await;
         (status == 200).then_some(v)
+    }
+
+    /// Waits for at least one invite, then accepts every pending one; returns the rooms.
+    pub async fn accept_new_invites(&self, token: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rooms = self.accept_invites(token).await;
+            if !rooms.is_empty() {
+                return rooms;
+            }
+            assert!(Instant::now() < deadline, "no invite came");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Accepts every pending invite of `token`'s user; returns the rooms joined.
