@@ -45,8 +45,12 @@ pub fn sibling_binary(package: &str, bin: &str) -> PathBuf {
     let path = dir.join(bin);
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut args = vec!["build", "-p", package, "--bin", bin];
+        if dir.ends_with("release") {
+            args.push("--release"); // a benchmark: the release build next to it
+        }
         let ok = Command::new(cargo)
-            .args(["build", "-p", package, "--bin", bin])
+            .args(args)
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
