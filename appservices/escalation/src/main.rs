@@ -5,7 +5,6 @@
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use appservice_runtime::{server, AsClient, BoxError, Config, Store, Transaction};
-use axum::{extract::State, routing::get, Router};
 use escalation::{
     config::EscConfig, handler::Handler, metrics::Metrics, now_ms, rooms, webhooks::Webhooks,
 };
@@ -20,12 +19,6 @@ impl appservice_runtime::Handler for Events {
         }
         Ok(())
     }
-}
-
-async fn serve_metrics(
-    State(m): State<Arc<Metrics>>,
-) -> ([(&'static str, &'static str); 1], String) {
-    ([("content-type", "text/plain; version=0.0.4")], m.render())
 }
 
 /// Fires due timers, about every second, for ever.
@@ -129,11 +122,8 @@ async fn main() -> Result<(), BoxError> {
     tokio::spawn(webhooks.run(client.clone(), metrics.clone()));
     tokio::spawn(timer_loop(handler.clone()));
     tokio::spawn(housekeeping(handler.clone()));
-    let app = server::router(reg.hs_token.clone(), store, Events(handler)).merge(
-        Router::new()
-            .route("/metrics", get(serve_metrics))
-            .with_state(metrics),
-    );
+    let app = server::router(reg.hs_token.clone(), store, Events(handler))
+        .merge(appservice_runtime::metrics::route(metrics.registry.clone()));
     client.ping_when_ready(&reg.id);
     server::serve(s.listen, app).await?;
     Ok(())

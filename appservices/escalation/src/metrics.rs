@@ -1,12 +1,11 @@
 //! Prometheus metrics of the handler, served at `/metrics`. Labels are programs, states and
 //! kinds — never people or rooms.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use appservice_runtime::metrics::Registry;
+use prometheus::{Histogram, IntCounterVec, IntGaugeVec};
 
 pub struct Metrics {
-    registry: Registry,
+    pub registry: Registry,
     /// Conversations by state (all programs).
     pub conversations: IntGaugeVec,
     /// Waiting conversations per program.
@@ -25,65 +24,37 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let gauge = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
-        let counter = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let first_response = Histogram::with_opts(
-            HistogramOpts::new(
-                "escalation_first_response_seconds",
-                "From assignment to the responder's first message",
-            )
-            .buckets(vec![5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(first_response.clone()))
-            .expect("unique metric");
+        let r = Registry::new();
         Self {
-            conversations: gauge(
+            conversations: r.gauge_vec(
                 "escalation_conversations",
                 "Conversations by state",
                 &["state"],
             ),
-            queue_depth: gauge(
+            queue_depth: r.gauge_vec(
                 "escalation_queue_depth",
                 "Waiting conversations",
                 &["program"],
             ),
-            queue_wait: gauge(
+            queue_wait: r.gauge_vec(
                 "escalation_queue_wait_seconds",
                 "Longest current wait",
                 &["program"],
             ),
-            escalations: counter("escalation_escalations_total", "Escalations", &["kind"]),
-            alerts: counter("escalation_alerts_total", "Supervisor alerts", &["kind"]),
-            webhooks: counter(
+            escalations: r.counter_vec("escalation_escalations_total", "Escalations", &["kind"]),
+            alerts: r.counter_vec("escalation_alerts_total", "Supervisor alerts", &["kind"]),
+            webhooks: r.counter_vec(
                 "escalation_webhooks_total",
                 "Webhook deliveries",
                 &["destination", "outcome"],
             ),
-            first_response,
-            registry,
+            first_response: r.histogram(
+                "escalation_first_response_seconds",
+                "From assignment to the responder's first message",
+                &[5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0],
+            ),
+            registry: r,
         }
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
     }
 }
 

@@ -6,8 +6,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use appservice_runtime::{server, AsClient, BoxError, Config, Handler, Store, Transaction};
-use axum::{extract::State, routing::get, Router};
-use intake_bot::{bot::Bot, config::IntakeConfig, metrics::Metrics};
+use intake_bot::{bot::Bot, config::IntakeConfig};
 use ruma::api::client::profile::get_profile;
 
 struct Events(Arc<Bot>);
@@ -20,10 +19,6 @@ impl Handler for Events {
         }
         Ok(())
     }
-}
-
-async fn metrics(State(m): State<Arc<Metrics>>) -> ([(&'static str, &'static str); 1], String) {
-    ([("content-type", "text/plain; version=0.0.4")], m.render())
 }
 
 /// The bot's display name (mentions by name count); its localpart when it has none.
@@ -67,9 +62,7 @@ async fn main() -> Result<(), BoxError> {
         intake,
     ));
     let app = server::router(reg.hs_token.clone(), store, Events(bot.clone())).merge(
-        Router::new()
-            .route("/metrics", get(metrics))
-            .with_state(bot.metrics.clone()),
+        appservice_runtime::metrics::route(bot.metrics.registry.clone()),
     );
     // Once listening, ping the homeserver so it retries anything pending right away.
     client.ping_when_ready(&reg.id);

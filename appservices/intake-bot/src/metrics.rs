@@ -1,12 +1,11 @@
 //! Prometheus metrics of the bot, served at `/metrics`: what the model costs and how it
 //! behaves. Room IDs label the per-room token total; no user IDs or message text appear.
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use appservice_runtime::metrics::Registry;
+use prometheus::{HistogramVec, IntCounter, IntCounterVec};
 
 pub struct Metrics {
-    registry: Registry,
+    pub registry: Registry,
     /// Answers produced, by backend and kind (`intake`, `group`, `summary`).
     pub requests: IntCounterVec,
     /// Tokens, by kind (`prompt`, `completion`).
@@ -22,52 +21,35 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let latency = HistogramVec::new(
-            HistogramOpts::new("intake_answer_seconds", "Time to produce an answer").buckets(vec![
-                0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ]),
-            &["backend"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(latency.clone()))
-            .expect("unique metric");
-        let cache_hits = IntCounter::new(
-            "intake_cache_hits_total",
-            "Group-room answers served from the cache",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(cache_hits.clone()))
-            .expect("unique metric");
+        let r = Registry::new();
         Self {
-            requests: vec(
+            requests: r.counter_vec(
                 "intake_requests_total",
                 "Answers produced",
                 &["backend", "kind"],
             ),
-            tokens: vec("intake_tokens_total", "Model tokens used", &["kind"]),
-            errors: vec(
+            tokens: r.counter_vec("intake_tokens_total", "Model tokens used", &["kind"]),
+            errors: r.counter_vec(
                 "intake_errors_total",
                 "Model failures and refused questions",
                 &["kind"],
             ),
-            room_tokens: vec(
+            room_tokens: r.counter_vec(
                 "intake_room_tokens_total",
                 "Model tokens used per room",
                 &["room"],
             ),
-            latency,
-            cache_hits,
-            registry,
+            latency: r.histogram_vec(
+                "intake_answer_seconds",
+                "Time to produce an answer",
+                &[0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+                &["backend"],
+            ),
+            cache_hits: r.counter(
+                "intake_cache_hits_total",
+                "Group-room answers served from the cache",
+            ),
+            registry: r,
         }
     }
 
@@ -92,13 +74,6 @@ impl Metrics {
         if total > 0 {
             self.room_tokens.with_label_values(&[room]).inc_by(total);
         }
-    }
-
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
     }
 }
 

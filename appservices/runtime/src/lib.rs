@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod config;
+pub mod metrics;
 pub mod server;
 pub mod signing;
 pub mod store;

@@ -1,11 +1,14 @@
 //! Prometheus metrics of the bridge, served at `/metrics`. No labels carry numbers or IDs.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use appservice_runtime::metrics::Registry;
+use prometheus::{Histogram, IntCounter, IntCounterVec};
+
+const LATENCY: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 pub struct Metrics {
-    registry: Registry,
+    pub registry: Registry,
     pub inbound: IntCounter,
     pub outbound: IntCounter,
     pub segments: IntCounter,
@@ -17,56 +20,33 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
-        let histogram = |name: &str, help: &str| {
-            let buckets = vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ];
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric");
-            registry
-                .register(Box::new(h.clone()))
-                .expect("unique metric");
-            h
-        };
-        let failures = IntCounterVec::new(
-            Opts::new("sms_bridge_failures_total", "Failures by kind"),
-            &["kind"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(failures.clone()))
-            .expect("unique metric");
+        let r = Registry::new();
         Self {
-            inbound: counter("sms_bridge_inbound_total", "Texts received and bridged"),
-            outbound: counter("sms_bridge_outbound_total", "Replies sent as SMS"),
-            segments: counter(
+            inbound: r.counter("sms_bridge_inbound_total", "Texts received and bridged"),
+            outbound: r.counter("sms_bridge_outbound_total", "Replies sent as SMS"),
+            segments: r.counter(
                 "sms_bridge_segments_total",
                 "SMS segments billed for replies",
             ),
-            opt_outs: counter("sms_bridge_opt_outs_total", "STOP requests"),
-            inbound_latency: histogram("sms_bridge_inbound_seconds", "Webhook to Matrix event"),
-            outbound_latency: histogram(
+            opt_outs: r.counter("sms_bridge_opt_outs_total", "STOP requests"),
+            inbound_latency: r.histogram(
+                "sms_bridge_inbound_seconds",
+                "Webhook to Matrix event",
+                &LATENCY,
+            ),
+            outbound_latency: r.histogram(
                 "sms_bridge_outbound_seconds",
                 "Provider API call for a reply",
+                &LATENCY,
             ),
-            failures,
-            registry,
+            failures: r.counter_vec("sms_bridge_failures_total", "Failures by kind", &["kind"]),
+            registry: r,
         }
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        self.registry.render()
     }
 }
 
