@@ -3,49 +3,18 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
+use haven_testkit::{free_port, sibling_binary, Proc};
 use serde_json::{json, Value};
 
 const AS_TOKEN: &str = "intake_as_token_for_tests_0123";
 const HS_TOKEN: &str = "intake_hs_token_for_tests_0123";
 
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn haven_binary() -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = dir.join("haven");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        assert!(Command::new(cargo)
-            .args(["build", "-p", "haven", "--bin", "haven"])
-            .status()
-            .unwrap()
-            .success());
-    }
-    bin
+    sibling_binary("haven", "haven")
 }
 
 struct Env {

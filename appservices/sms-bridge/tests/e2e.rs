@@ -2,13 +2,14 @@
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use axum::{extract::State, routing::post, Form, Json, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
+use haven_testkit::{free_port, sibling_binary, texts_to, wait_for, Proc};
 use serde_json::{json, Value};
 
 const AS_TOKEN: &str = "sms_as_token_for_tests_0123456789";
@@ -19,49 +20,11 @@ const PROGRAM_NUMBER: &str = "+15550001111";
 /// The bytes of the MMS picture the Twilio double serves.
 const PICTURE: &[u8] = b"\xff\xd8\xff\xe0 a small jpeg-ish picture for the test \xff\xd9";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn haven_binary() -> PathBuf {
     sibling_binary("haven", "haven")
 }
 
-/// A binary of another workspace package, built when missing (`cargo test --workspace`
-/// builds them all).
-fn sibling_binary(package: &str, bin: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let path = dir.join(bin);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        assert!(Command::new(cargo)
-            .args(["build", "-p", package, "--bin", bin])
-            .status()
-            .unwrap()
-            .success());
-    }
-    path
-}
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-type Sent = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+type Sent = haven_testkit::TwilioSent;
 type PartnerSent = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 const PARTNER_SECRET: &str = "partner_shared_secret";
 const PARTNER_NUMBER: &str = "+15550002222";
@@ -118,23 +81,6 @@ async fn twilio_double(port: u16) -> Sent {
         .unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     sent
-}
-
-fn bodies_to(sent: &Sent, to: &str) -> Vec<String> {
-    sent.lock()
-        .unwrap()
-        .iter()
-        .filter(|f| f.iter().any(|(k, v)| k == "To" && v == to))
-        .filter_map(|f| f.iter().find(|(k, _)| k == "Body").map(|(_, v)| v.clone()))
-        .collect()
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 struct Env {
@@ -529,8 +475,8 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
         env.text("SM001", "I need someone to talk to", None).await,
         200
     );
-    wait_for("auto-response", || !bodies_to(&env.sent, TEXTER).is_empty()).await;
-    let auto = &bodies_to(&env.sent, TEXTER)[0];
+    wait_for("auto-response", || !texts_to(&env.sent, TEXTER).is_empty()).await;
+    let auto = &texts_to(&env.sent, TEXTER)[0];
     assert!(
         auto.starts_with("Thanks for texting Riverside.")
             && auto.contains("STOP")
@@ -618,7 +564,7 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
     )
     .await;
     wait_for("reply by SMS", || {
-        bodies_to(&env.sent, TEXTER)
+        texts_to(&env.sent, TEXTER)
             .iter()
             .any(|b| b == "I'm here. What's going on?")
     })
@@ -700,7 +646,7 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
 
     // STOP: later replies are refused with a notice, nothing is sent.
     assert_eq!(env.text("SM004", "stop", None).await, 200);
-    let before = bodies_to(&env.sent, TEXTER).len();
+    let before = texts_to(&env.sent, TEXTER).len();
     env.api(
         reqwest::Method::PUT,
         &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/r2"),
@@ -723,7 +669,7 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
         assert!(Instant::now() < deadline, "no opt-out notice: {notices:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(bodies_to(&env.sent, TEXTER).len(), before);
+    assert_eq!(texts_to(&env.sent, TEXTER).len(), before);
 
     // DELETE marks the conversation for the retention path and is confirmed to the texter.
     assert_eq!(env.text("SM005", "DELETE", None).await, 200);
@@ -736,7 +682,7 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
         )
         .await;
     assert_eq!(state["deletion_requested"], true);
-    assert!(bodies_to(&env.sent, TEXTER)
+    assert!(texts_to(&env.sent, TEXTER)
         .last()
         .unwrap()
         .contains("delete your conversation data"));
@@ -810,7 +756,7 @@ async fn a_bridge_restart_loses_and_duplicates_nothing() {
     let token = env.responder("responder", &room).await;
     env.reply(&token, &room, "a", "one").await;
     wait_for("one", || {
-        bodies_to(&env.sent, TEXTER).contains(&"one".to_owned())
+        texts_to(&env.sent, TEXTER).contains(&"one".to_owned())
     })
     .await;
 
@@ -821,7 +767,7 @@ async fn a_bridge_restart_loses_and_duplicates_nothing() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     env.start_bridge().await;
     wait_for("replies after restart", || {
-        let b = bodies_to(&env.sent, TEXTER);
+        let b = texts_to(&env.sent, TEXTER);
         b.contains(&"two".to_owned()) && b.contains(&"three".to_owned())
     })
     .await;
@@ -829,7 +775,7 @@ async fn a_bridge_restart_loses_and_duplicates_nothing() {
     env.kill_bridge();
     env.start_bridge().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let sent = bodies_to(&env.sent, TEXTER);
+    let sent = texts_to(&env.sent, TEXTER);
     for b in ["one", "two", "three"] {
         assert_eq!(
             sent.iter().filter(|s| *s == b).count(),
@@ -984,7 +930,7 @@ async fn only_a_supervisor_can_reveal_a_number_and_it_is_logged() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(
-        !bodies_to(&env.sent, TEXTER).iter().any(|b| b == "!reveal"),
+        !texts_to(&env.sent, TEXTER).iter().any(|b| b == "!reveal"),
         "commands are not texted"
     );
     let open = |token: &str| env.http.get(&link).bearer_auth(token.to_owned()).send();
@@ -1171,21 +1117,21 @@ async fn the_intake_bot_asks_the_programs_questions_by_sms_and_briefs_the_respon
     assert_eq!(env.text("SMintake1", "hi, I need to talk", None).await, 200);
     // The auto-response, then the program's first question, both by SMS.
     wait_for("the first intake question", || {
-        bodies_to(&env.sent, TEXTER)
+        texts_to(&env.sent, TEXTER)
             .iter()
             .any(|b| b == "How old are you?")
     })
     .await;
     assert_eq!(env.text("SMintake2", "17", None).await, 200);
     wait_for("the second question", || {
-        bodies_to(&env.sent, TEXTER)
+        texts_to(&env.sent, TEXTER)
             .iter()
             .any(|b| b == "Which town are you in?")
     })
     .await;
     assert_eq!(env.text("SMintake3", "Leeds", None).await, 200);
     wait_for("the closing words", || {
-        bodies_to(&env.sent, TEXTER)
+        texts_to(&env.sent, TEXTER)
             .iter()
             .any(|b| b.starts_with("Thanks. A counsellor"))
     })
@@ -1216,7 +1162,7 @@ async fn the_intake_bot_asks_the_programs_questions_by_sms_and_briefs_the_respon
         )
         .await;
     assert_eq!(state["complete"], true);
-    assert!(bodies_to(&env.sent, TEXTER)
+    assert!(texts_to(&env.sent, TEXTER)
         .iter()
         .all(|b| !b.contains("Intake summary")));
     // The texter's answers themselves reached the room as usual.
