@@ -4,7 +4,8 @@
 //! bridge's webhook POST to the responder's client receiving the updated queue board is
 //! "routing". Then each sends an imminent-risk message; the time from POST to the
 //! supervisor's client receiving the alert is "risk alert". Clients follow with /sync
-//! long-polls, as Element does.
+//! long-polls, as Element does. Build the other binaries first:
+//! `cargo build --release -p haven -p sms-bridge && cargo bench -p escalation --bench lifecycle`.
 
 use std::{
     sync::{Arc, Mutex},
@@ -28,14 +29,15 @@ fn follow(m: haven_testkit::Matrix, token: String, room: String) -> Seen {
         let (_, first) = m.api("GET", &token, "/sync?timeout=0", json!({})).await;
         let mut since = first["next_batch"].as_str().unwrap_or_default().to_owned();
         loop {
-            let (_, s) = m
-                .api(
-                    "GET",
-                    &token,
-                    &format!("/sync?since={since}&timeout=30000"),
-                    json!({}),
-                )
-                .await;
+            let url = format!(
+                "{}/_matrix/client/v3/sync?since={since}&timeout=30000",
+                m.hs
+            );
+            // The servers stop when the benchmark ends: so does this.
+            let Ok(r) = m.http.get(url).bearer_auth(&token).send().await else {
+                return;
+            };
+            let s: Value = r.json().await.unwrap_or(Value::Null);
             let now = Instant::now();
             if let Some(next) = s["next_batch"].as_str() {
                 since = next.to_owned();
