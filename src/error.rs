@@ -38,6 +38,8 @@ pub enum ErrCode {
     BadStatus,
     ConnectionFailed,
     ConnectionTimeout,
+    /// Synapse's code for a second identical reaction.
+    DuplicateAnnotation,
 }
 
 impl ErrCode {
@@ -58,6 +60,7 @@ impl ErrCode {
             RoomInUse => "M_ROOM_IN_USE",
             InvalidRoomState => "M_INVALID_ROOM_STATE",
             TooLarge => "M_TOO_LARGE",
+            DuplicateAnnotation => "M_DUPLICATE_ANNOTATION",
             InvalidParam => "M_INVALID_PARAM",
             MissingParam => "M_MISSING_PARAM",
             UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",

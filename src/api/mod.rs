@@ -16,7 +16,8 @@ use axum::{
 use ruma::api::{
     client::{
         account, alias, config, context, device, discovery, filter, membership, message, profile,
-        push, read_marker, receipt, redact, room, session, state, sync::sync_events, typing,
+        push, read_marker, receipt, redact, relations, room, session, state, sync::sync_events,
+        threads, typing,
     },
     path_builder::PathBuilder,
     IncomingRequest, Metadata,
@@ -27,7 +28,7 @@ use crate::{
     error::{ErrCode, Error},
     Haven,
 };
-use client::{account as acc, events as ev, misc, rooms as rm};
+use client::{account as acc, events as ev, misc, relations as rel, rooms as rm};
 
 type R = Router<Arc<Haven>>;
 
@@ -162,6 +163,16 @@ pub fn router(h: Arc<Haven>) -> Router {
     r = add::<membership::joined_members::v3::Request, _, _>(r, ev::joined_members);
     r = add::<message::get_message_events::v3::Request, _, _>(r, ev::messages);
     r = add::<context::get_context::v3::Request, _, _>(r, ev::context);
+    r = add::<relations::get_relating_events::v1::Request, _, _>(r, rel::relating);
+    r = add::<relations::get_relating_events_with_rel_type::v1::Request, _, _>(
+        r,
+        rel::relating_with_type,
+    );
+    r = add::<relations::get_relating_events_with_rel_type_and_event_type::v1::Request, _, _>(
+        r,
+        rel::relating_with_type_and_event_type,
+    );
+    r = add::<threads::get_threads::v1::Request, _, _>(r, rel::threads);
     r = add::<room::get_room_event::v3::Request, _, _>(r, ev::get_event);
     r = add::<redact::redact_event::v3::Request, _, _>(r, ev::redact);
 

@@ -7,6 +7,7 @@ pub mod membership;
 mod persist;
 pub mod purge;
 pub mod receipts;
+pub mod relations;
 pub mod state;
 pub mod timeline;
 pub mod typing;
@@ -208,6 +209,7 @@ impl Rooms {
                     .ok_or_else(|| Error::internal("transaction event missing"));
             }
         }
+        self.check_annotation_unique(room_id, sender, &template)?;
         let rules = rules_for(&meta.version)?;
         let view = CurrentState {
             rooms: self,

@@ -1,6 +1,6 @@
 //! Reading a room's timeline in stream order and formatting events for a particular viewer.
 
-use ruma::{DeviceId, EventId, MilliSecondsSinceUnixEpoch, RoomId};
+use ruma::{DeviceId, EventId, MilliSecondsSinceUnixEpoch, RoomId, UserId};
 use serde_json::{json, Map, Value};
 
 use super::Rooms;
@@ -73,8 +73,28 @@ impl Rooms {
         Ok(self.db.t.event_pos.get(&event_id.to_string())?)
     }
 
-    /// The client format of `pdu` as seen by `device` (which gets its own transaction IDs).
-    pub fn format_event(&self, pdu: &PduRef, device: Option<&DeviceId>) -> Result<Value> {
+    /// The client format of `pdu` as `viewer` sees it: their own transaction IDs, and the
+    /// aggregations of its relations (edits, threads, references) bundled.
+    pub fn format_event(
+        &self,
+        pdu: &PduRef,
+        viewer: Option<(&UserId, &DeviceId)>,
+    ) -> Result<Value> {
+        let (mut v, redacted) = self.format_unbundled(pdu, viewer.map(|(_, d)| d))?;
+        if !redacted {
+            if let Some(b) = self.bundled(pdu, viewer.map(|(u, _)| u), None)? {
+                v["unsigned"]["m.relations"] = b;
+            }
+        }
+        Ok(v)
+    }
+
+    /// The client format without bundled aggregations (for events inside bundles).
+    pub fn format_plain(&self, pdu: &PduRef) -> Result<Value> {
+        Ok(self.format_unbundled(pdu, None)?.0)
+    }
+
+    fn format_unbundled(&self, pdu: &PduRef, device: Option<&DeviceId>) -> Result<(Value, bool)> {
         let extras = self.extras(&pdu.event_id)?;
         let mut unsigned = Map::new();
         let now = u64::from(MilliSecondsSinceUnixEpoch::now().get());
@@ -97,7 +117,10 @@ impl Rooms {
                 unsigned.insert("redacted_because".into(), client_event(&p, Map::new()));
             }
         }
-        Ok(client_event(pdu, unsigned))
+        Ok((
+            client_event(pdu, unsigned),
+            extras.redacted_because.is_some(),
+        ))
     }
 }
 

@@ -307,7 +307,7 @@ fn joined_room(
     for pdu in &state {
         st.events.push(raw(&h
             .rooms
-            .format_event(pdu, Some(&session.device_id))?)?);
+            .format_event(pdu, Some((&session.user_id, &session.device_id)))?)?);
     }
     jr.state = State::Before(st);
 
@@ -320,7 +320,7 @@ fn joined_room(
     for (_, pdu) in &events {
         tl.events.push(raw(&h
             .rooms
-            .format_event(pdu, Some(&session.device_id))?)?);
+            .format_event(pdu, Some((&session.user_id, &session.device_id)))?)?);
     }
     jr.timeline = tl;
 
@@ -488,7 +488,7 @@ fn left_room(
     for pdu in &state {
         st.events.push(raw(&h
             .rooms
-            .format_event(pdu, Some(&session.device_id))?)?);
+            .format_event(pdu, Some((&session.user_id, &session.device_id)))?)?);
     }
     lr.state = State::Before(st);
     let mut tl = Timeline::new();
@@ -499,7 +499,7 @@ fn left_room(
     for (_, pdu) in &events {
         tl.events.push(raw(&h
             .rooms
-            .format_event(pdu, Some(&session.device_id))?)?);
+            .format_event(pdu, Some((&session.user_id, &session.device_id)))?)?);
     }
     lr.timeline = tl;
     Ok(Some(lr))

@@ -297,7 +297,9 @@ pub async fn messages(
     }
     let mut chunk = Vec::with_capacity(events.len());
     for (_, pdu) in &events {
-        chunk.push(raw(&h.rooms.format_event(pdu, Some(&s.device_id))?)?);
+        chunk.push(raw(&h
+            .rooms
+            .format_event(pdu, Some((&s.user_id, &s.device_id)))?)?);
     }
     let mut resp = get_message_events::v3::Response::new();
     resp.start = make_token(from);
@@ -317,7 +319,7 @@ pub async fn messages(
 }
 
 /// The event if `user` may see it; `M_NOT_FOUND` otherwise (existence is not revealed).
-fn visible_event(
+pub(crate) fn visible_event(
     h: &Haven,
     room: &RoomId,
     user: &UserId,
@@ -341,7 +343,7 @@ pub async fn get_event(
     let (_, pdu, _) = visible_event(&h, &r.body.room_id, &s.user_id, &r.body.event_id)?;
     Ok(RumaResponse(get_room_event::v3::Response::new(raw(&h
         .rooms
-        .format_event(&pdu, Some(&s.device_id))?)?)))
+        .format_event(&pdu, Some((&s.user_id, &s.device_id)))?)?)))
 }
 
 pub async fn context(
@@ -378,14 +380,18 @@ pub async fn context(
         before.last().map(|(p, _)| p - 1).unwrap_or(pos - 1),
     ));
     resp.end = Some(make_token(after.last().map(|(p, _)| *p).unwrap_or(pos)));
-    resp.event = Some(raw(&h.rooms.format_event(&pdu, Some(&s.device_id))?)?);
+    resp.event = Some(raw(&h
+        .rooms
+        .format_event(&pdu, Some((&s.user_id, &s.device_id)))?)?);
     for (_, e) in &before {
-        resp.events_before
-            .push(raw(&h.rooms.format_event(e, Some(&s.device_id))?)?);
+        resp.events_before.push(raw(&h
+            .rooms
+            .format_event(e, Some((&s.user_id, &s.device_id)))?)?);
     }
     for (_, e) in &after {
-        resp.events_after
-            .push(raw(&h.rooms.format_event(e, Some(&s.device_id))?)?);
+        resp.events_after.push(raw(&h
+            .rooms
+            .format_event(e, Some((&s.user_id, &s.device_id)))?)?);
     }
     let mut all: Vec<_> = before.into_iter().chain(after).collect();
     all.push((pos, pdu));

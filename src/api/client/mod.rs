@@ -6,4 +6,5 @@ pub mod appservice;
 pub mod events;
 pub mod keys;
 pub mod misc;
+pub mod relations;
 pub mod rooms;
