@@ -217,7 +217,7 @@ impl Rooms {
             }
             out.push((at, pdu));
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|t| std::cmp::Reverse(t.0));
         Ok(out)
     }
 }
