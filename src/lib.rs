@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod media;
+pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod signing;

@@ -28,7 +28,7 @@ use crate::{
     error::{ErrCode, Error},
     Haven,
 };
-use client::{account as acc, events as ev, misc, relations as rel, rooms as rm};
+use client::{account as acc, events as ev, misc, push as pu, relations as rel, rooms as rm};
 
 type R = Router<Arc<Haven>>;
 
@@ -194,7 +194,18 @@ pub fn router(h: Arc<Haven>) -> Router {
     r = add::<read_marker::set_read_marker::v3::Request, _, _>(r, misc::read_markers);
     r = add::<filter::create_filter::v3::Request, _, _>(r, misc::filter_create);
     r = add::<filter::get_filter::v3::Request, _, _>(r, misc::filter_get);
-    r = add::<push::get_pushrules_all::v3::Request, _, _>(r, misc::pushrules);
+    r = add::<push::get_pushrules_all::v3::Request, _, _>(r, pu::all);
+    r = add::<push::get_pushrules_global_scope::v3::Request, _, _>(r, pu::global);
+    r = add::<push::get_pushrule::v3::Request, _, _>(r, pu::get);
+    r = add::<push::set_pushrule::v3::Request, _, _>(r, pu::set);
+    r = add::<push::delete_pushrule::v3::Request, _, _>(r, pu::delete);
+    r = add::<push::get_pushrule_enabled::v3::Request, _, _>(r, pu::enabled);
+    r = add::<push::set_pushrule_enabled::v3::Request, _, _>(r, pu::set_enabled);
+    r = add::<push::get_pushrule_actions::v3::Request, _, _>(r, pu::actions);
+    r = add::<push::set_pushrule_actions::v3::Request, _, _>(r, pu::set_actions);
+    r = add::<push::get_pushers::v3::Request, _, _>(r, pu::pushers);
+    r = add::<push::set_pusher::v3::Request, _, _>(r, pu::set_pusher);
+    r = add::<push::get_notifications::v3::Request, _, _>(r, pu::notifications);
     r = add::<sync_events::v3::Request, _, _>(r, misc::sync);
     r = add::<ruma::api::client::appservice::request_ping::v1::Request, _, _>(
         r,

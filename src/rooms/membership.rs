@@ -187,4 +187,20 @@ impl Rooms {
             .forgotten
             .contains(&(user.to_string(), room_id.to_string()))?)
     }
+
+    /// The user's display name in the room (their member event's), if they have one.
+    pub fn member_displayname(&self, room: &RoomId, user: &UserId) -> Result<Option<String>> {
+        let ev = self.current_state(
+            room,
+            &ruma::events::StateEventType::RoomMember,
+            user.as_str(),
+        )?;
+        Ok(ev.and_then(|e| e.content_value()["displayname"].as_str().map(str::to_owned)))
+    }
+
+    /// The room's name, if it has one.
+    pub fn room_name(&self, room: &RoomId) -> Result<Option<String>> {
+        let ev = self.current_state(room, &ruma::events::StateEventType::RoomName, "")?;
+        Ok(ev.and_then(|e| e.content_value()["name"].as_str().map(str::to_owned)))
+    }
 }

@@ -107,6 +107,8 @@ pub struct Rooms {
     pub typing: typing::Typing,
     /// Ephemeral events (typing, receipts) as they happen, for appservices.
     pub edus: tokio::sync::broadcast::Sender<(OwnedRoomId, serde_json::Value)>,
+    /// Notifications for HTTP pushers.
+    pub push_queue: crate::push::gateway::Queue,
 }
 
 impl Rooms {
@@ -121,6 +123,7 @@ impl Rooms {
             stream,
             locks: StdMutex::new(HashMap::new()),
             ids,
+            push_queue: Default::default(),
         })
     }
 
@@ -228,8 +231,20 @@ impl Rooms {
         let pdu = Arc::new(pdu);
         let pos = self.persist(vec![(pdu.clone(), txn)], meta, &rules).await?;
         drop(_guard);
+        // Push rules are evaluated before the event is published, so the counts a client
+        // syncs with the event already include it.
+        let notified = match crate::push::evaluate(self, &pdu, pos).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(event = %pdu.event_id, error = %e, "push rules not evaluated");
+                Vec::new()
+            }
+        };
         self.db.durable().await?;
         self.stream.publish(pos);
+        for (user, n) in notified {
+            self.push_queue.push(user, n);
+        }
         Ok(pdu)
     }
 

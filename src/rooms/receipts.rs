@@ -85,4 +85,16 @@ impl Rooms {
         }
         Ok(out)
     }
+
+    /// Stream position of the event the user last marked read (public or private), 0 if none.
+    pub fn read_pos(&self, room: &RoomId, user: &UserId) -> Result<u64> {
+        let mut pos = 0;
+        for rtype in ["m.read", "m.read.private"] {
+            let key = (room.to_string(), rtype.to_owned(), user.to_string());
+            if let Some(r) = self.db.t.receipts.get(&key)? {
+                pos = pos.max(self.event_pos(&r.0.event_id)?.unwrap_or(0));
+            }
+        }
+        Ok(pos)
+    }
 }

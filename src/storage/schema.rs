@@ -75,6 +75,12 @@ pub struct Tables {
     pub aliases: Table<String, Json<AliasRecord>>,
     /// media id -> metadata of a local upload (the content is on disk, by hash).
     pub media: Table<String, Json<crate::media::MediaRecord>>,
+    /// (user, stream position) -> a notification the user's push rules asked for.
+    pub notifications: Table<(String, u64), Json<crate::push::NotifRecord>>,
+    /// (user, room, stream position) -> 1 if it highlights: the unread counts.
+    pub room_notifs: Table<(String, String, u64), u64>,
+    /// (user, app id, pushkey) -> the pusher.
+    pub pushers: Table<(String, String, String), Json<serde_json::Value>>,
     /// (room, receipt type, user) -> receipt.
     pub receipts: Table<(String, String, String), Json<ReceiptRecord>>,
 }
@@ -119,6 +125,9 @@ impl Tables {
             aliases: Table::new(t("aliases")?),
             media: Table::new(t("media")?),
             receipts: Table::new(t("receipts")?),
+            notifications: Table::new(t("notifications")?),
+            room_notifs: Table::new(t("room_notifs")?),
+            pushers: Table::new(t("pushers")?),
         })
     }
 }

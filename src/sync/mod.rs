@@ -167,6 +167,22 @@ fn build(
                 .push(raw(&json!({ "type": kind, "content": content }))?);
         }
     }
+    // Clients read the push rules from account data: an initial sync always has them (the
+    // server defaults until the user changes one).
+    let push_rules = crate::push::PUSH_RULES;
+    if since.is_none()
+        && filter::type_allowed(
+            p.filter.account_data.types.as_ref(),
+            &p.filter.account_data.not_types,
+            push_rules,
+        )
+        && account_data::get(&h.db, user, None, push_rules)?.is_none()
+    {
+        let rules = crate::push::ruleset(&h.db, user)?;
+        account.events.push(raw(
+            &json!({ "type": push_rules, "content": { "global": rules } }),
+        )?);
+    }
 
     let mut resp = sync_events::v3::Response::new(make_token(upto));
     resp.rooms = rooms;
@@ -375,33 +391,17 @@ fn joined_room(
     Ok(Some(jr))
 }
 
-/// Messages from others after the user's latest read receipt.
+/// Notifications (by the user's push rules) after their latest read receipt.
 fn unread_counts(
     h: &Haven,
     room: &RoomId,
     user: &ruma::UserId,
 ) -> Result<UnreadNotificationsCount> {
-    let mut read_pos = 0;
-    for rtype in ["m.read", "m.read.private"] {
-        let key = (room.to_string(), rtype.to_owned(), user.to_string());
-        if let Some(r) = h.db.t.receipts.get(&key)? {
-            read_pos = read_pos.max(h.rooms.event_pos(&r.0.event_id)?.unwrap_or(0));
-        }
-    }
-    let mut count = 0u64;
-    // Counted from the timeline index alone: no event is loaded.
-    for (_, e) in h
-        .rooms
-        .timeline_entries(room, read_pos, u64::MAX - 1, 1000)?
-    {
-        if e.sender != user.as_str() && (e.kind == "m.room.message" || e.kind == "m.room.encrypted")
-        {
-            count += 1;
-        }
-    }
+    let read = h.rooms.read_pos(room, user)?;
+    let (n, hl) = crate::push::counts(&h.db, user, room, read)?;
     let mut c = UnreadNotificationsCount::new();
-    c.notification_count = Some(UInt::from(count as u32));
-    c.highlight_count = Some(UInt::from(0u32));
+    c.notification_count = Some(UInt::from(n as u32));
+    c.highlight_count = Some(UInt::from(hl as u32));
     Ok(c)
 }
 

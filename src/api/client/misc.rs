@@ -15,7 +15,6 @@ use ruma::{
         profile::{
             get_avatar_url, get_display_name, get_profile, set_avatar_url, set_display_name,
         },
-        push::get_pushrules_all,
         read_marker::set_read_marker,
         receipt::create_receipt::{self, v3::ReceiptType},
         room::aliases,
@@ -23,7 +22,6 @@ use ruma::{
         typing::create_typing_event,
     },
     events::receipt::ReceiptThread,
-    push::Ruleset,
     serde::Raw,
     RoomVersionId, UserId,
 };
@@ -503,15 +501,6 @@ pub async fn filter_get(
         .ok_or_else(|| Error::not_found("Unknown filter"))?;
     let def = serde_json::from_value(v).map_err(Error::internal)?;
     Ok(RumaResponse(get_filter::v3::Response::new(def)))
-}
-
-pub async fn pushrules(
-    _: State<Arc<Haven>>,
-    r: Ruma<get_pushrules_all::v3::Request>,
-) -> ApiResult<get_pushrules_all::v3::Response> {
-    Ok(RumaResponse(get_pushrules_all::v3::Response::new(
-        Ruleset::server_default(r.user()?),
-    )))
 }
 
 /// `/sync`. The response always carries the to-device and device-list sections (empty until

@@ -6,5 +6,6 @@ pub mod appservice;
 pub mod events;
 pub mod keys;
 pub mod misc;
+pub mod push;
 pub mod relations;
 pub mod rooms;
