@@ -222,6 +222,14 @@ pub fn router(h: Arc<Haven>) -> Router {
         r,
         client::keys::changes,
     );
+    r = add::<ruma::api::client::keys::upload_signing_keys::v3::Request, _, _>(
+        r,
+        client::keys::upload_signing_keys,
+    );
+    r = add::<ruma::api::client::keys::upload_signatures::v3::Request, _, _>(
+        r,
+        client::keys::upload_signatures,
+    );
 
     let cors = CorsLayer::new()
         .allow_origin(Any)

@@ -4,6 +4,11 @@
 
 pub mod gateway;
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+};
+
 use ruma::{
     events::room::power_levels::{RoomPowerLevels, RoomPowerLevelsSource},
     push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
@@ -17,7 +22,7 @@ use crate::{
     error::{Error, Result},
     events::PduRef,
     rooms::{rules_for, CurrentState, Rooms},
-    storage::{prefix, Json, Storage},
+    storage::Storage,
     stream::Stream,
     users::account_data,
 };
@@ -34,14 +39,43 @@ pub struct NotifRecord {
     pub ts: u64,
 }
 
+/// Who an event notified: one record per event (one write, however many are notified).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventNotifs {
+    pub event_id: String,
+    pub ts: u64,
+    /// (user, highlight, actions)
+    pub users: Vec<(String, bool, Value)>,
+}
+
+/// Parsed rule sets by user: evaluating every event for every member must not parse JSON
+/// each time. Emptied for a user whenever their `m.push_rules` is written.
+static RULES: OnceLock<Mutex<HashMap<OwnedUserId, Arc<Ruleset>>>> = OnceLock::new();
+
+fn cache() -> std::sync::MutexGuard<'static, HashMap<OwnedUserId, Arc<Ruleset>>> {
+    RULES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forgets the cached rules of `user` (their account data changed).
+pub fn forget(user: &UserId) {
+    cache().remove(user);
+}
+
 /// The user's push rules: their own, or the server defaults.
-pub fn ruleset(db: &Storage, user: &UserId) -> Result<Ruleset> {
-    if let Some(v) = account_data::get(db, user, None, PUSH_RULES)? {
-        if let Ok(r) = serde_json::from_value::<Ruleset>(v["global"].clone()) {
-            return Ok(r);
-        }
+pub fn ruleset(db: &Storage, user: &UserId) -> Result<Arc<Ruleset>> {
+    if let Some(r) = cache().get(user) {
+        return Ok(r.clone());
     }
-    Ok(Ruleset::server_default(user))
+    let mut rules = None;
+    if let Some(v) = account_data::get(db, user, None, PUSH_RULES)? {
+        rules = serde_json::from_value::<Ruleset>(v["global"].clone()).ok();
+    }
+    let rules = Arc::new(rules.unwrap_or_else(|| Ruleset::server_default(user)));
+    cache().insert(user.to_owned(), rules.clone());
+    Ok(rules)
 }
 
 /// Stores the user's push rules (as account data, which sync delivers).
@@ -86,9 +120,9 @@ pub async fn evaluate(
     let mut out = Vec::new();
     for user in targets {
         let rules = ruleset(&rooms.db, &user)?;
-        let name = rooms
-            .member_displayname(room, &user)?
-            .unwrap_or_else(|| user.localpart().to_owned());
+        // Only the deprecated `contains_display_name` condition reads it (the default rules
+        // no longer have it): the localpart spares a lookup per member per event.
+        let name = user.localpart().to_owned();
         let mut ctx = PushConditionRoomCtx::new(
             room.clone(),
             UInt::try_from(members.len()).unwrap_or_default(),
@@ -107,14 +141,23 @@ pub async fn evaluate(
             actions: serde_json::to_value(actions).map_err(Error::internal)?,
             ts: u64::from(pdu.origin_server_ts.get()),
         };
-        let t = &rooms.db.t;
-        t.notifications
-            .put(&(user.to_string(), pos), &Json(rec.clone()))?;
-        t.room_notifs.put(
-            &(user.to_string(), room.to_string(), pos),
-            &u64::from(rec.highlight),
-        )?;
         out.push((user, rec));
+    }
+    if !out.is_empty() {
+        let record = EventNotifs {
+            event_id: pdu.event_id.to_string(),
+            ts: u64::from(pdu.origin_server_ts.get()),
+            users: out
+                .iter()
+                .map(|(u, r)| (u.to_string(), r.highlight, r.actions.clone()))
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&record).map_err(Error::internal)?;
+        rooms
+            .db
+            .t
+            .push_actions
+            .put(&(room.to_string(), pos), &bytes)?;
     }
     Ok(out)
 }
@@ -141,41 +184,81 @@ fn power_ctx(rooms: &Rooms, room: &RoomId) -> Result<Option<PushConditionPowerLe
     Ok(Some(pl.into()))
 }
 
-/// (notifications, highlights) for `user` in `room` after stream position `after`.
+/// Counting stops here: clients show "99+" beyond it, and a sync must stay cheap however
+/// much is unread.
+pub const MAX_COUNT: usize = 100;
+
+/// (notifications, highlights) for `user` in `room` after stream position `after`, counting
+/// at most [`MAX_COUNT`] notifying events. Reads only who was notified, without copying.
 pub fn counts(db: &Storage, user: &UserId, room: &RoomId, after: u64) -> Result<(u64, u64)> {
-    use crate::storage::keys::Key;
-    let from = (user.to_string(), room.to_string(), after.saturating_add(1)).encode();
-    let to = [prefix(user.as_str()), prefix(room.as_str()), vec![0xff; 9]].concat();
+    #[derive(Deserialize)]
+    struct Who<'a> {
+        #[serde(borrow)]
+        users: Vec<(&'a str, bool, serde::de::IgnoredAny)>,
+    }
     let (mut n, mut hl) = (0, 0);
-    for item in db.t.room_notifs.range(&from, &to, false) {
-        let (_, h) = item?;
-        n += 1;
-        hl += h;
+    for (_, bytes) in room_range(db, room, after, MAX_COUNT)? {
+        let who: Who<'_> = serde_json::from_slice(&bytes).map_err(Error::internal)?;
+        if let Some((_, h, _)) = who.users.iter().find(|(u, _, _)| *u == user.as_str()) {
+            n += 1;
+            hl += u64::from(*h);
+        }
     }
     Ok((n, hl))
 }
 
-/// The user's notifications, newest first, before stream position `before`.
+/// The notification records of `room` after stream position `after`, oldest first.
+fn room_range(
+    db: &Storage,
+    room: &RoomId,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    use crate::storage::keys::Key;
+    let from = (room.to_string(), after.saturating_add(1)).encode();
+    let to = (room.to_string(), u64::MAX).encode();
+    let mut out = Vec::new();
+    for item in db.t.push_actions.range(&from, &to, false).take(limit) {
+        let ((_, pos), bytes) = item?;
+        out.push((pos, bytes));
+    }
+    Ok(out)
+}
+
+/// The user's notifications in `rooms`, newest first, before stream position `before`.
 pub fn list(
     db: &Storage,
     user: &UserId,
+    rooms: &[ruma::OwnedRoomId],
     before: Option<u64>,
     limit: usize,
     only_highlight: bool,
 ) -> Result<Vec<(u64, NotifRecord)>> {
-    use crate::storage::keys::Key;
-    let from = (user.to_string(), 0u64).encode();
-    let to = (user.to_string(), before.unwrap_or(u64::MAX)).encode();
-    let mut out = Vec::new();
-    for item in db.t.notifications.range(&from, &to, true) {
-        let ((_, pos), rec) = item?;
-        if only_highlight && !rec.0.highlight {
-            continue;
-        }
-        out.push((pos, rec.0));
-        if out.len() >= limit {
-            break;
+    let mut all = Vec::new();
+    for room in rooms {
+        for (pos, bytes) in room_range(db, room, 0, usize::MAX)? {
+            if before.is_some_and(|b| pos >= b) {
+                continue;
+            }
+            let rec: EventNotifs = serde_json::from_slice(&bytes).map_err(Error::internal)?;
+            if let Some((_, h, actions)) = rec.users.iter().find(|(u, _, _)| u == user.as_str()) {
+                if only_highlight && !h {
+                    continue;
+                }
+                all.push((
+                    pos,
+                    NotifRecord {
+                        room_id: room.to_string(),
+                        event_id: rec.event_id.clone(),
+                        highlight: *h,
+                        actions: actions.clone(),
+                        ts: rec.ts,
+                    },
+                ));
+            }
         }
     }
-    Ok(out)
+    all.sort_by_key(|(pos, _)| std::cmp::Reverse(*pos));
+    all.truncate(limit);
+    Ok(all)
 }

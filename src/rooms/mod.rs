@@ -231,16 +231,15 @@ impl Rooms {
         let pdu = Arc::new(pdu);
         let pos = self.persist(vec![(pdu.clone(), txn)], meta, &rules).await?;
         drop(_guard);
-        // Push rules are evaluated before the event is published, so the counts a client
-        // syncs with the event already include it.
-        let notified = match crate::push::evaluate(self, &pdu, pos).await {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::error!(event = %pdu.event_id, error = %e, "push rules not evaluated");
-                Vec::new()
-            }
-        };
-        self.db.durable().await?;
+        // Push rules are evaluated while the event is made durable and before it is
+        // published, so the counts a client syncs with the event already include it.
+        let (notified, durable) =
+            tokio::join!(crate::push::evaluate(self, &pdu, pos), self.db.durable());
+        durable?;
+        let notified = notified.unwrap_or_else(|e| {
+            tracing::error!(event = %pdu.event_id, error = %e, "push rules not evaluated");
+            Vec::new()
+        });
         self.stream.publish(pos);
         for (user, n) in notified {
             self.push_queue.push(user, n);

@@ -110,6 +110,7 @@ impl Rooms {
                 }),
         }) = serde_json::from_str::<Relates>(pdu.content.get())
         {
+            t.has_relations.put(&parent, &())?;
             t.relations.put(&(room.clone(), parent, id.clone()), &rt)?;
         }
 

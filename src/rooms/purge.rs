@@ -56,6 +56,7 @@ impl Rooms {
                 t.short_event_id.remove(&id)?;
             }
             t.pdus.remove(&id)?;
+            t.has_relations.remove(&id)?;
             t.redacted_originals.remove(&id)?;
             t.event_pos.remove(&id)?;
             t.event_extras.remove(&id)?;

@@ -23,6 +23,9 @@ pub struct Child {
 impl Rooms {
     /// The events relating to `parent`, oldest first (by stream position).
     pub fn children(&self, room: &RoomId, parent: &EventId) -> Result<Vec<Child>> {
+        if !self.db.t.has_relations.contains(&parent.to_string())? {
+            return Ok(Vec::new());
+        }
         let p = [prefix(room.as_str()), prefix(parent.as_str())].concat();
         let mut out = Vec::new();
         for item in self.db.t.relations.scan_prefix(&p) {

@@ -75,10 +75,14 @@ pub struct Tables {
     pub aliases: Table<String, Json<AliasRecord>>,
     /// media id -> metadata of a local upload (the content is on disk, by hash).
     pub media: Table<String, Json<crate::media::MediaRecord>>,
-    /// (user, stream position) -> a notification the user's push rules asked for.
-    pub notifications: Table<(String, u64), Json<crate::push::NotifRecord>>,
-    /// (user, room, stream position) -> 1 if it highlights: the unread counts.
-    pub room_notifs: Table<(String, String, u64), u64>,
+    /// (user, "master" | "self_signing" | "user_signing") -> the cross-signing key.
+    pub cross_signing_keys: Table<(String, String), Json<serde_json::Value>>,
+    /// (room, stream position) -> whom the event notified, by their push rules (unread
+    /// counts, `/notifications`).
+    /// (JSON of [`crate::push::EventNotifs`], read partially when counting.)
+    pub push_actions: Table<(String, u64), Vec<u8>>,
+    /// event id -> present when some event relates to it (spares a scan per formatted event).
+    pub has_relations: Table<String, ()>,
     /// (user, app id, pushkey) -> the pusher.
     pub pushers: Table<(String, String, String), Json<serde_json::Value>>,
     /// (room, receipt type, user) -> receipt.
@@ -125,8 +129,9 @@ impl Tables {
             aliases: Table::new(t("aliases")?),
             media: Table::new(t("media")?),
             receipts: Table::new(t("receipts")?),
-            notifications: Table::new(t("notifications")?),
-            room_notifs: Table::new(t("room_notifs")?),
+            has_relations: Table::new(t("has_relations")?),
+            cross_signing_keys: Table::new(t("cross_signing_keys")?),
+            push_actions: Table::new(t("push_actions")?),
             pushers: Table::new(t("pushers")?),
         })
     }

@@ -180,7 +180,7 @@ fn build(
     {
         let rules = crate::push::ruleset(&h.db, user)?;
         account.events.push(raw(
-            &json!({ "type": push_rules, "content": { "global": rules } }),
+            &json!({ "type": push_rules, "content": { "global": &*rules } }),
         )?);
     }
 

@@ -41,6 +41,9 @@ pub async fn set(
         )?;
         pos
     };
+    if room.is_none() && kind == crate::push::PUSH_RULES {
+        crate::push::forget(user);
+    }
     db.durable().await?;
     stream.publish(pos);
     Ok(())

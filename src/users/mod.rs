@@ -1,6 +1,7 @@
 //! Accounts: registration, passwords, access tokens, devices and profiles.
 
 pub mod account_data;
+pub mod cross_signing;
 pub mod keys;
 pub mod password;
 pub mod to_device;

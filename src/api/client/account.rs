@@ -310,7 +310,7 @@ pub async fn whoami(
 
 /// UIA with the account's password, as required by sensitive account operations.
 /// Appservices acting for their users skip it (they manage those users' devices, MSC4190).
-async fn password_uia<T>(h: &Haven, r: &Ruma<T>) -> Result<(), Error> {
+pub(crate) async fn password_uia<T>(h: &Haven, r: &Ruma<T>) -> Result<(), Error> {
     if r.session()?.appservice.is_some() {
         return Ok(());
     }

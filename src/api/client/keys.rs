@@ -4,7 +4,9 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use axum::extract::State;
 use ruma::{
-    api::client::keys::{claim_keys, get_key_changes, get_keys, upload_keys},
+    api::client::keys::{
+        claim_keys, get_key_changes, get_keys, upload_keys, upload_signatures, upload_signing_keys,
+    },
     encryption::OneTimeKey,
     serde::Raw,
     OneTimeKeyAlgorithm, OwnedOneTimeKeyId, UInt,
@@ -15,8 +17,9 @@ use crate::{
     api::extract::{ApiResult, Ruma, RumaResponse},
     error::Error,
     events::client::raw,
+    storage::Json,
     sync::parse_token,
-    users::keys,
+    users::{cross_signing, keys},
     Haven,
 };
 
@@ -72,7 +75,7 @@ pub async fn query(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_keys::v3::Request>,
 ) -> ApiResult<get_keys::v3::Response> {
-    r.session()?;
+    let requester = &r.session()?.user_id;
     let mut resp = get_keys::v3::Response::new();
     for (user, devices) in &r.body.device_keys {
         if user.server_name() != h.config.server_name {
@@ -87,6 +90,18 @@ pub async fn query(
             map.insert(d, raw(&k)?);
         }
         resp.device_keys.insert(user.clone(), map);
+        if let Some(k) = cross_signing::get(&h.db, user, "master")? {
+            resp.master_keys.insert(user.clone(), raw(&k)?);
+        }
+        if let Some(k) = cross_signing::get(&h.db, user, "self_signing")? {
+            resp.self_signing_keys.insert(user.clone(), raw(&k)?);
+        }
+        // The user-signing key is only ever shown to its owner.
+        if user == requester {
+            if let Some(k) = cross_signing::get(&h.db, user, "user_signing")? {
+                resp.user_signing_keys.insert(user.clone(), raw(&k)?);
+            }
+        }
     }
     Ok(RumaResponse(resp))
 }
@@ -128,4 +143,113 @@ pub async fn changes(
     Ok(RumaResponse(get_key_changes::v3::Response::new(
         changed, left,
     )))
+}
+
+/// `POST /keys/device_signing/upload`. Replacing an existing master key takes the password
+/// (user-interactive auth); the first upload, or the same keys again, does not.
+pub async fn upload_signing_keys(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<upload_signing_keys::v3::Request>,
+) -> ApiResult<upload_signing_keys::v3::Response> {
+    let user = r.user()?.clone();
+    let b = &r.body;
+    let new: Vec<(&str, Value)> = [
+        ("master", &b.master_key),
+        ("self_signing", &b.self_signing_key),
+        ("user_signing", &b.user_signing_key),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .map(|(k, v)| to_value(v).map(|v| (k, v)))
+    .collect::<Result<_, _>>()?;
+    for (_, key) in &new {
+        if key["user_id"] != user.as_str() {
+            return Err(Error::invalid_param(
+                "a cross-signing key must be for the uploading user",
+            ));
+        }
+    }
+    let existing = cross_signing::get(&h.db, &user, "master")?;
+    let unchanged = new
+        .iter()
+        .all(|(k, v)| cross_signing::get(&h.db, &user, k).ok().flatten().as_ref() == Some(v));
+    if existing.is_some() && !unchanged {
+        crate::api::client::account::password_uia(&h, &r).await?;
+    }
+    if existing.is_none() && !new.iter().any(|(k, _)| *k == "master") {
+        return Err(Error::invalid_param(
+            "the first upload must include a master key",
+        ));
+    }
+    for (kind, key) in new {
+        cross_signing::set(&h.db, &user, kind, key)?;
+    }
+    keys::mark_changed(&h.db, &h.stream, &user).await?;
+    h.db.durable().await?;
+    Ok(RumaResponse(upload_signing_keys::v3::Response::new()))
+}
+
+/// `POST /keys/signatures/upload`: the uploader's signatures of devices and keys (their own
+/// devices and cross-signing keys, or other users' master keys with their user-signing key).
+pub async fn upload_signatures(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<upload_signatures::v3::Request>,
+) -> ApiResult<upload_signatures::v3::Response> {
+    let signer = r.user()?.clone();
+    let mut resp = upload_signatures::v3::Response::new();
+    let mut changed = std::collections::BTreeSet::new();
+    for (target, signed) in &r.body.signed_keys {
+        for (key_id, object) in signed.iter() {
+            let object: Value =
+                serde_json::from_str(object.get()).map_err(|e| Error::bad_json(e.to_string()))?;
+            let failure = |why: &str| -> Result<upload_signatures::v3::Failure, Error> {
+                serde_json::from_value(
+                    serde_json::json!({"errcode": "M_INVALID_SIGNATURE", "error": why}),
+                )
+                .map_err(Error::internal)
+            };
+            let mut stored = false;
+            // A device of the target user…
+            let device_key = (target.to_string(), key_id.to_owned());
+            if let Some(Json(mut keys)) = h.db.t.device_keys.get(&device_key)? {
+                if target == &signer && cross_signing::merge_signatures(&mut keys, &object, &signer)
+                {
+                    h.db.t.device_keys.put(&device_key, &Json(keys))?;
+                    stored = true;
+                }
+            }
+            // …or one of their cross-signing keys, by its public key.
+            if !stored {
+                for kind in cross_signing::KINDS {
+                    let Some(mut key) = cross_signing::get(&h.db, target, kind)? else {
+                        continue;
+                    };
+                    if cross_signing::public_key(&key).as_deref() != Some(key_id) {
+                        continue;
+                    }
+                    // Others may sign only a user's master key (with their user-signing key).
+                    if (target == &signer || kind == "master")
+                        && cross_signing::merge_signatures(&mut key, &object, &signer)
+                    {
+                        cross_signing::set(&h.db, target, kind, key)?;
+                        stored = true;
+                    }
+                    break;
+                }
+            }
+            if stored {
+                changed.insert(target.clone());
+            } else {
+                resp.failures.entry(target.clone()).or_default().insert(
+                    key_id.to_owned(),
+                    failure("unknown key, or not the signer's to sign")?,
+                );
+            }
+        }
+    }
+    for user in changed {
+        keys::mark_changed(&h.db, &h.stream, &user).await?;
+    }
+    h.db.durable().await?;
+    Ok(RumaResponse(resp))
 }

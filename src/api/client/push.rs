@@ -31,7 +31,7 @@ async fn change(
     user: &UserId,
     f: impl FnOnce(&mut Ruleset) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let mut rules = push::ruleset(&h.db, user)?;
+    let mut rules = (*push::ruleset(&h.db, user)?).clone();
     f(&mut rules)?;
     push::save_ruleset(&h.db, &h.stream, user, &rules).await
 }
@@ -41,7 +41,9 @@ pub async fn all(
     r: Ruma<get_pushrules_all::v3::Request>,
 ) -> ApiResult<get_pushrules_all::v3::Response> {
     let rules = push::ruleset(&h.db, r.user()?)?;
-    Ok(RumaResponse(get_pushrules_all::v3::Response::new(rules)))
+    Ok(RumaResponse(get_pushrules_all::v3::Response::new(
+        (*rules).clone(),
+    )))
 }
 
 pub async fn global(
@@ -50,7 +52,7 @@ pub async fn global(
 ) -> ApiResult<get_pushrules_global_scope::v3::Response> {
     let rules = push::ruleset(&h.db, r.user()?)?;
     Ok(RumaResponse(get_pushrules_global_scope::v3::Response::new(
-        rules,
+        (*rules).clone(),
     )))
 }
 
@@ -211,7 +213,8 @@ pub async fn notifications(
         .limit
         .map_or(20, |l| u64::from(l).clamp(1, 100) as usize);
     let only_highlight = r.body.only.as_deref() == Some("highlight");
-    let list = push::list(&h.db, &s.user_id, before, limit + 1, only_highlight)?;
+    let rooms = h.rooms.joined_rooms(&s.user_id)?;
+    let list = push::list(&h.db, &s.user_id, &rooms, before, limit + 1, only_highlight)?;
     let more = list.len() > limit;
     let mut out = Vec::new();
     let mut last = None;
