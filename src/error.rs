@@ -40,6 +40,7 @@ pub enum ErrCode {
     ConnectionTimeout,
     /// Synapse's code for a second identical reaction.
     DuplicateAnnotation,
+    WrongRoomKeysVersion,
 }
 
 impl ErrCode {
@@ -61,6 +62,7 @@ impl ErrCode {
             InvalidRoomState => "M_INVALID_ROOM_STATE",
             TooLarge => "M_TOO_LARGE",
             DuplicateAnnotation => "M_DUPLICATE_ANNOTATION",
+            WrongRoomKeysVersion => "M_WRONG_ROOM_KEYS_VERSION",
             InvalidParam => "M_INVALID_PARAM",
             MissingParam => "M_MISSING_PARAM",
             UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
@@ -148,6 +150,16 @@ impl Error {
             code: ErrCode::LimitExceeded,
             message: "Too many requests".into(),
             extra: Some(json!({ "retry_after_ms": retry_after_ms })),
+        }
+    }
+
+    /// A key-backup request for a version that is not the current one.
+    pub fn wrong_room_keys_version(current: Option<String>) -> Self {
+        Error::Matrix {
+            status: StatusCode::FORBIDDEN,
+            code: ErrCode::WrongRoomKeysVersion,
+            message: "Wrong backup version".into(),
+            extra: Some(json!({ "current_version": current })),
         }
     }
 

@@ -194,6 +194,24 @@ pub fn router(h: Arc<Haven>) -> Router {
     r = add::<read_marker::set_read_marker::v3::Request, _, _>(r, misc::read_markers);
     r = add::<filter::create_filter::v3::Request, _, _>(r, misc::filter_create);
     r = add::<filter::get_filter::v3::Request, _, _>(r, misc::filter_get);
+    {
+        use client::backup as kb;
+        use ruma::api::client::backup as b;
+        r = add::<b::create_backup_version::v3::Request, _, _>(r, kb::create_version);
+        r = add::<b::get_latest_backup_info::v3::Request, _, _>(r, kb::latest);
+        r = add::<b::get_backup_info::v3::Request, _, _>(r, kb::get_version);
+        r = add::<b::update_backup_version::v3::Request, _, _>(r, kb::update_version);
+        r = add::<b::delete_backup_version::v3::Request, _, _>(r, kb::delete_version);
+        r = add::<b::add_backup_keys::v3::Request, _, _>(r, kb::add_keys);
+        r = add::<b::add_backup_keys_for_room::v3::Request, _, _>(r, kb::add_room_keys);
+        r = add::<b::add_backup_keys_for_session::v3::Request, _, _>(r, kb::add_session_key);
+        r = add::<b::get_backup_keys::v3::Request, _, _>(r, kb::get_keys);
+        r = add::<b::get_backup_keys_for_room::v3::Request, _, _>(r, kb::get_room_keys);
+        r = add::<b::get_backup_keys_for_session::v3::Request, _, _>(r, kb::get_session_key);
+        r = add::<b::delete_backup_keys::v3::Request, _, _>(r, kb::delete_keys);
+        r = add::<b::delete_backup_keys_for_room::v3::Request, _, _>(r, kb::delete_room_keys);
+        r = add::<b::delete_backup_keys_for_session::v3::Request, _, _>(r, kb::delete_session_key);
+    }
     r = add::<push::get_pushrules_all::v3::Request, _, _>(r, pu::all);
     r = add::<push::get_pushrules_global_scope::v3::Request, _, _>(r, pu::global);
     r = add::<push::get_pushrule::v3::Request, _, _>(r, pu::get);

@@ -120,6 +120,7 @@ macro_rules! tuple_key {
 
 tuple_key!(A, B);
 tuple_key!(A, B, C);
+tuple_key!(A, B, C, D);
 
 /// Encodes a key prefix made of leading parts, for prefix scans.
 pub fn prefix<P: KeyPart>(part: P) -> Vec<u8> {

@@ -75,6 +75,10 @@ pub struct Tables {
     pub aliases: Table<String, Json<AliasRecord>>,
     /// media id -> metadata of a local upload (the content is on disk, by hash).
     pub media: Table<String, Json<crate::media::MediaRecord>>,
+    /// (user, version) -> a room-key backup version.
+    pub backup_versions: Table<(String, u64), Json<crate::users::key_backup::Version>>,
+    /// (user, version, room, session) -> the encrypted session key.
+    pub backup_keys: Table<(String, u64, String, String), Json<serde_json::Value>>,
     /// (user, "master" | "self_signing" | "user_signing") -> the cross-signing key.
     pub cross_signing_keys: Table<(String, String), Json<serde_json::Value>>,
     /// (room, stream position) -> whom the event notified, by their push rules (unread
@@ -131,6 +135,8 @@ impl Tables {
             receipts: Table::new(t("receipts")?),
             has_relations: Table::new(t("has_relations")?),
             cross_signing_keys: Table::new(t("cross_signing_keys")?),
+            backup_versions: Table::new(t("backup_versions")?),
+            backup_keys: Table::new(t("backup_keys")?),
             push_actions: Table::new(t("push_actions")?),
             pushers: Table::new(t("pushers")?),
         })

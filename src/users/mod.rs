@@ -2,6 +2,7 @@
 
 pub mod account_data;
 pub mod cross_signing;
+pub mod key_backup;
 pub mod keys;
 pub mod password;
 pub mod to_device;

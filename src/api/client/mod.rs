@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod appservice;
+pub mod backup;
 pub mod events;
 pub mod keys;
 pub mod misc;
