@@ -212,6 +212,21 @@ pub fn router(h: Arc<Haven>) -> Router {
         r = add::<b::delete_backup_keys_for_room::v3::Request, _, _>(r, kb::delete_room_keys);
         r = add::<b::delete_backup_keys_for_session::v3::Request, _, _>(r, kb::delete_session_key);
     }
+    {
+        use client::directory as dir;
+        use ruma::api::client::{directory as d, room as rm2, tag, thirdparty, user_directory};
+        r = add::<d::get_public_rooms::v3::Request, _, _>(r, dir::public);
+        r = add::<d::get_public_rooms_filtered::v3::Request, _, _>(r, dir::public_filtered);
+        r = add::<d::get_room_visibility::v3::Request, _, _>(r, dir::visibility);
+        r = add::<d::set_room_visibility::v3::Request, _, _>(r, dir::set_visibility);
+        r = add::<user_directory::search_users::v3::Request, _, _>(r, dir::search_users);
+        r = add::<tag::get_tags::v3::Request, _, _>(r, dir::tags);
+        r = add::<tag::create_tag::v3::Request, _, _>(r, dir::set_tag);
+        r = add::<tag::delete_tag::v3::Request, _, _>(r, dir::delete_tag);
+        r = add::<thirdparty::get_protocols::v3::Request, _, _>(r, dir::protocols);
+        r = add::<rm2::report_content::v3::Request, _, _>(r, dir::report_event);
+        r = add::<rm2::report_room::v3::Request, _, _>(r, dir::report_room);
+    }
     r = add::<push::get_pushrules_all::v3::Request, _, _>(r, pu::all);
     r = add::<push::get_pushrules_global_scope::v3::Request, _, _>(r, pu::global);
     r = add::<push::get_pushrule::v3::Request, _, _>(r, pu::get);

@@ -3,6 +3,7 @@
 
 pub mod alias;
 pub mod create;
+pub mod directory;
 pub mod membership;
 mod persist;
 pub mod purge;

@@ -75,6 +75,10 @@ pub struct Tables {
     pub aliases: Table<String, Json<AliasRecord>>,
     /// media id -> metadata of a local upload (the content is on disk, by hash).
     pub media: Table<String, Json<crate::media::MediaRecord>>,
+    /// room -> present when published in the public room directory.
+    pub published_rooms: Table<String, ()>,
+    /// (room, report id) -> a content report, for admins.
+    pub reports: Table<(String, u64), Json<serde_json::Value>>,
     /// (user, version) -> a room-key backup version.
     pub backup_versions: Table<(String, u64), Json<crate::users::key_backup::Version>>,
     /// (user, version, room, session) -> the encrypted session key.
@@ -136,6 +140,8 @@ impl Tables {
             has_relations: Table::new(t("has_relations")?),
             cross_signing_keys: Table::new(t("cross_signing_keys")?),
             backup_versions: Table::new(t("backup_versions")?),
+            published_rooms: Table::new(t("published_rooms")?),
+            reports: Table::new(t("reports")?),
             backup_keys: Table::new(t("backup_keys")?),
             push_actions: Table::new(t("push_actions")?),
             pushers: Table::new(t("pushers")?),

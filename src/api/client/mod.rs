@@ -4,6 +4,7 @@
 pub mod account;
 pub mod appservice;
 pub mod backup;
+pub mod directory;
 pub mod events;
 pub mod keys;
 pub mod misc;

@@ -130,6 +130,10 @@ pub async fn create_room(
         creator_profile: h.users.member_profile(&user)?,
     };
     let room_id = h.rooms.create_room(&user, req).await?;
+    if b.visibility == Visibility::Public {
+        h.rooms.set_published(&room_id, true)?;
+        h.db.durable().await?;
+    }
     Ok(RumaResponse(create_room::v3::Response::new(room_id)))
 }
 

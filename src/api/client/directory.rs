@@ -1,0 +1,337 @@
+//! Room and user directories, room tags, third-party protocols and content reports.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::extract::State;
+use ruma::{
+    api::client::{
+        directory::{
+            get_public_rooms, get_public_rooms_filtered, get_room_visibility, set_room_visibility,
+        },
+        room::{report_content, report_room, Visibility},
+        tag::{create_tag, delete_tag, get_tags},
+        thirdparty::get_protocols,
+        user_directory::search_users,
+    },
+    directory::PublicRoomsChunk,
+    events::tag::Tags,
+    OwnedServerName, RoomId, UInt, UserId,
+};
+use serde_json::{json, Value};
+
+use crate::{
+    api::{
+        client::events::visible_event,
+        extract::{ApiResult, Ruma, RumaResponse},
+    },
+    error::{ErrCode, Error},
+    rooms::{rules_for, state::power_levels, CurrentState},
+    users::account_data,
+    Haven,
+};
+
+/// One page of the published rooms matching `term` (name, topic or alias) and `types`.
+fn public_rooms(
+    h: &Haven,
+    server: Option<&OwnedServerName>,
+    since: Option<&str>,
+    limit: Option<UInt>,
+    term: Option<&str>,
+    types: &[Option<String>],
+) -> Result<(Vec<PublicRoomsChunk>, Option<String>, Option<String>, UInt), Error> {
+    if server.is_some_and(|s| *s != h.config.server_name) {
+        return Err(Error::bad_request(
+            ErrCode::Unknown,
+            "Other servers' room directories need federation, which this server does not offer yet",
+        ));
+    }
+    let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
+    let mut entries: Vec<Value> = Vec::new();
+    for room in h.rooms.published_rooms()? {
+        if h.rooms.meta(&room)?.is_none() {
+            continue;
+        }
+        let e = h.rooms.directory_entry(&room)?;
+        if let Some(t) = &term {
+            let hay = ["name", "topic", "canonical_alias"]
+                .iter()
+                .filter_map(|k| e[*k].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_lowercase();
+            if !hay.contains(t.as_str()) {
+                continue;
+            }
+        }
+        if !types.is_empty() {
+            let ty = e["room_type"].as_str().map(str::to_owned);
+            if !types.contains(&ty) {
+                continue;
+            }
+        }
+        entries.push(e);
+    }
+    // Busiest first, then by ID for a stable order across pages.
+    entries.sort_by(|a, b| {
+        b["num_joined_members"]
+            .as_u64()
+            .cmp(&a["num_joined_members"].as_u64())
+            .then(a["room_id"].as_str().cmp(&b["room_id"].as_str()))
+    });
+    let total = UInt::try_from(entries.len()).unwrap_or_default();
+    let start: usize = match since {
+        Some(s) => s
+            .parse()
+            .map_err(|_| Error::invalid_param("Unknown pagination token"))?,
+        None => 0,
+    };
+    let limit = limit.map_or(usize::MAX, |l| u64::from(l) as usize).max(1);
+    let page: Vec<PublicRoomsChunk> = entries
+        .iter()
+        .skip(start)
+        .take(limit)
+        .filter_map(|e| serde_json::from_value(e.clone()).ok())
+        .collect();
+    let next = (start + page.len() < entries.len()).then(|| (start + page.len()).to_string());
+    let prev = (start > 0).then(|| start.saturating_sub(limit).to_string());
+    Ok((page, next, prev, total))
+}
+
+pub async fn public(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_public_rooms::v3::Request>,
+) -> ApiResult<get_public_rooms::v3::Response> {
+    let b = &r.body;
+    let (chunk, next, prev, total) = public_rooms(
+        &h,
+        b.server.as_ref(),
+        b.since.as_deref(),
+        b.limit,
+        None,
+        &[],
+    )?;
+    let mut resp = get_public_rooms::v3::Response::new(chunk);
+    resp.next_batch = next;
+    resp.prev_batch = prev;
+    resp.total_room_count_estimate = Some(total);
+    Ok(RumaResponse(resp))
+}
+
+pub async fn public_filtered(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_public_rooms_filtered::v3::Request>,
+) -> ApiResult<get_public_rooms_filtered::v3::Response> {
+    let b = &r.body;
+    let types: Vec<Option<String>> = b
+        .filter
+        .room_types
+        .iter()
+        .map(|t| {
+            serde_json::to_value(t)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        })
+        .collect();
+    let (chunk, next, prev, total) = public_rooms(
+        &h,
+        b.server.as_ref(),
+        b.since.as_deref(),
+        b.limit,
+        b.filter.generic_search_term.as_deref(),
+        &types,
+    )?;
+    let mut resp = get_public_rooms_filtered::v3::Response::new();
+    resp.chunk = chunk;
+    resp.next_batch = next;
+    resp.prev_batch = prev;
+    resp.total_room_count_estimate = Some(total);
+    Ok(RumaResponse(resp))
+}
+
+pub async fn visibility(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_room_visibility::v3::Request>,
+) -> ApiResult<get_room_visibility::v3::Response> {
+    h.rooms.meta_or_404(&r.body.room_id)?;
+    let v = if h.rooms.is_published(&r.body.room_id)? {
+        Visibility::Public
+    } else {
+        Visibility::Private
+    };
+    Ok(RumaResponse(get_room_visibility::v3::Response::new(v)))
+}
+
+/// Publishing takes the power to change the room's published aliases.
+fn may_publish(h: &Haven, room: &RoomId, user: &UserId) -> Result<bool, Error> {
+    let meta = h.rooms.meta_or_404(room)?;
+    let rules = rules_for(&meta.version)?;
+    let view = CurrentState {
+        rooms: &h.rooms,
+        room_id: room,
+    };
+    let pl = power_levels(&view, &rules)?;
+    Ok(h.rooms.is_joined(room, user)?
+        && pl.user_level(user) >= pl.event_level("m.room.canonical_alias", true))
+}
+
+pub async fn set_visibility(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<set_room_visibility::v3::Request>,
+) -> ApiResult<set_room_visibility::v3::Response> {
+    let user = r.user()?;
+    if !may_publish(&h, &r.body.room_id, user)? {
+        return Err(Error::forbidden(
+            "Only members who may change the room's aliases may list it in the directory",
+        ));
+    }
+    h.rooms
+        .set_published(&r.body.room_id, r.body.visibility == Visibility::Public)?;
+    h.db.durable().await?;
+    Ok(RumaResponse(set_room_visibility::v3::Response::new()))
+}
+
+pub async fn search_users(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<search_users::v3::Request>,
+) -> ApiResult<search_users::v3::Response> {
+    let me = r.user()?;
+    let term = r.body.search_term.to_lowercase();
+    let limit = u64::from(r.body.limit).clamp(1, 100) as usize;
+    let mut found = Vec::new();
+    for u in h.rooms.searchable_users(me)? {
+        let profile = h.users.member_profile(&u)?;
+        let name = profile
+            .get("displayname")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let hit = u.as_str().to_lowercase().contains(&term)
+            || name
+                .as_ref()
+                .is_some_and(|n| n.to_lowercase().contains(&term));
+        if hit {
+            let mut user = search_users::v3::User::new(u.clone());
+            user.display_name = name;
+            user.avatar_url = profile
+                .get("avatar_url")
+                .and_then(Value::as_str)
+                .and_then(|a| a.try_into().ok());
+            found.push(user);
+        }
+    }
+    let limited = found.len() > limit;
+    found.truncate(limit);
+    Ok(RumaResponse(search_users::v3::Response::new(
+        found, limited,
+    )))
+}
+
+fn own(r_user: &UserId, path_user: &UserId) -> Result<(), Error> {
+    if r_user == path_user {
+        Ok(())
+    } else {
+        Err(Error::forbidden(
+            "You may only see and change your own tags",
+        ))
+    }
+}
+
+fn tags_of(h: &Haven, user: &UserId, room: &RoomId) -> Result<Value, Error> {
+    Ok(account_data::get(&h.db, user, Some(room), "m.tag")?
+        .unwrap_or_else(|| json!({ "tags": {} })))
+}
+
+pub async fn tags(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_tags::v3::Request>,
+) -> ApiResult<get_tags::v3::Response> {
+    own(r.user()?, &r.body.user_id)?;
+    let v = tags_of(&h, &r.body.user_id, &r.body.room_id)?;
+    let tags: Tags = serde_json::from_value(v["tags"].clone()).unwrap_or_default();
+    Ok(RumaResponse(get_tags::v3::Response::new(tags)))
+}
+
+pub async fn set_tag(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<create_tag::v3::Request>,
+) -> ApiResult<create_tag::v3::Response> {
+    let b = &r.body;
+    own(r.user()?, &b.user_id)?;
+    let mut v = tags_of(&h, &b.user_id, &b.room_id)?;
+    v["tags"][b.tag.as_str()] = serde_json::to_value(&b.tag_info).map_err(Error::internal)?;
+    account_data::set(&h.db, &h.stream, &b.user_id, Some(&b.room_id), "m.tag", v).await?;
+    Ok(RumaResponse(create_tag::v3::Response::new()))
+}
+
+pub async fn delete_tag(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<delete_tag::v3::Request>,
+) -> ApiResult<delete_tag::v3::Response> {
+    let b = &r.body;
+    own(r.user()?, &b.user_id)?;
+    let mut v = tags_of(&h, &b.user_id, &b.room_id)?;
+    if let Some(t) = v["tags"].as_object_mut() {
+        t.remove(&b.tag);
+    }
+    account_data::set(&h.db, &h.stream, &b.user_id, Some(&b.room_id), "m.tag", v).await?;
+    Ok(RumaResponse(delete_tag::v3::Response::new()))
+}
+
+/// No appservice here declares third-party protocols.
+pub async fn protocols(
+    _: State<Arc<Haven>>,
+    r: Ruma<get_protocols::v3::Request>,
+) -> ApiResult<get_protocols::v3::Response> {
+    r.user()?;
+    Ok(RumaResponse(get_protocols::v3::Response::new(
+        BTreeMap::new(),
+    )))
+}
+
+async fn store_report(h: &Haven, room: &RoomId, report: Value) -> Result<(), Error> {
+    let n = h.db.meta_u64("report_seq")? + 1;
+    h.db.put_meta_u64("report_seq", n)?;
+    h.db.t
+        .reports
+        .put(&(room.to_string(), n), &crate::storage::Json(report))?;
+    h.db.durable().await?;
+    Ok(())
+}
+
+/// `POST /rooms/{roomId}/report/{eventId}`: kept for the server's admins.
+pub async fn report_event(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<report_content::v3::Request>,
+) -> ApiResult<report_content::v3::Response> {
+    let s = r.session()?;
+    let b = &r.body;
+    visible_event(&h, &b.room_id, &s.user_id, &b.event_id)?;
+    store_report(
+        &h,
+        &b.room_id,
+        json!({"by": s.user_id, "event_id": b.event_id, "reason": b.reason, "ts": now()}),
+    )
+    .await?;
+    Ok(RumaResponse(report_content::v3::Response::new()))
+}
+
+/// `POST /rooms/{roomId}/report`: kept for the server's admins.
+pub async fn report_room(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<report_room::v3::Request>,
+) -> ApiResult<report_room::v3::Response> {
+    let s = r.session()?;
+    h.rooms.meta_or_404(&r.body.room_id)?;
+    store_report(
+        &h,
+        &r.body.room_id,
+        json!({"by": s.user_id, "reason": r.body.reason, "ts": now()}),
+    )
+    .await?;
+    Ok(RumaResponse(report_room::v3::Response::new()))
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
