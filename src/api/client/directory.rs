@@ -30,6 +30,9 @@ use crate::{
     Haven,
 };
 
+/// A page of the directory: rooms, next and previous tokens, total.
+type Page = (Vec<PublicRoomsChunk>, Option<String>, Option<String>, UInt);
+
 /// One page of the published rooms matching `term` (name, topic or alias) and `types`.
 fn public_rooms(
     h: &Haven,
@@ -38,7 +41,7 @@ fn public_rooms(
     limit: Option<UInt>,
     term: Option<&str>,
     types: &[Option<String>],
-) -> Result<(Vec<PublicRoomsChunk>, Option<String>, Option<String>, UInt), Error> {
+) -> Result<Page, Error> {
     if server.is_some_and(|s| *s != h.config.server_name) {
         return Err(Error::bad_request(
             ErrCode::Unknown,
@@ -214,7 +217,7 @@ pub async fn search_users(
             user.avatar_url = profile
                 .get("avatar_url")
                 .and_then(Value::as_str)
-                .and_then(|a| a.try_into().ok());
+                .map(Into::into);
             found.push(user);
         }
     }
