@@ -106,6 +106,7 @@ fn build(
     let mut rooms = Rooms::new();
     let room_filter = &p.filter.room;
 
+    let ignored = account_data::ignored_users(&h.db, user)?;
     for (room_id, m) in h.rooms.user_rooms(user)? {
         if !filter::room_allowed(room_filter, &room_id) || m.pos > upto {
             continue;
@@ -130,7 +131,10 @@ fn build(
                     rooms.join.insert(room_id, jr);
                 }
             }
-            "invite" if (p.since.is_none_or(|s| m.pos > s) || p.full_state) => {
+            "invite"
+                if (p.since.is_none_or(|s| m.pos > s) || p.full_state)
+                    && !invited_by_ignored(h, &m.event_id, &ignored)? =>
+            {
                 rooms
                     .invite
                     .insert(room_id.clone(), invited_room(h, &room_id, &m.event_id)?);
@@ -389,6 +393,20 @@ fn joined_room(
     }
     let _ = since_pos;
     Ok(Some(jr))
+}
+
+/// Whether the invite `event` came from someone the user ignores (such invites are not sent).
+fn invited_by_ignored(
+    h: &Haven,
+    event: &ruma::EventId,
+    ignored: &[ruma::OwnedUserId],
+) -> Result<bool> {
+    if ignored.is_empty() {
+        return Ok(false);
+    }
+    Ok(h.rooms
+        .get_pdu(event)?
+        .is_some_and(|p| ignored.contains(&p.sender)))
 }
 
 /// Notifications (by the user's push rules) after their latest read receipt.

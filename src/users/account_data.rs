@@ -74,3 +74,19 @@ pub fn since(db: &Storage, user: &UserId, since: u64) -> Result<Vec<(String, Str
     }
     Ok(out)
 }
+
+/// The users `user` ignores (`m.ignored_user_list`): their events are left out of what
+/// `user` is sent.
+pub fn ignored_users(db: &Storage, user: &UserId) -> Result<Vec<ruma::OwnedUserId>> {
+    let Some(v) = get(db, user, None, "m.ignored_user_list")? else {
+        return Ok(Vec::new());
+    };
+    Ok(v["ignored_users"]
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| ruma::UserId::parse(k).ok())
+                .collect()
+        })
+        .unwrap_or_default())
+}

@@ -242,7 +242,13 @@ pub async fn messages(
     r: Ruma<get_message_events::v3::Request>,
 ) -> ApiResult<get_message_events::v3::Response> {
     let s = r.session()?;
-    let b = &r.body;
+    let mut body = r.body.clone();
+    body.filter
+        .not_senders
+        .extend(crate::users::account_data::ignored_users(
+            &h.db, &s.user_id,
+        )?);
+    let b = &body;
     let vis = visible(&h, &b.room_id, &s.user_id)?;
     let now = h.stream.current();
     let dir = if b.dir == Direction::Backward {

@@ -518,6 +518,15 @@ pub async fn sync(
         }
         Some(_) => Default::default(),
     };
+    let mut filter = filter;
+    // Ignored users' events stay out of the timeline (their state still counts).
+    filter
+        .room
+        .timeline
+        .not_senders
+        .extend(crate::users::account_data::ignored_users(
+            &h.db, &s.user_id,
+        )?);
     let params = SyncParams {
         since: r.body.since.as_deref().map(parse_token).transpose()?,
         full_state: r.body.full_state,
