@@ -227,6 +227,14 @@ pub fn router(h: Arc<Haven>) -> Router {
         r = add::<rm2::report_content::v3::Request, _, _>(r, dir::report_event);
         r = add::<rm2::report_room::v3::Request, _, _>(r, dir::report_room);
     }
+    r = add::<ruma::api::client::presence::set_presence::v3::Request, _, _>(
+        r,
+        client::presence::set,
+    );
+    r = add::<ruma::api::client::presence::get_presence::v3::Request, _, _>(
+        r,
+        client::presence::get,
+    );
     r = add::<push::get_pushrules_all::v3::Request, _, _>(r, pu::all);
     r = add::<push::get_pushrules_global_scope::v3::Request, _, _>(r, pu::global);
     r = add::<push::get_pushrule::v3::Request, _, _>(r, pu::get);

@@ -75,6 +75,10 @@ pub struct Tables {
     pub aliases: Table<String, Json<AliasRecord>>,
     /// media id -> metadata of a local upload (the content is on disk, by hash).
     pub media: Table<String, Json<crate::media::MediaRecord>>,
+    /// user -> their presence.
+    pub presence: Table<String, Json<crate::users::presence::Presence>>,
+    /// stream position -> user whose presence changed then.
+    pub presence_by_pos: Table<u64, String>,
     /// room -> present when published in the public room directory.
     pub published_rooms: Table<String, ()>,
     /// (room, report id) -> a content report, for admins.
@@ -141,6 +145,8 @@ impl Tables {
             cross_signing_keys: Table::new(t("cross_signing_keys")?),
             backup_versions: Table::new(t("backup_versions")?),
             published_rooms: Table::new(t("published_rooms")?),
+            presence: Table::new(t("presence")?),
+            presence_by_pos: Table::new(t("presence_by_pos")?),
             reports: Table::new(t("reports")?),
             backup_keys: Table::new(t("backup_keys")?),
             push_actions: Table::new(t("push_actions")?),

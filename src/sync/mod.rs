@@ -92,6 +92,7 @@ fn is_empty(r: &sync_events::v3::Response) -> bool {
         && r.to_device.events.is_empty()
         && r.device_lists.changed.is_empty()
         && r.device_lists.left.is_empty()
+        && r.presence.events.is_empty()
 }
 
 fn build(
@@ -191,6 +192,9 @@ fn build(
     let mut resp = sync_events::v3::Response::new(make_token(upto));
     resp.rooms = rooms;
     resp.account_data = account;
+    for ev in crate::users::presence::events(&h.db, &h.rooms, user, p.since, upto)? {
+        resp.presence.events.push(raw(&ev)?);
+    }
     for ev in crate::users::to_device::take(&h.db, user, &session.device_id, p.since, upto)? {
         resp.to_device.events.push(raw(&ev)?);
     }

@@ -5,6 +5,7 @@ pub mod cross_signing;
 pub mod key_backup;
 pub mod keys;
 pub mod password;
+pub mod presence;
 pub mod to_device;
 pub mod uiaa;
 

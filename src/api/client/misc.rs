@@ -518,6 +518,11 @@ pub async fn sync(
         }
         Some(_) => Default::default(),
     };
+    // Syncing marks the user active (online unless the client says otherwise).
+    let state = r.body.set_presence.to_string();
+    if state != "offline" {
+        crate::users::presence::set(&h.db, &h.stream, &s.user_id, &state, None).await?;
+    }
     let mut filter = filter;
     // Ignored users' events stay out of the timeline (their state still counts).
     filter

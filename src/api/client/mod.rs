@@ -8,6 +8,7 @@ pub mod directory;
 pub mod events;
 pub mod keys;
 pub mod misc;
+pub mod presence;
 pub mod push;
 pub mod relations;
 pub mod rooms;
