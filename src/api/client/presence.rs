@@ -61,7 +61,7 @@ pub async fn get(
         resp.currently_active = c["currently_active"].as_bool();
         resp.last_active_ago = c["last_active_ago"]
             .as_u64()
-            .and_then(|ms| UInt::new(ms))
+            .and_then(UInt::new)
             .map(|ms| std::time::Duration::from_millis(ms.into()));
     }
     Ok(RumaResponse(resp))
