@@ -167,6 +167,60 @@ async fn directories_tags_and_reports() {
         .await;
     assert_eq!(t["tags"], json!({}));
 
+    // Room summaries: public rooms for anyone (by ID or alias, even without a token),
+    // private ones for their members only.
+    let (st, sum) = carol
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v1/room_summary/{town}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{sum}");
+    assert_eq!(
+        (sum["name"].as_str(), sum["num_joined_members"].as_u64()),
+        (Some("Town square"), Some(2))
+    );
+    // ruma leaves out the default join rule, "public".
+    assert!(sum.get("join_rule").is_none_or(|j| j == "public"), "{sum}");
+    assert!(sum["room_version"].is_string());
+    let (st, _) = carol
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v1/room_summary/%23town:localhost:{}",
+                s.port
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200);
+    let anon = reqwest::Client::new()
+        .get(format!(
+            "{}/_matrix/client/unstable/im.nheko.summary/rooms/{town}/summary",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), 200);
+    let (st, _) = carol
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v1/room_summary/{secret}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (st, sum) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v1/room_summary/{secret}"),
+            None,
+        )
+        .await;
+    assert_eq!((st, sum["membership"].as_str()), (200, Some("join")));
+
     // Third-party protocols: none here.
     let (st, p) = bob
         .raw("GET", "/_matrix/client/v3/thirdparty/protocols", None)

@@ -226,6 +226,7 @@ pub fn router(h: Arc<Haven>) -> Router {
         r = add::<thirdparty::get_protocols::v3::Request, _, _>(r, dir::protocols);
         r = add::<rm2::report_content::v3::Request, _, _>(r, dir::report_event);
         r = add::<rm2::report_room::v3::Request, _, _>(r, dir::report_room);
+        r = add::<rm2::get_summary::v1::Request, _, _>(r, dir::summary);
     }
     r = add::<ruma::api::client::presence::set_presence::v3::Request, _, _>(
         r,

@@ -338,3 +338,48 @@ fn now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// `GET /v1/room_summary/{roomIdOrAlias}` (and MSC3266's unstable path): what a room is,
+/// for those who may see it — members and invitees, or anyone when the room is public,
+/// knockable or world-readable.
+pub async fn summary(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::client::room::get_summary::v1::Request>,
+) -> ApiResult<ruma::api::client::room::get_summary::v1::Response> {
+    let not_found = || Error::not_found("Room not found, or not visible to you");
+    let room = match ruma::OwnedRoomId::try_from(r.body.room_id_or_alias.as_str()) {
+        Ok(id) => id,
+        Err(_) => {
+            let alias = ruma::RoomAliasId::parse(r.body.room_id_or_alias.as_str())
+                .map_err(|_| not_found())?;
+            h.rooms.resolve_alias(&alias)?.ok_or_else(not_found)?
+        }
+    };
+    let meta = h.rooms.meta(&room)?.ok_or_else(not_found)?;
+    let viewer = r.session().ok().map(|s| s.user_id.clone());
+    let membership = match &viewer {
+        Some(u) => h.rooms.membership(&room, u)?.map(|m| m.membership),
+        None => None,
+    };
+    let mut entry = h.rooms.directory_entry(&room)?;
+    let open = matches!(
+        entry["join_rule"].as_str(),
+        Some("public" | "knock" | "knock_restricted")
+    ) || entry["world_readable"] == true;
+    let member = matches!(membership.as_deref(), Some("join" | "invite" | "knock"));
+    if !open && !member {
+        return Err(not_found());
+    }
+    entry["room_version"] = json!(meta.version);
+    let encryption = h
+        .rooms
+        .current_state(&room, &"m.room.encryption".into(), "")?
+        .and_then(|e| e.content_value()["algorithm"].as_str().map(str::to_owned));
+    if let Some(a) = encryption {
+        entry["encryption"] = json!(a);
+    }
+    let summary = serde_json::from_value(entry).map_err(Error::internal)?;
+    let mut resp = ruma::api::client::room::get_summary::v1::Response::new(summary);
+    resp.membership = membership.map(|m| m.as_str().into());
+    Ok(RumaResponse(resp))
+}
