@@ -155,3 +155,96 @@ pub async fn download_named(
 pub async fn config(State(h): State<Arc<Haven>>, _auth: Authed) -> Json<serde_json::Value> {
     Json(json!({ "m.upload.size": h.media.max_bytes }))
 }
+
+#[derive(Debug, serde::Deserialize)]
+pub struct ThumbnailQuery {
+    width: u32,
+    height: u32,
+    #[serde(default)]
+    method: Option<String>,
+}
+
+async fn thumb(
+    h: &Haven,
+    server: &str,
+    media_id: &str,
+    q: ThumbnailQuery,
+) -> Result<Response, Error> {
+    use crate::media::thumbnail::{self, Method};
+    if server != h.config.server_name.as_str() {
+        return Err(Error::not_found(
+            "Remote media is not available without federation",
+        ));
+    }
+    let method = match q.method.as_deref() {
+        None | Some("scale") => Method::Scale,
+        Some("crop") => Method::Crop,
+        Some(_) => return Err(Error::invalid_param("method must be crop or scale")),
+    };
+    if q.width == 0 || q.height == 0 {
+        return Err(Error::invalid_param("width and height must be positive"));
+    }
+    let (rec, path) = h
+        .media
+        .get(&h.db, media_id)?
+        .ok_or_else(|| Error::not_found("Media not found"))?;
+    let ct = rec.content_type.clone().unwrap_or_default();
+    if !thumbnail::supported(&ct) {
+        return Err(Error::bad_request(
+            crate::error::ErrCode::Unknown,
+            "No thumbnail can be made of this media",
+        ));
+    }
+    let dir = h.media.dir().to_owned();
+    let sha = rec.sha256.clone();
+    let (bytes, out_type) = tokio::task::spawn_blocking(move || {
+        thumbnail::thumbnail(&dir, &path, &sha, q.width, q.height, method)
+    })
+    .await
+    .map_err(Error::internal)??;
+    let mut resp = bytes.into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(out_type));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline; filename=thumbnail"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400, immutable"),
+    );
+    Ok(resp)
+}
+
+/// `GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}` (authenticated media)
+pub async fn thumbnail(
+    State(h): State<Arc<Haven>>,
+    _auth: Authed,
+    Path((server, id)): Path<(String, String)>,
+    Query(q): Query<ThumbnailQuery>,
+) -> Result<Response, Error> {
+    thumb(&h, &server, &id, q).await
+}
+
+/// Legacy `GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId}`
+pub async fn thumbnail_legacy(
+    State(h): State<Arc<Haven>>,
+    Path((server, id)): Path<(String, String)>,
+    Query(q): Query<ThumbnailQuery>,
+) -> Result<Response, Error> {
+    thumb(&h, &server, &id, q).await
+}
+
+/// `GET /_matrix/client/v1/media/preview_url`: URL previews are not offered (the server
+/// fetching arbitrary URLs for clients is a privacy and SSRF risk this deployment avoids).
+pub async fn preview_url(_auth: Authed) -> Result<Response, Error> {
+    Err(Error::new(
+        axum::http::StatusCode::FORBIDDEN,
+        crate::error::ErrCode::Forbidden,
+        "URL previews are disabled on this server",
+    ))
+}

@@ -109,6 +109,23 @@ pub fn router(h: Arc<Haven>) -> Router {
             "/_matrix/client/v1/media/download/{server}/{id}/{name}",
             get(media::download_named),
         )
+        .route(
+            "/_matrix/client/v1/media/thumbnail/{server}/{id}",
+            get(media::thumbnail),
+        )
+        .route(
+            "/_matrix/media/v3/thumbnail/{server}/{id}",
+            get(media::thumbnail_legacy),
+        )
+        .route(
+            "/_matrix/media/r0/thumbnail/{server}/{id}",
+            get(media::thumbnail_legacy),
+        )
+        .route(
+            "/_matrix/client/v1/media/preview_url",
+            get(media::preview_url),
+        )
+        .route("/_matrix/media/v3/preview_url", get(media::preview_url))
         .route("/_matrix/client/v1/media/config", get(media::config))
         .route("/_matrix/media/v3/config", get(media::config))
         .route(

@@ -1,6 +1,8 @@
 //! The media repository: uploads are streamed to disk while being hashed (never held whole in
 //! memory), stored content-addressed (identical files once), with metadata in the database.
 
+pub mod thumbnail;
+
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
