@@ -12,6 +12,7 @@ pub mod media;
 pub mod push;
 pub mod ratelimit;
 pub mod rooms;
+pub mod search;
 pub mod signing;
 pub mod storage;
 pub mod stream;

@@ -70,6 +70,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     haven::appservice::ensure_senders(&haven).await?;
     haven::appservice::sender::start(haven.clone());
     haven::push::gateway::start(haven.clone());
+    haven::search::start(haven.clone());
     let app = haven::api::router(haven.clone());
     let listener = tokio::net::TcpListener::bind(addr)
         .await

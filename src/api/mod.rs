@@ -253,6 +253,10 @@ pub fn router(h: Arc<Haven>) -> Router {
         r,
         client::presence::get,
     );
+    r = add::<ruma::api::client::search::search_events::v3::Request, _, _>(
+        r,
+        client::search::search,
+    );
     r = add::<push::get_pushrules_all::v3::Request, _, _>(r, pu::all);
     r = add::<push::get_pushrules_global_scope::v3::Request, _, _>(r, pu::global);
     r = add::<push::get_pushrule::v3::Request, _, _>(r, pu::get);

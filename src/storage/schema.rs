@@ -75,6 +75,8 @@ pub struct Tables {
     pub aliases: Table<String, Json<AliasRecord>>,
     /// media id -> metadata of a local upload (the content is on disk, by hash).
     pub media: Table<String, Json<crate::media::MediaRecord>>,
+    /// (word, room, stream position) -> present: the full-text search index.
+    pub search_index: Table<(String, String, u64), ()>,
     /// user -> their presence.
     pub presence: Table<String, Json<crate::users::presence::Presence>>,
     /// stream position -> user whose presence changed then.
@@ -146,6 +148,7 @@ impl Tables {
             backup_versions: Table::new(t("backup_versions")?),
             published_rooms: Table::new(t("published_rooms")?),
             presence: Table::new(t("presence")?),
+            search_index: Table::new(t("search_index")?),
             presence_by_pos: Table::new(t("presence_by_pos")?),
             reports: Table::new(t("reports")?),
             backup_keys: Table::new(t("backup_keys")?),

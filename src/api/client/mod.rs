@@ -12,3 +12,4 @@ pub mod presence;
 pub mod push;
 pub mod relations;
 pub mod rooms;
+pub mod search;
