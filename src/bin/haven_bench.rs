@@ -153,10 +153,12 @@ async fn main() -> Res<()> {
     let mut bin = std::env::current_exe()?.with_file_name("haven");
     let mut messages: usize = 8000;
     let mut growth: Option<usize> = None;
+    let mut search: Option<usize> = None;
     let mut appservice_rate: Option<u64> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--growth" => growth = Some(args.next().ok_or("--growth N")?.parse()?),
+            "--search" => search = Some(args.next().ok_or("--search N")?.parse()?),
             "--appservice" => {
                 appservice_rate = Some(args.next().ok_or("--appservice RATE")?.parse()?)
             }
@@ -200,6 +202,13 @@ async fn main() -> Res<()> {
     let idle_rss = rss_kb(pid);
     if let (Some(rate), Some(rx)) = (appservice_rate, receiver) {
         let r = appservice_delivery(api, rate, rx).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if let Some(n) = search {
+        let r = search_latency(api, n).await;
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
@@ -530,5 +539,90 @@ async fn appservice_delivery(api: Arc<Api>, rate: u64, rx: Shared) -> Res<()> {
         h.value_at_quantile(0.99) as f64 / 1000.0,
         h.max() as f64 / 1000.0
     );
+    Ok(())
+}
+
+/// `--search N`: N messages over 20 rooms from an 2,000-word vocabulary, then /search latency
+/// for a common word, two words together, and a rare word (50 queries each).
+async fn search_latency(api: Arc<Api>, n: usize) -> Res<()> {
+    let tok = api.register("searcher").await?;
+    let mut rooms = Vec::new();
+    for _ in 0..20 {
+        rooms.push(api.create_room(&tok, false).await?);
+    }
+    let rooms = Arc::new(rooms);
+    // Word k appears about 1/(k+1) as often as word 0 (a Zipf-like spread, as in real chat).
+    let word = |x: u64| -> String {
+        let k = (2000.0 * ((x % 10_000) as f64 / 10_000.0).powi(3)) as u64;
+        format!("w{k}")
+    };
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (api, tok, rooms) = (api.clone(), tok.clone(), rooms.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ (w as u64);
+            for i in (w..n).step_by(8) {
+                let mut body = String::new();
+                for _ in 0..8 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    body.push_str(&word(x));
+                    body.push(' ');
+                }
+                api.send(&tok, &rooms[i % rooms.len()], &format!("s{i}"), &body)
+                    .await?;
+            }
+            Res::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    println!("sent {n} messages in {:.1} s", t0.elapsed().as_secs_f64());
+    let query = |term: &str| json!({"search_categories": {"room_events": {"search_term": term, "order_by": "recent", "filter": {"limit": 10}}}});
+    // The first query waits for the indexer to catch up.
+    let t = Instant::now();
+    api.call(
+        reqwest::Method::POST,
+        "/_matrix/client/v3/search",
+        Some(&tok),
+        Some(query("w0")),
+    )
+    .await?;
+    println!(
+        "first search (after indexing catches up): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    for (name, term) in [
+        ("common word", "w0"),
+        ("two words", "w0 w1"),
+        ("rare word", "w1900"),
+    ] {
+        let mut lat = Vec::new();
+        let mut count = 0;
+        for _ in 0..50 {
+            let t = Instant::now();
+            let v = api
+                .call(
+                    reqwest::Method::POST,
+                    "/_matrix/client/v3/search",
+                    Some(&tok),
+                    Some(query(term)),
+                )
+                .await?;
+            lat.push(t.elapsed());
+            count = v["search_categories"]["room_events"]["count"]
+                .as_u64()
+                .unwrap_or(0);
+        }
+        lat.sort();
+        println!(
+            "search {name} ({count} matches): p50 {:.1} ms, p99 {:.1} ms",
+            lat[lat.len() / 2].as_secs_f64() * 1000.0,
+            lat[lat.len() * 99 / 100].as_secs_f64() * 1000.0
+        );
+    }
     Ok(())
 }
