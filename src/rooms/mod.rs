@@ -12,6 +12,7 @@ pub mod relations;
 pub mod state;
 pub mod timeline;
 pub mod typing;
+pub mod upgrade;
 pub mod visibility;
 
 use std::{

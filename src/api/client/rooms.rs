@@ -297,3 +297,26 @@ pub async fn joined(
         h.rooms.joined_rooms(r.user()?)?,
     )))
 }
+
+/// `POST /rooms/{roomId}/upgrade`
+pub async fn upgrade(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::client::room::upgrade_room::v3::Request>,
+) -> ApiResult<ruma::api::client::room::upgrade_room::v3::Response> {
+    let user = r.user()?.clone();
+    let version = r.body.new_version.clone();
+    if !crate::rooms::SUPPORTED_VERSIONS.contains(&version) {
+        return Err(Error::bad_request(
+            ErrCode::UnsupportedRoomVersion,
+            format!("Room version {version} is not supported"),
+        ));
+    }
+    let profile = h.users.member_profile(&user)?;
+    let new = h
+        .rooms
+        .upgrade(&r.body.room_id, &user, version, profile)
+        .await?;
+    Ok(RumaResponse(
+        ruma::api::client::room::upgrade_room::v3::Response::new(new),
+    ))
+}
