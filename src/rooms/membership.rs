@@ -1,7 +1,7 @@
 //! Membership: who is in which room, and the join/invite/leave/kick/ban/unban actions, each of
 //! which is an `m.room.member` event checked by the room version's auth rules.
 
-use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{events::StateEventType, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{json, Map, Value};
 
 use super::{MemberRecord, Rooms};
@@ -98,8 +98,78 @@ impl Rooms {
         if let Some(r) = reason {
             content.insert("reason".into(), json!(r));
         }
+        if let Some(via) = self.restricted_join_authoriser(room_id, user)? {
+            content.insert("join_authorised_via_users_server".into(), json!(via));
+        }
         let t = EventTemplate::state("m.room.member", user.as_str(), Value::Object(content));
         self.append(room_id, user, t, None).await
+    }
+
+    /// Knocks on a room (versions 7+, join rule `knock` or `knock_restricted`).
+    pub async fn knock(
+        &self,
+        room_id: &RoomId,
+        user: &OwnedUserId,
+        profile: Map<String, Value>,
+        reason: Option<String>,
+    ) -> Result<PduRef> {
+        self.meta_or_404(room_id)?;
+        let mut content = profile;
+        content.insert("membership".into(), json!("knock"));
+        if let Some(r) = reason {
+            content.insert("reason".into(), json!(r));
+        }
+        let t = EventTemplate::state("m.room.member", user.as_str(), Value::Object(content));
+        self.append(room_id, user, t, None).await
+    }
+
+    /// For a restricted room (`restricted` / `knock_restricted`) that `user` is not invited
+    /// to: a local member who may invite, to vouch for the join, when `user` is in one of the
+    /// rooms the rule allows. `None` when the join needs no voucher (the auth rules decide).
+    fn restricted_join_authoriser(
+        &self,
+        room_id: &RoomId,
+        user: &UserId,
+    ) -> Result<Option<OwnedUserId>> {
+        let Some(rules) = self.current_state(room_id, &StateEventType::RoomJoinRules, "")? else {
+            return Ok(None);
+        };
+        let c = rules.content_value();
+        let rule = c["join_rule"].as_str().unwrap_or_default();
+        if !matches!(rule, "restricted" | "knock_restricted") {
+            return Ok(None);
+        }
+        let current = self.membership(room_id, user)?.map(|m| m.membership);
+        if matches!(current.as_deref(), Some("join" | "invite")) {
+            return Ok(None);
+        }
+        let allowed = c["allow"].as_array().into_iter().flatten().any(|a| {
+            a["type"] == "m.room_membership"
+                && a["room_id"]
+                    .as_str()
+                    .and_then(|r| RoomId::parse(r).ok())
+                    .is_some_and(|r| self.is_joined(&r, user).unwrap_or(false))
+        });
+        if !allowed {
+            return Err(Error::forbidden(
+                "You are not in any of the rooms this room's join rule allows",
+            ));
+        }
+        let meta = self.meta_or_404(room_id)?;
+        let rules = super::rules_for(&meta.version)?;
+        let view = super::CurrentState {
+            rooms: self,
+            room_id,
+        };
+        let pl = super::state::power_levels(&view, &rules)?;
+        let voucher = self
+            .joined_members(room_id)?
+            .into_iter()
+            .filter(|m| m.server_name() == self.server_name())
+            .find(|m| pl.user_level(m) >= pl.invite);
+        voucher
+            .map(Some)
+            .ok_or_else(|| Error::forbidden("Nobody on this server can vouch for your join"))
     }
 
     /// Leaves a room, or rejects an invite.

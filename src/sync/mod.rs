@@ -86,6 +86,7 @@ pub async fn sync(
 
 fn is_empty(r: &sync_events::v3::Response) -> bool {
     r.rooms.join.is_empty()
+        && r.rooms.knock.is_empty()
         && r.rooms.invite.is_empty()
         && r.rooms.leave.is_empty()
         && r.account_data.events.is_empty()
@@ -139,6 +140,11 @@ fn build(
                 rooms
                     .invite
                     .insert(room_id.clone(), invited_room(h, &room_id, &m.event_id)?);
+            }
+            "knock" if (p.since.is_none_or(|s| m.pos > s) || p.full_state) => {
+                let mut kr = ruma::api::client::sync::sync_events::v3::KnockedRoom::new();
+                kr.knock_state.events = invited_room(h, &room_id, &m.event_id)?.invite_state.events;
+                rooms.knock.insert(room_id, kr);
             }
             "leave" | "ban" => {
                 let show = match p.since {

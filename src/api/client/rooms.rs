@@ -320,3 +320,23 @@ pub async fn upgrade(
         ruma::api::client::room::upgrade_room::v3::Response::new(new),
     ))
 }
+
+/// `POST /knock/{roomIdOrAlias}`
+pub async fn knock(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::client::knock::knock_room::v3::Request>,
+) -> ApiResult<ruma::api::client::knock::knock_room::v3::Response> {
+    let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
+    let user = r.user()?;
+    h.rooms
+        .knock(
+            &room_id,
+            user,
+            h.users.member_profile(user)?,
+            r.body.reason.clone(),
+        )
+        .await?;
+    Ok(RumaResponse(
+        ruma::api::client::knock::knock_room::v3::Response::new(room_id),
+    ))
+}
