@@ -258,6 +258,7 @@ pub fn router(h: Arc<Haven>) -> Router {
         client::search::search,
     );
     r = add::<room::upgrade_room::v3::Request, _, _>(r, rm::upgrade);
+    r = add::<ruma::api::client::sync::sync_events::v5::Request, _, _>(r, misc::sliding_sync);
     r = add::<ruma::api::client::knock::knock_room::v3::Request, _, _>(r, rm::knock);
     r = add::<push::get_pushrules_all::v3::Request, _, _>(r, pu::all);
     r = add::<push::get_pushrules_global_scope::v3::Request, _, _>(r, pu::global);

@@ -612,3 +612,18 @@ pub async fn send_to_device(
         ruma::api::client::to_device::send_event_to_device::v3::Response::new(),
     ))
 }
+
+/// Simplified sliding sync (MSC4186).
+pub async fn sliding_sync(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::client::sync::sync_events::v5::Request>,
+) -> ApiResult<ruma::api::client::sync::sync_events::v5::Response> {
+    let s = r.session()?;
+    let state = r.body.set_presence.to_string();
+    if state != "offline" {
+        crate::users::presence::set(&h.db, &h.stream, &s.user_id, &state, None).await?;
+    }
+    Ok(RumaResponse(
+        crate::sync::sliding::sync(&h, s, &r.body).await?,
+    ))
+}
