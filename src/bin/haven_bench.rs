@@ -154,11 +154,15 @@ async fn main() -> Res<()> {
     let mut messages: usize = 8000;
     let mut growth: Option<usize> = None;
     let mut search: Option<usize> = None;
+    let mut sliding: Option<usize> = None;
+    let mut thumbs: Option<usize> = None;
     let mut appservice_rate: Option<u64> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--growth" => growth = Some(args.next().ok_or("--growth N")?.parse()?),
             "--search" => search = Some(args.next().ok_or("--search N")?.parse()?),
+            "--sliding" => sliding = Some(args.next().ok_or("--sliding ROOMS")?.parse()?),
+            "--thumbnails" => thumbs = Some(args.next().ok_or("--thumbnails N")?.parse()?),
             "--appservice" => {
                 appservice_rate = Some(args.next().ok_or("--appservice RATE")?.parse()?)
             }
@@ -202,6 +206,17 @@ async fn main() -> Res<()> {
     let idle_rss = rss_kb(pid);
     if let (Some(rate), Some(rx)) = (appservice_rate, receiver) {
         let r = appservice_delivery(api, rate, rx).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if sliding.is_some() || thumbs.is_some() {
+        let r = match (sliding, thumbs) {
+            (Some(n), _) => sliding_latency(api, n).await,
+            (_, Some(n)) => thumbnail_throughput(api, n).await,
+            _ => Ok(()),
+        };
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
@@ -622,6 +637,96 @@ async fn search_latency(api: Arc<Api>, n: usize) -> Res<()> {
             "search {name} ({count} matches): p50 {:.1} ms, p99 {:.1} ms",
             lat[lat.len() / 2].as_secs_f64() * 1000.0,
             lat[lat.len() * 99 / 100].as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
+
+fn percentiles(mut lat: Vec<Duration>) -> (f64, f64) {
+    lat.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (
+        ms(lat[lat.len() / 2]),
+        ms(lat[(lat.len() * 99 / 100).min(lat.len() - 1)]),
+    )
+}
+
+/// `--sliding N`: a user in N rooms (one message each); the sliding-sync list response of a new
+/// connection (first 20 rooms by recency, room name, one timeline event), 30 times.
+async fn sliding_latency(api: Arc<Api>, n: usize) -> Res<()> {
+    let tok = api.register("slider").await?;
+    for i in 0..n {
+        let room = api.create_room(&tok, false).await?;
+        api.send(&tok, &room, &format!("m{i}"), &format!("hello {i}"))
+            .await?;
+    }
+    let body = json!({"lists": {"all": {"ranges": [[0, 19]], "required_state": [["m.room.name", ""]], "timeline_limit": 1}}});
+    let path = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync";
+    let mut lat = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        let v = api
+            .call(reqwest::Method::POST, path, Some(&tok), Some(body.clone()))
+            .await?;
+        lat.push(t.elapsed());
+        if v["lists"]["all"]["count"].as_u64() != Some(n as u64) {
+            return Err(format!("list count {}", v["lists"]["all"]["count"]).into());
+        }
+    }
+    let (p50, p99) = percentiles(lat);
+    println!("sliding sync list (user in {n} rooms, first 20, new connection): p50 {p50:.1} ms, p99 {p99:.1} ms");
+    Ok(())
+}
+
+/// `--thumbnails N`: one 1024x768 photo-like PNG, N thumbnails of distinct sizes (each made
+/// afresh) by 4 concurrent clients, then the same again (served from the cache).
+async fn thumbnail_throughput(api: Arc<Api>, n: usize) -> Res<()> {
+    let tok = api.register("thumbs").await?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_fn(1024, 768, |x, y| {
+        image::Rgb([(x ^ y) as u8, (x / 4) as u8, (y / 3) as u8])
+    })
+    .write_to(&mut png, image::ImageFormat::Png)?;
+    let up: serde_json::Value = api
+        .http
+        .post(format!("{}/_matrix/media/v3/upload", api.base))
+        .bearer_auth(&tok)
+        .header("content-type", "image/png")
+        .body(png.into_inner())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mxc = up["content_uri"]
+        .as_str()
+        .ok_or("no content_uri")?
+        .trim_start_matches("mxc://")
+        .to_owned();
+    for round in ["made", "cached"] {
+        let t0 = Instant::now();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let (api, tok, mxc) = (api.clone(), tok.clone(), mxc.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in (w..n).step_by(4) {
+                    let size = 64 + (i % 400);
+                    let url = format!("{}/_matrix/client/v1/media/thumbnail/{mxc}?width={size}&height={size}&method=scale", api.base);
+                    let r = api.http.get(url).bearer_auth(&tok).send().await?;
+                    if !r.status().is_success() {
+                        return Err(format!("thumbnail {}", r.status()).into());
+                    }
+                    r.bytes().await?;
+                }
+                Res::Ok(())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "thumbnails {round}: {n} in {secs:.2} s = {:.0}/s",
+            n as f64 / secs
         );
     }
     Ok(())
