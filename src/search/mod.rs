@@ -17,7 +17,7 @@ use crate::{
     Haven,
 };
 
-const WATERMARK: &str = "search_indexed_pos";
+const WATERMARK: &str = "search_indexed_pos_v2";
 const BATCH: usize = 500;
 /// Words longer than this are not indexed (nobody types them).
 const MAX_WORD: usize = 64;
@@ -66,6 +66,7 @@ pub fn catch_up(h: &Haven) -> Result<u64> {
         let from = done.saturating_add(1).encode();
         let to = upto.saturating_add(1).encode();
         let mut batch = Batch::default();
+        let mut df: HashMap<String, u64> = HashMap::new();
         let mut last = done;
         let mut n = 0;
         for item in h.db.t.stream_events.range(&from, &to, false).take(BATCH) {
@@ -82,102 +83,121 @@ pub fn catch_up(h: &Haven) -> Result<u64> {
                 continue;
             };
             for w in words(&text) {
-                h.db.t.search_index.batch_put(
+                h.db.t.search_postings.batch_put(
                     &mut batch,
-                    &(w, pdu.room_id.to_string(), pos),
+                    &(w.clone(), u64::MAX - pos, pdu.room_id.to_string()),
                     &(),
                 )?;
+                *df.entry(w).or_insert(0) += 1;
             }
         }
         if n == 0 {
             last = upto;
         }
-        h.db.t.search_index.apply(batch)?;
+        for (w, add) in df {
+            let had = h.db.t.search_df.get(&w)?.unwrap_or(0);
+            h.db.t.search_df.put(&w, &(had + add))?;
+        }
+        h.db.t.search_postings.apply(batch)?;
         h.db.put_meta_u64(WATERMARK, last)?;
         done = last;
     }
     Ok(done)
 }
 
-/// One match: the room, the event's position and ID.
+/// One match: the room and the event's position.
 pub struct Hit {
     pub room: OwnedRoomId,
     pub pos: u64,
     pub rank: f64,
 }
 
+/// A page of matches, newest first.
+pub struct Page {
+    pub hits: Vec<Hit>,
+    /// Exact when the whole index was walked, else an upper bound (the rarest word's count).
+    pub count: u64,
+    pub more: bool,
+    pub terms: Vec<String>,
+}
+
 /// Events in `rooms` (each with what the searcher may see) containing every word of `query`,
-/// newest first or best first. Rank: how rare the query's words are (rarer words weigh more).
+/// newest first, skipping `skip` and returning at most `limit`. The rarest word's postings are
+/// walked newest first and the walk stops once the page is full, so a common word costs no
+/// more than a rare one. Rank: how rare the words are (rarer words weigh more).
 pub fn query(
     h: &Haven,
     query: &str,
     rooms: &[(OwnedRoomId, Visible)],
-    by_rank: bool,
-) -> Result<(Vec<Hit>, Vec<String>)> {
+    skip: usize,
+    limit: usize,
+) -> Result<Page> {
     let terms: Vec<String> = words(query).into_iter().collect();
+    let mut page = Page {
+        hits: Vec::new(),
+        count: 0,
+        more: false,
+        terms: terms.clone(),
+    };
     if terms.is_empty() || rooms.is_empty() {
-        return Ok((Vec::new(), terms));
+        return Ok(page);
     }
     let allowed: HashMap<&str, &Visible> = rooms.iter().map(|(r, v)| (r.as_str(), v)).collect();
-    // Postings of each word, rarest first.
-    let mut postings: Vec<(String, Vec<(String, u64)>)> = Vec::new();
+    let mut by_df: Vec<(String, u64)> = Vec::new();
     for t in &terms {
-        let mut p = Vec::new();
-        for item in h.db.t.search_index.scan_prefix(&prefix(t.as_str())) {
-            let ((_, room, pos), ()) = item?;
-            p.push((room, pos));
-        }
-        postings.push((t.clone(), p));
+        by_df.push((t.clone(), h.db.t.search_df.get(t)?.unwrap_or(0)));
     }
-    postings.sort_by_key(|(_, p)| p.len());
-    let total: f64 = postings
+    by_df.sort_by_key(|(_, n)| *n);
+    let rarest = by_df[0].clone();
+    let rank: f64 = by_df
         .iter()
-        .map(|(_, p)| p.len() as f64)
-        .sum::<f64>()
-        .max(1.0);
-    let rank: f64 = postings
-        .iter()
-        .map(|(_, p)| (total / (p.len() as f64 + 1.0)).ln_1p())
+        .map(|(_, n)| (1.0 + 1.0 / (*n as f64 + 1.0)).ln() * 10.0)
         .sum();
-    let (first, rest) = postings
-        .split_first()
-        .map_or((Vec::new(), &[][..]), |(f, r)| (f.1.clone(), r));
-    let mut hits = Vec::new();
-    for (room, pos) in first {
-        let Ok(room_id) = OwnedRoomId::try_from(room.as_str()) else {
-            continue;
-        };
-        let Some(vis) = allowed.get(room_id.as_str()) else {
+    let mut found = 0usize;
+    let mut exhausted = true;
+    for item in
+        h.db.t
+            .search_postings
+            .scan_prefix(&prefix(rarest.0.as_str()))
+    {
+        let ((_, inv, room), ()) = item?;
+        let pos = u64::MAX - inv;
+        let Some(vis) = allowed.get(room.as_str()) else {
             continue;
         };
         if !vis.contains(pos) {
             continue;
         }
         let mut all = true;
-        for (t, _) in rest {
+        for (t, _) in &by_df[1..] {
             if !h
                 .db
                 .t
-                .search_index
-                .contains(&(t.clone(), room.clone(), pos))?
+                .search_postings
+                .contains(&(t.clone(), inv, room.clone()))?
             {
                 all = false;
                 break;
             }
         }
-        if all {
-            hits.push(Hit {
-                room: room_id,
-                pos,
-                rank,
-            });
+        if !all {
+            continue;
+        }
+        found += 1;
+        if found <= skip {
+            continue;
+        }
+        if page.hits.len() == limit {
+            page.more = true;
+            exhausted = false;
+            break;
+        }
+        if let Ok(room) = OwnedRoomId::try_from(room) {
+            page.hits.push(Hit { room, pos, rank });
         }
     }
-    // Every hit has every word, so rank ties: newest first either way, which is also what
-    // "rank" most usefully means for a support team's history.
-    let _ = by_rank;
-    hits.sort_by_key(|h| std::cmp::Reverse(h.pos));
-    Ok((hits, terms))
+    page.count = if exhausted { found as u64 } else { rarest.1 };
+    Ok(page)
 }
 
 #[cfg(test)]

@@ -75,8 +75,11 @@ pub struct Tables {
     pub aliases: Table<String, Json<AliasRecord>>,
     /// media id -> metadata of a local upload (the content is on disk, by hash).
     pub media: Table<String, Json<crate::media::MediaRecord>>,
-    /// (word, room, stream position) -> present: the full-text search index.
-    pub search_index: Table<(String, String, u64), ()>,
+    /// (word, u64::MAX - stream position, room) -> present: the full-text search index,
+    /// newest first within a word.
+    pub search_postings: Table<(String, u64, String), ()>,
+    /// word -> how many events contain it (the count estimate, and which word to walk).
+    pub search_df: Table<String, u64>,
     /// user -> their presence.
     pub presence: Table<String, Json<crate::users::presence::Presence>>,
     /// stream position -> user whose presence changed then.
@@ -148,7 +151,8 @@ impl Tables {
             backup_versions: Table::new(t("backup_versions")?),
             published_rooms: Table::new(t("published_rooms")?),
             presence: Table::new(t("presence")?),
-            search_index: Table::new(t("search_index")?),
+            search_postings: Table::new(t("search_postings")?),
+            search_df: Table::new(t("search_df")?),
             presence_by_pos: Table::new(t("presence_by_pos")?),
             reports: Table::new(t("reports")?),
             backup_keys: Table::new(t("backup_keys")?),

@@ -42,8 +42,6 @@ pub async fn search(State(h): State<Arc<Haven>>, r: Ruma<se::Request>) -> ApiRes
             rooms.push((room, vis));
         }
     }
-    let by_rank = c.order_by != Some(OrderBy::Recent);
-    let (hits, terms) = search::query(&h, &c.search_term, &rooms, by_rank)?;
     let start: usize = match &r.body.next_batch {
         Some(t) => t
             .parse()
@@ -54,6 +52,9 @@ pub async fn search(State(h): State<Arc<Haven>>, r: Ruma<se::Request>) -> ApiRes
         .filter
         .limit
         .map_or(10, |l| u64::from(l).clamp(1, 100) as usize);
+    // Every match has every word, so "rank" and "recent" agree: newest first.
+    let _ = c.order_by == Some(OrderBy::Recent);
+    let page = search::query(&h, &c.search_term, &rooms, start, limit)?;
     let vis_of: BTreeMap<&OwnedRoomId, _> = rooms.iter().map(|(r, v)| (r, v)).collect();
     let before_n = u64::from(c.event_context.before_limit) as usize;
     let after_n = u64::from(c.event_context.after_limit) as usize;
@@ -61,7 +62,7 @@ pub async fn search(State(h): State<Arc<Haven>>, r: Ruma<se::Request>) -> ApiRes
     let mut results = Vec::new();
     let mut by_room: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let now = h.stream.current();
-    for hit in hits.iter().skip(start).take(limit) {
+    for hit in &page.hits {
         let Some(id) = h.db.t.stream_events.get(&hit.pos)? else {
             continue;
         };
@@ -109,9 +110,9 @@ pub async fn search(State(h): State<Arc<Haven>>, r: Ruma<se::Request>) -> ApiRes
         results.push(res);
     }
     let mut out = ResultRoomEvents::new();
-    out.count = Some(UInt::try_from(hits.len()).unwrap_or_default());
-    out.highlights = terms;
-    out.next_batch = (start + limit < hits.len()).then(|| (start + limit).to_string());
+    out.count = Some(UInt::try_from(page.count).unwrap_or_default());
+    out.highlights = page.terms.clone();
+    out.next_batch = page.more.then(|| (start + limit).to_string());
     out.results = results;
     let grouped_by_room = c
         .groupings
