@@ -11,26 +11,17 @@ async fn directories_tags_and_reports() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
-    let create = |body: serde_json::Value| {
-        let a = alice.clone();
-        async move {
-            let (st, v) = a
-                .raw(
-                    "POST",
-                    "/_matrix/client/v3/createRoom",
-                    Some(&body.to_string()),
-                )
-                .await;
-            assert_eq!(st, 200, "{v}");
-            v["room_id"].as_str().unwrap().to_owned()
-        }
-    };
-    let town = create(json!({"visibility": "public", "preset": "public_chat", "name": "Town square", "topic": "Everyone welcome", "room_alias_name": "town"})).await;
-    let help =
-        create(json!({"visibility": "public", "preset": "public_chat", "name": "Help desk"})).await;
-    let secret =
-        create(json!({"preset": "private_chat", "name": "Secret plans", "invite": [bob.uid()]}))
-            .await;
+    let town = alice.create_room_json(json!({"visibility": "public", "preset": "public_chat", "name": "Town square", "topic": "Everyone welcome", "room_alias_name": "town"})).await;
+    let help = alice
+        .create_room_json(
+            json!({"visibility": "public", "preset": "public_chat", "name": "Help desk"}),
+        )
+        .await;
+    let secret = alice
+        .create_room_json(
+            json!({"preset": "private_chat", "name": "Secret plans", "invite": [bob.uid()]}),
+        )
+        .await;
     bob.raw(
         "POST",
         &format!("/_matrix/client/v3/rooms/{town}/join"),

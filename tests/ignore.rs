@@ -11,13 +11,7 @@ async fn ignored_users_are_not_heard() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
-    let room = alice
-        .create_room(|r| {
-            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
-        })
-        .await;
-    bob.join(&room).await.unwrap();
-    carol.join(&room).await.unwrap();
+    let room = alice.public_room_with(&[&bob, &carol]).await;
     let me = alice.uid().to_string();
     let body = serde_json::json!({"ignored_users": {bob.uid().to_string(): {}}}).to_string();
     let (st, _) = alice

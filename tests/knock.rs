@@ -12,22 +12,8 @@ async fn knocking_and_restricted_joins() {
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
     let dave = s.user("dave").await;
-    let create = |body: serde_json::Value| {
-        let a = alice.clone();
-        async move {
-            let (st, v) = a
-                .raw(
-                    "POST",
-                    "/_matrix/client/v3/createRoom",
-                    Some(&body.to_string()),
-                )
-                .await;
-            assert_eq!(st, 200, "{v}");
-            v["room_id"].as_str().unwrap().to_owned()
-        }
-    };
     // Knocking.
-    let knockable = create(json!({"preset": "private_chat", "name": "Ask first",
+    let knockable = alice.create_room_json(json!({"preset": "private_chat", "name": "Ask first",
         "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]})).await;
     let (st, _) = carol
         .raw(
@@ -86,7 +72,9 @@ async fn knocking_and_restricted_joins() {
         .await;
     assert_eq!(st, 200);
     // Knocking on a room that does not allow it is refused.
-    let closed = create(json!({"preset": "private_chat"})).await;
+    let closed = alice
+        .create_room_json(json!({"preset": "private_chat"}))
+        .await;
     let (st, _) = carol
         .raw(
             "POST",
@@ -97,14 +85,16 @@ async fn knocking_and_restricted_joins() {
     assert_eq!(st, 403);
 
     // Restricted: members of the team room may join without an invite.
-    let team = create(json!({"preset": "public_chat", "name": "Team"})).await;
+    let team = alice
+        .create_room_json(json!({"preset": "public_chat", "name": "Team"}))
+        .await;
     dave.raw(
         "POST",
         &format!("/_matrix/client/v3/join/{team}"),
         Some("{}"),
     )
     .await;
-    let inner = create(json!({"preset": "private_chat", "name": "Team only",
+    let inner = alice.create_room_json(json!({"preset": "private_chat", "name": "Team only",
         "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "restricted",
             "allow": [{"type": "m.room_membership", "room_id": team}]}}]})).await;
     let (st, v) = dave

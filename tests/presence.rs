@@ -10,12 +10,7 @@ async fn presence_is_shared_with_roommates() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
-    let room = alice
-        .create_room(|r| {
-            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
-        })
-        .await;
-    bob.join(&room).await.unwrap();
+    alice.public_room_with(&[&bob]).await;
     let (_, first) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
     let since = first["next_batch"].as_str().unwrap().to_owned();
     let b = bob.uid().to_string();

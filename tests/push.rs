@@ -36,13 +36,7 @@ async fn rules_count_notify_and_push() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
-    let room = alice
-        .create_room(|r| {
-            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
-        })
-        .await;
-    bob.join(&room).await.unwrap();
-    carol.join(&room).await.unwrap();
+    let room = alice.public_room_with(&[&bob, &carol]).await;
     let room = room.to_string();
     let me = alice.uid().to_string();
 

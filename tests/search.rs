@@ -12,12 +12,7 @@ async fn search_finds_visible_messages() {
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
-    let room = alice
-        .create_room(|r| {
-            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
-        })
-        .await;
-    bob.join(&room).await.unwrap();
+    let room = alice.public_room_with(&[&bob]).await;
     let private = carol.create_room(|_| {}).await;
     alice
         .send_text(&room, "The shelter opens at nine")

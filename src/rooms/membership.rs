@@ -93,16 +93,9 @@ impl Rooms {
         reason: Option<String>,
     ) -> Result<PduRef> {
         self.meta_or_404(room_id)?;
-        let mut content = profile;
-        content.insert("membership".into(), json!("join"));
-        if let Some(r) = reason {
-            content.insert("reason".into(), json!(r));
-        }
-        if let Some(via) = self.restricted_join_authoriser(room_id, user)? {
-            content.insert("join_authorised_via_users_server".into(), json!(via));
-        }
-        let t = EventTemplate::state("m.room.member", user.as_str(), Value::Object(content));
-        self.append(room_id, user, t, None).await
+        let via = self.restricted_join_authoriser(room_id, user)?;
+        self.own_membership(room_id, user, "join", profile, reason, via)
+            .await
     }
 
     /// Knocks on a room (versions 7+, join rule `knock` or `knock_restricted`).
@@ -113,11 +106,29 @@ impl Rooms {
         profile: Map<String, Value>,
         reason: Option<String>,
     ) -> Result<PduRef> {
+        self.own_membership(room_id, user, "knock", profile, reason, None)
+            .await
+    }
+
+    /// The user's own member event (join, knock or leave) with their profile, the reason and, for a
+    /// restricted join, who vouches for it; the auth rules decide.
+    async fn own_membership(
+        &self,
+        room_id: &RoomId,
+        user: &OwnedUserId,
+        membership: &str,
+        profile: Map<String, Value>,
+        reason: Option<String>,
+        via: Option<OwnedUserId>,
+    ) -> Result<PduRef> {
         self.meta_or_404(room_id)?;
         let mut content = profile;
-        content.insert("membership".into(), json!("knock"));
+        content.insert("membership".into(), json!(membership));
         if let Some(r) = reason {
             content.insert("reason".into(), json!(r));
+        }
+        if let Some(v) = via {
+            content.insert("join_authorised_via_users_server".into(), json!(v));
         }
         let t = EventTemplate::state("m.room.member", user.as_str(), Value::Object(content));
         self.append(room_id, user, t, None).await
@@ -179,13 +190,8 @@ impl Rooms {
         user: &OwnedUserId,
         reason: Option<String>,
     ) -> Result<PduRef> {
-        self.meta_or_404(room_id)?;
-        let mut content = json!({ "membership": "leave" });
-        if let Some(r) = reason {
-            content["reason"] = json!(r);
-        }
-        let t = EventTemplate::state("m.room.member", user.as_str(), content);
-        self.append(room_id, user, t, None).await
+        self.own_membership(room_id, user, "leave", Map::new(), reason, None)
+            .await
     }
 
     /// Acts on another member: invite, kick, ban or unban.

@@ -225,6 +225,32 @@ impl Client {
         self.send(req).await.expect("createRoom").room_id
     }
 
+    /// Creates a public room and has each of `others` join it.
+    pub async fn public_room_with(&self, others: &[&Client]) -> ruma::OwnedRoomId {
+        let room = self
+            .create_room(|r| {
+                r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+            })
+            .await;
+        for c in others {
+            c.join(&room).await.expect("join");
+        }
+        room
+    }
+
+    /// `POST /createRoom` with a raw JSON body; answers the room ID.
+    pub async fn create_room_json(&self, body: serde_json::Value) -> String {
+        let (st, v) = self
+            .raw(
+                "POST",
+                "/_matrix/client/v3/createRoom",
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v["room_id"].as_str().expect("room_id").to_owned()
+    }
+
     pub async fn send_text(
         &self,
         room: &ruma::RoomId,

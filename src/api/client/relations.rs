@@ -126,86 +126,56 @@ fn relations<T>(h: &Haven, s: &Session, q: Query<'_>) -> Result<Page<T>, Error> 
     })
 }
 
-pub async fn relating(
-    State(h): State<Arc<Haven>>,
-    r: Ruma<get_relating_events::v1::Request>,
-) -> ApiResult<get_relating_events::v1::Response> {
-    let s = r.session()?;
-    let b = &r.body;
-    let page = relations(
-        &h,
-        s,
-        Query {
-            room: &b.room_id,
-            event: &b.event_id,
-            rel_type: None,
-            event_type: None,
-            from: b.from.as_deref(),
-            to: b.to.as_deref(),
-            dir: b.dir,
-            limit: b.limit,
-            recurse: b.recurse,
-        },
-    )?;
-    let mut resp = get_relating_events::v1::Response::new(page.chunk);
-    resp.next_batch = page.next_batch;
-    resp.recursion_depth = page.recursion_depth;
-    Ok(RumaResponse(resp))
+/// The three `/relations` path forms differ only in the relation and event types they fix.
+macro_rules! relations_endpoint {
+    ($name:ident, $module:ident, $rel:expr, $kind:expr) => {
+        pub async fn $name(
+            State(h): State<Arc<Haven>>,
+            r: Ruma<$module::v1::Request>,
+        ) -> ApiResult<$module::v1::Response> {
+            let s = r.session()?;
+            let b = &r.body;
+            let (rel_type, event_type): (Option<String>, Option<String>) = ($rel(b), $kind(b));
+            let page = relations(
+                &h,
+                s,
+                Query {
+                    room: &b.room_id,
+                    event: &b.event_id,
+                    rel_type,
+                    event_type,
+                    from: b.from.as_deref(),
+                    to: b.to.as_deref(),
+                    dir: b.dir,
+                    limit: b.limit,
+                    recurse: b.recurse,
+                },
+            )?;
+            let mut resp = $module::v1::Response::new(page.chunk);
+            resp.next_batch = page.next_batch;
+            resp.recursion_depth = page.recursion_depth;
+            Ok(RumaResponse(resp))
+        }
+    };
 }
 
-pub async fn relating_with_type(
-    State(h): State<Arc<Haven>>,
-    r: Ruma<get_relating_events_with_rel_type::v1::Request>,
-) -> ApiResult<get_relating_events_with_rel_type::v1::Response> {
-    let s = r.session()?;
-    let b = &r.body;
-    let page = relations(
-        &h,
-        s,
-        Query {
-            room: &b.room_id,
-            event: &b.event_id,
-            rel_type: Some(b.rel_type.to_string()),
-            event_type: None,
-            from: b.from.as_deref(),
-            to: b.to.as_deref(),
-            dir: b.dir,
-            limit: b.limit,
-            recurse: b.recurse,
-        },
-    )?;
-    let mut resp = get_relating_events_with_rel_type::v1::Response::new(page.chunk);
-    resp.next_batch = page.next_batch;
-    resp.recursion_depth = page.recursion_depth;
-    Ok(RumaResponse(resp))
-}
-
-pub async fn relating_with_type_and_event_type(
-    State(h): State<Arc<Haven>>,
-    r: Ruma<get_relating_events_with_rel_type_and_event_type::v1::Request>,
-) -> ApiResult<get_relating_events_with_rel_type_and_event_type::v1::Response> {
-    let s = r.session()?;
-    let b = &r.body;
-    let page = relations(
-        &h,
-        s,
-        Query {
-            room: &b.room_id,
-            event: &b.event_id,
-            rel_type: Some(b.rel_type.to_string()),
-            event_type: Some(b.event_type.to_string()),
-            from: b.from.as_deref(),
-            to: b.to.as_deref(),
-            dir: b.dir,
-            limit: b.limit,
-            recurse: b.recurse,
-        },
-    )?;
-    let mut resp = get_relating_events_with_rel_type_and_event_type::v1::Response::new(page.chunk);
-    resp.next_batch = page.next_batch;
-    resp.recursion_depth = page.recursion_depth;
-    Ok(RumaResponse(resp))
-}
+relations_endpoint!(relating, get_relating_events, |_| None, |_| None);
+relations_endpoint!(
+    relating_with_type,
+    get_relating_events_with_rel_type,
+    |b: &get_relating_events_with_rel_type::v1::Request| Some(b.rel_type.to_string()),
+    |_| None
+);
+relations_endpoint!(
+    relating_with_type_and_event_type,
+    get_relating_events_with_rel_type_and_event_type,
+    |b: &get_relating_events_with_rel_type_and_event_type::v1::Request| Some(
+        b.rel_type.to_string()
+    ),
+    |b: &get_relating_events_with_rel_type_and_event_type::v1::Request| Some(
+        b.event_type.to_string()
+    )
+);
 
 /// `GET /rooms/{roomId}/threads`: thread roots, most recently active first.
 pub async fn threads(
