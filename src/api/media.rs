@@ -97,13 +97,25 @@ async fn serve(
         HeaderValue::from_str(s)
             .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
     };
-    headers.insert(header::CONTENT_TYPE, hv(&served_type));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(rec.size));
-    headers.insert(
-        header::CONTENT_DISPOSITION,
+    safe_media_headers(
+        headers,
+        hv(&served_type),
         HeaderValue::from_str(&content_disposition(inline, filename.as_deref()))
             .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
     );
+    Ok(resp)
+}
+
+/// The headers every media answer carries: its type and disposition, no sniffing, a sandbox
+/// for anything a browser might render, and long caching (media never changes).
+fn safe_media_headers(
+    headers: &mut axum::http::HeaderMap,
+    content_type: HeaderValue,
+    disposition: HeaderValue,
+) {
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CONTENT_DISPOSITION, disposition);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -116,7 +128,6 @@ async fn serve(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=86400, immutable"),
     );
-    Ok(resp)
 }
 
 /// Legacy `GET /_matrix/media/v3/download/{serverName}/{mediaId}`
@@ -203,19 +214,10 @@ async fn thumb(
     .await
     .map_err(Error::internal)??;
     let mut resp = bytes.into_response();
-    let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(out_type));
-    headers.insert(
-        header::CONTENT_DISPOSITION,
+    safe_media_headers(
+        resp.headers_mut(),
+        HeaderValue::from_static(out_type),
         HeaderValue::from_static("inline; filename=thumbnail"),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=86400, immutable"),
     );
     Ok(resp)
 }
