@@ -106,15 +106,20 @@ async fn edits_threads_reactions_and_references_are_related_and_bundled() {
         false
     );
     // The same in /sync's timeline.
-    let (_, sync) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let (_, sync) = bob
+        .raw(
+            "GET",
+            "/_matrix/client/v3/sync?filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A50%7D%7D%7D",
+            None,
+        )
+        .await;
     let in_sync = sync["rooms"]["join"][&room]["timeline"]["events"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["event_id"] == root.as_str());
-    if let Some(e) = in_sync {
-        assert_eq!(e["unsigned"]["m.relations"]["m.thread"]["count"], 2);
-    }
+        .find(|e| e["event_id"] == root.as_str())
+        .expect("the root in bob's timeline");
+    assert_eq!(in_sync["unsigned"]["m.relations"]["m.thread"]["count"], 2);
 
     // /relations: all children, newest first, paginated.
     let base = format!("/_matrix/client/v1/rooms/{room}/relations/{root}");

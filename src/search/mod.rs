@@ -46,7 +46,7 @@ pub fn start(h: Arc<Haven>) {
     tokio::spawn(async move {
         let mut rx = h.stream.subscribe();
         loop {
-            if let Err(e) = catch_up(&h) {
+            if let Err(e) = crate::storage::blocking(|| catch_up(&h)) {
                 tracing::error!(error = %e, "search indexing failed; retrying");
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 continue;
@@ -58,8 +58,13 @@ pub fn start(h: Arc<Haven>) {
     });
 }
 
+/// One indexer at a time: the background task and a search catching up must not index the
+/// same events twice (postings would not mind, the per-word counts would).
+static INDEXING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Indexes everything published so far; answers the new watermark.
 pub fn catch_up(h: &Haven) -> Result<u64> {
+    let _one = INDEXING.lock().unwrap_or_else(|e| e.into_inner());
     let upto = h.stream.current();
     let mut done = h.db.meta_u64(WATERMARK)?;
     while done < upto {

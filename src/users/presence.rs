@@ -26,12 +26,6 @@ pub struct Presence {
     pub pos: u64,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 pub fn get(db: &Storage, user: &UserId) -> Result<Option<Presence>> {
     Ok(db.t.presence.get(&user.to_string())?.map(|j| j.0))
 }
@@ -53,15 +47,19 @@ pub async fn set(
     let active = if presence == "offline" {
         old.as_ref().map_or(0, |o| o.last_active_ts)
     } else {
-        now()
+        crate::util::now_ms()
     };
     let changed = old
         .as_ref()
         .is_none_or(|o| o.presence != presence || o.status_msg != msg);
     if !changed {
+        // Every sync lands here: record activity only when the stored time has gone stale
+        // enough to matter (currently_active looks ACTIVE_MS back), not with a write each time.
         if let Some(mut o) = old {
-            o.last_active_ts = active;
-            db.t.presence.put(&user.to_string(), &Json(o))?;
+            if active.saturating_sub(o.last_active_ts) >= ACTIVE_MS / 4 {
+                o.last_active_ts = active;
+                db.t.presence.put(&user.to_string(), &Json(o))?;
+            }
         }
         return Ok(());
     }
@@ -90,7 +88,7 @@ pub async fn set(
 
 /// The `m.presence` content as others see it.
 pub fn content(p: &Presence) -> Value {
-    let ago = now().saturating_sub(p.last_active_ts);
+    let ago = crate::util::now_ms().saturating_sub(p.last_active_ts);
     let mut c = json!({
         "presence": p.presence,
         "currently_active": p.presence == "online" && ago < ACTIVE_MS,

@@ -19,9 +19,4 @@ pub mod summary;
 pub mod timers;
 pub mod webhooks;
 
-/// Now, in Unix milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use appservice_runtime::now_ms;

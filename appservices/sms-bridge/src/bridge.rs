@@ -527,13 +527,6 @@ const AUDIT: &str = "audit";
 /// How long a reveal link stays valid.
 const REVEAL_TTL_MS: u64 = 5 * 60 * 1000;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Bridge {
     /// `!reveal` from a program supervisor: a one-time link only that supervisor can open. The
     /// number itself never enters Matrix; the request and the opening are both logged.
@@ -570,7 +563,7 @@ impl Bridge {
         let reveal = Reveal {
             supervisor: sender.to_owned(),
             puppet: puppet_local.to_owned(),
-            expires_ms: now_ms() + REVEAL_TTL_MS,
+            expires_ms: appservice_runtime::now_ms() + REVEAL_TTL_MS,
         };
         self.store.put(REVEALS, &token, &reveal)?;
         self.audit("reveal_requested", sender, puppet_local)?;
@@ -600,7 +593,7 @@ impl Bridge {
         let Some(reveal) = self.store.get::<Reveal>(REVEALS, token)? else {
             return Ok(None);
         };
-        if reveal.expires_ms < now_ms() {
+        if reveal.expires_ms < appservice_runtime::now_ms() {
             self.store.remove(REVEALS, token)?;
             return Ok(None);
         }
@@ -635,7 +628,7 @@ impl Bridge {
     }
 
     fn audit(&self, what: &str, who: &str, puppet: &str) -> Result<(), BoxError> {
-        let at = now_ms();
+        let at = appservice_runtime::now_ms();
         let key = format!("{at:020}-{what}");
         self.store.put(
             AUDIT,

@@ -192,13 +192,6 @@ const MMS: &str = "mms";
 /// How long a published picture stays fetchable.
 const MMS_TTL_MS: u64 = 60 * 60 * 1000;
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Bridge {
     /// Copies a Matrix picture to an unguessable, expiring URL the bridge serves, for the
     /// carrier to fetch as MMS media.
@@ -215,8 +208,11 @@ impl Bridge {
         let dir = self.config.bridge.state_dir.join("mms");
         tokio::fs::create_dir_all(&dir).await?;
         tokio::fs::write(dir.join(&token), bytes).await?;
-        self.store
-            .put(MMS, &token, &(content_type, now_ms() + MMS_TTL_MS))?;
+        self.store.put(
+            MMS,
+            &token,
+            &(content_type, appservice_runtime::now_ms() + MMS_TTL_MS),
+        )?;
         self.store.flush().await?;
         Ok(format!(
             "{}/mms/{token}",
@@ -236,7 +232,7 @@ impl Bridge {
             return Ok(None);
         };
         let path = self.config.bridge.state_dir.join("mms").join(token);
-        if expires < now_ms() {
+        if expires < appservice_runtime::now_ms() {
             self.store.remove(MMS, token)?;
             let _ = tokio::fs::remove_file(path).await;
             return Ok(None);

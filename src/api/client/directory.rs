@@ -311,7 +311,7 @@ pub async fn report_event(
     store_report(
         &h,
         &b.room_id,
-        json!({"by": s.user_id, "event_id": b.event_id, "reason": b.reason, "ts": now()}),
+        json!({"by": s.user_id, "event_id": b.event_id, "reason": b.reason, "ts": crate::util::now_ms()}),
     )
     .await?;
     Ok(RumaResponse(report_content::v3::Response::new()))
@@ -327,16 +327,10 @@ pub async fn report_room(
     store_report(
         &h,
         &r.body.room_id,
-        json!({"by": s.user_id, "reason": r.body.reason, "ts": now()}),
+        json!({"by": s.user_id, "reason": r.body.reason, "ts": crate::util::now_ms()}),
     )
     .await?;
     Ok(RumaResponse(report_room::v3::Response::new()))
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `GET /v1/room_summary/{roomIdOrAlias}` (and MSC3266's unstable path): what a room is,

@@ -182,9 +182,7 @@ pub async fn set_pusher(
                     return Err(Error::invalid_param("data.url must be an http(s) URL"));
                 }
             }
-            p["pushkey_ts"] = serde_json::json!(std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()));
+            p["pushkey_ts"] = serde_json::json!(crate::util::now_ms() / 1000);
             gateway::set(&h.db, user, p, post.append)?;
         }
         set_pusher::v3::PusherAction::Delete(ids) => {

@@ -27,7 +27,7 @@ pub async fn search(State(h): State<Arc<Haven>>, r: Ruma<se::Request>) -> ApiRes
         return Ok(RumaResponse(se::Response::new(ResultCategories::new())));
     };
     // Make sure what was just sent is searchable.
-    search::catch_up(&h)?;
+    crate::storage::blocking(|| search::catch_up(&h))?;
     let mut rooms = Vec::new();
     for room in h.rooms.joined_rooms(&s.user_id)? {
         if c.filter
