@@ -41,6 +41,8 @@ pub enum ErrCode {
     /// Synapse's code for a second identical reaction.
     DuplicateAnnotation,
     WrongRoomKeysVersion,
+    /// Sliding sync: the connection or position is no longer known (MSC4186).
+    UnknownPos,
 }
 
 impl ErrCode {
@@ -63,6 +65,7 @@ impl ErrCode {
             TooLarge => "M_TOO_LARGE",
             DuplicateAnnotation => "M_DUPLICATE_ANNOTATION",
             WrongRoomKeysVersion => "M_WRONG_ROOM_KEYS_VERSION",
+            UnknownPos => "M_UNKNOWN_POS",
             InvalidParam => "M_INVALID_PARAM",
             MissingParam => "M_MISSING_PARAM",
             UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",

@@ -38,6 +38,8 @@ pub struct Haven {
     pub media: media::Media,
     /// Outbound HTTP (appservice transactions and queries).
     pub http: reqwest::Client,
+    /// Open sliding-sync connections.
+    pub sliding: sync::sliding::Connections,
 }
 
 /// Why the server could not start.
@@ -91,6 +93,7 @@ impl Haven {
             appservices,
             media,
             http,
+            sliding: Default::default(),
         }))
     }
 }

@@ -675,6 +675,35 @@ async fn sliding_latency(api: Arc<Api>, n: usize) -> Res<()> {
     }
     let (p50, p99) = percentiles(lat);
     println!("sliding sync list (user in {n} rooms, first 20, new connection): p50 {p50:.1} ms, p99 {p99:.1} ms");
+    // Incremental: one new message somewhere in the window, then the next request.
+    let mut v = api
+        .call(reqwest::Method::POST, path, Some(&tok), Some(body.clone()))
+        .await?;
+    let mut lat = Vec::new();
+    for i in 0..30 {
+        let rooms: Vec<String> = v["rooms"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let room = rooms.get(i % rooms.len().max(1)).cloned().unwrap_or_default();
+        let pos = v["pos"].as_str().unwrap_or_default().to_owned();
+        api.send(&tok, &room, &format!("inc{i}"), "news").await?;
+        let t = Instant::now();
+        v = api
+            .call(
+                reqwest::Method::POST,
+                &format!("{path}?pos={pos}&timeout=0"),
+                Some(&tok),
+                Some(body.clone()),
+            )
+            .await?;
+        lat.push(t.elapsed());
+        if v["rooms"].as_object().map(|m| m.len()) != Some(1) {
+            return Err(format!("incremental response sent {} rooms", v["rooms"]).into());
+        }
+    }
+    let (p50, p99) = percentiles(lat);
+    println!("sliding sync incremental (one room changed): p50 {p50:.1} ms, p99 {p99:.1} ms");
     Ok(())
 }
 

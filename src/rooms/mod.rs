@@ -181,7 +181,17 @@ impl Rooms {
 
     /// Every current state event of a room.
     pub fn current_state_all(&self, room_id: &RoomId) -> Result<Vec<PduRef>> {
-        let prefix = crate::storage::prefix(room_id.as_str());
+        self.current_state_prefix(crate::storage::prefix(room_id.as_str()))
+    }
+
+    /// The room's current state events of one type.
+    pub fn current_state_of_type(&self, room_id: &RoomId, kind: &str) -> Result<Vec<PduRef>> {
+        let mut prefix = crate::storage::prefix(room_id.as_str());
+        crate::storage::keys::KeyPart::encode_into(&kind, &mut prefix);
+        self.current_state_prefix(prefix)
+    }
+
+    fn current_state_prefix(&self, prefix: Vec<u8>) -> Result<Vec<PduRef>> {
         let mut out = Vec::new();
         for item in self.db.t.current_state.scan_prefix(&prefix) {
             let (_, id) = item?;

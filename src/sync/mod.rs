@@ -181,19 +181,16 @@ fn build(
     }
     // Clients read the push rules from account data: an initial sync always has them (the
     // server defaults until the user changes one).
-    let push_rules = crate::push::PUSH_RULES;
     if since.is_none()
         && filter::type_allowed(
             p.filter.account_data.types.as_ref(),
             &p.filter.account_data.not_types,
-            push_rules,
+            crate::push::PUSH_RULES,
         )
-        && account_data::get(&h.db, user, None, push_rules)?.is_none()
     {
-        let rules = crate::push::ruleset(&h.db, user)?;
-        account.events.push(raw(
-            &json!({ "type": push_rules, "content": { "global": &*rules } }),
-        )?);
+        if let Some(e) = default_push_rules(h, user)? {
+            account.events.push(raw(&e)?);
+        }
     }
 
     let mut resp = sync_events::v3::Response::new(make_token(upto));
@@ -222,6 +219,19 @@ fn build(
             .collect(),
     );
     Ok(resp)
+}
+
+/// The server's default push rules as an account data event, for a first sync of a user who
+/// never changed them (clients read the rules from account data).
+fn default_push_rules(h: &Haven, user: &ruma::UserId) -> Result<Option<Value>> {
+    let kind = crate::push::PUSH_RULES;
+    if account_data::get(&h.db, user, None, kind)?.is_some() {
+        return Ok(None);
+    }
+    let rules = crate::push::ruleset(&h.db, user)?;
+    Ok(Some(
+        json!({ "type": kind, "content": { "global": &*rules } }),
+    ))
 }
 
 /// Whether `user` was joined to the room at stream position `pos`.
@@ -361,28 +371,8 @@ fn joined_room(
             &json!({ "type": "m.typing", "content": { "user_ids": typing_users } }),
         )?);
     }
-    if !receipts.is_empty() {
-        let mut content: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> =
-            BTreeMap::new();
-        for (rtype, user, rec) in receipts {
-            if rtype == "m.read.private" && user != session.user_id.as_str() {
-                continue;
-            }
-            let mut r = json!({ "ts": rec.ts });
-            if let Some(t) = rec.thread_id {
-                r["thread_id"] = json!(t);
-            }
-            content
-                .entry(rec.event_id.to_string())
-                .or_default()
-                .entry(rtype)
-                .or_default()
-                .insert(user, r);
-        }
-        if !content.is_empty() {
-            eph.events
-                .push(raw(&json!({ "type": "m.receipt", "content": content }))?);
-        }
+    if let Some(e) = receipt_event(receipts, &session.user_id) {
+        eph.events.push(raw(&e)?);
     }
     jr.ephemeral = eph;
 
@@ -404,6 +394,30 @@ fn joined_room(
     }
     let _ = since_pos;
     Ok(Some(jr))
+}
+
+/// The `m.receipt` event for receipts read from storage; others' private receipts left out.
+fn receipt_event(
+    receipts: Vec<(String, String, crate::rooms::receipts::ReceiptRecord)>,
+    me: &ruma::UserId,
+) -> Option<Value> {
+    let mut content: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> = BTreeMap::new();
+    for (rtype, user, rec) in receipts {
+        if rtype == "m.read.private" && user != me.as_str() {
+            continue;
+        }
+        let mut r = json!({ "ts": rec.ts });
+        if let Some(t) = rec.thread_id {
+            r["thread_id"] = json!(t);
+        }
+        content
+            .entry(rec.event_id.to_string())
+            .or_default()
+            .entry(rtype)
+            .or_default()
+            .insert(user, r);
+    }
+    (!content.is_empty()).then(|| json!({ "type": "m.receipt", "content": content }))
 }
 
 /// Whether the invite `event` came from someone the user ignores (such invites are not sent).
