@@ -662,6 +662,11 @@ async fn discovery_endpoints() {
         .unwrap()
         .iter()
         .any(|x| x == "v1.12"));
+    // Element X looks for this flag before using sliding sync; nothing else is claimed.
+    assert_eq!(
+        v["unstable_features"],
+        json!({ "org.matrix.simplified_msc3575": true })
+    );
 }
 
 #[test]

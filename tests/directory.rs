@@ -217,6 +217,28 @@ async fn directories_tags_and_reports() {
         .raw("GET", "/_matrix/client/v3/thirdparty/protocols", None)
         .await;
     assert_eq!((st, p), (200, json!({})));
+    // Dehydrated devices (MSC3814) are not offered: clients are told so cleanly.
+    for (method, path) in [
+        (
+            "GET",
+            "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device",
+        ),
+        (
+            "PUT",
+            "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device",
+        ),
+        (
+            "POST",
+            "/_matrix/client/unstable/org.matrix.msc3814.v1/dehydrated_device/D/events",
+        ),
+    ] {
+        let (st, v) = bob.raw(method, path, Some("{}")).await;
+        assert_eq!(
+            (st, v["errcode"].as_str()),
+            (404, Some("M_UNRECOGNIZED")),
+            "{path}"
+        );
+    }
 
     // Reports: of a visible event, of a room; not of what one cannot see.
     let ev = alice

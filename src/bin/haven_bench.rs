@@ -685,7 +685,10 @@ async fn sliding_latency(api: Arc<Api>, n: usize) -> Res<()> {
             .as_object()
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default();
-        let room = rooms.get(i % rooms.len().max(1)).cloned().unwrap_or_default();
+        let room = rooms
+            .get(i % rooms.len().max(1))
+            .cloned()
+            .unwrap_or_default();
         let pos = v["pos"].as_str().unwrap_or_default().to_owned();
         api.send(&tok, &room, &format!("inc{i}"), "news").await?;
         let t = Instant::now();

@@ -48,7 +48,8 @@ pub async fn versions(
 ) -> ApiResult<get_supported_versions::Response> {
     let mut resp =
         get_supported_versions::Response::new(VERSIONS.iter().map(|v| v.to_string()).collect());
-    resp.unstable_features = BTreeMap::new();
+    // Only what is implemented: simplified sliding sync (MSC4186), which Element X looks for.
+    resp.unstable_features = BTreeMap::from([("org.matrix.simplified_msc3575".to_owned(), true)]);
     Ok(RumaResponse(resp))
 }
 
