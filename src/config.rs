@@ -32,6 +32,26 @@ pub struct Config {
     pub appservices: Appservices,
     #[serde(default)]
     pub media: MediaConfig,
+    #[serde(default)]
+    pub federation: FederationConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    /// A second listener for other servers (normally port 8448). The main listener serves the
+    /// federation API too, for deployments where a reverse proxy terminates TLS.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain of the federation listener; with `tls_private_key`, it speaks
+    /// HTTPS, otherwise plain HTTP (behind a TLS-terminating proxy).
+    pub tls_certificate: Option<PathBuf>,
+    pub tls_private_key: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted when connecting to other servers (private CAs).
+    pub ca_file: Option<PathBuf>,
+    /// Server names whose certificates are not checked: test and private deployments only.
+    pub insecure_peers: Vec<String>,
+    /// Notary servers asked for a server's keys when it cannot be reached directly.
+    pub trusted_key_servers: Vec<OwnedServerName>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +314,12 @@ impl Config {
             return Err(key_err(
                 "limits.max_request_bytes",
                 "must be at least 65536",
+            ));
+        }
+        if self.federation.tls_certificate.is_some() != self.federation.tls_private_key.is_some() {
+            return Err(key_err(
+                "federation.tls_certificate",
+                "set both tls_certificate and tls_private_key, or neither",
             ));
         }
         if self.rate_limits.per_second <= 0.0 {

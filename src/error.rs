@@ -46,6 +46,48 @@ pub enum ErrCode {
 }
 
 impl ErrCode {
+    const ALL: &'static [ErrCode] = &[
+        ErrCode::Forbidden,
+        ErrCode::UnknownToken,
+        ErrCode::MissingToken,
+        ErrCode::BadJson,
+        ErrCode::NotJson,
+        ErrCode::NotFound,
+        ErrCode::LimitExceeded,
+        ErrCode::Unrecognized,
+        ErrCode::Unknown,
+        ErrCode::UserInUse,
+        ErrCode::InvalidUsername,
+        ErrCode::RoomInUse,
+        ErrCode::InvalidRoomState,
+        ErrCode::TooLarge,
+        ErrCode::InvalidParam,
+        ErrCode::MissingParam,
+        ErrCode::UnsupportedRoomVersion,
+        ErrCode::UserDeactivated,
+        ErrCode::Exclusive,
+        ErrCode::Unauthorized,
+        ErrCode::WeakPassword,
+        ErrCode::BadAlias,
+        ErrCode::GuestAccessForbidden,
+        ErrCode::UrlNotSet,
+        ErrCode::BadStatus,
+        ErrCode::ConnectionFailed,
+        ErrCode::ConnectionTimeout,
+        ErrCode::DuplicateAnnotation,
+        ErrCode::WrongRoomKeysVersion,
+        ErrCode::UnknownPos,
+    ];
+
+    /// The code named by another server's error (`M_UNKNOWN` for codes Haven does not use).
+    pub fn from_str_or_unknown(s: &str) -> Self {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(ErrCode::Unknown)
+    }
+
     pub fn as_str(self) -> &'static str {
         use ErrCode::*;
         match self {

@@ -8,6 +8,7 @@ pub mod appservice;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod federation;
 pub mod media;
 pub mod push;
 pub mod ratelimit;
@@ -40,6 +41,8 @@ pub struct Haven {
     pub http: reqwest::Client,
     /// Open sliding-sync connections.
     pub sliding: sync::sliding::Connections,
+    /// Outbound federation (other servers).
+    pub federation: federation::Federation,
 }
 
 /// Why the server could not start.
@@ -82,6 +85,7 @@ impl Haven {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(error::Error::internal)?;
+        let federation = federation::Federation::new(&config.federation)?;
         Ok(Arc::new(Self {
             config,
             db,
@@ -94,6 +98,7 @@ impl Haven {
             media,
             http,
             sliding: Default::default(),
+            federation,
         }))
     }
 }

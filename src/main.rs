@@ -72,6 +72,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     haven::push::gateway::start(haven.clone());
     haven::search::start(haven.clone());
     let app = haven::api::router(haven.clone());
+    if let Some(addr) = haven.config.federation.listen {
+        start_federation_listener(&haven.config.federation, addr, app.clone()).await?;
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -101,4 +104,36 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down");
+}
+
+/// The listener other servers connect to: HTTPS with the configured certificate, or plain HTTP
+/// behind a TLS-terminating proxy.
+async fn start_federation_listener(
+    fed: &haven::config::FederationConfig,
+    addr: SocketAddr,
+    app: axum::Router,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (federation.listen): {e}"))?;
+    match (&fed.tls_certificate, &fed.tls_private_key) {
+        (Some(cert), Some(key)) => {
+            let tls = haven::federation::tls::acceptor(cert, key)?;
+            tracing::info!(%addr, "federation listener (TLS)");
+            tokio::spawn(haven::federation::tls::serve(listener, tls, app));
+        }
+        _ => {
+            tracing::info!(%addr, "federation listener (plain HTTP, for a TLS-terminating proxy)");
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "federation listener stopped");
+                }
+            });
+        }
+    }
+    Ok(())
 }

@@ -21,3 +21,8 @@ pub fn random_string(len: usize) -> String {
 pub fn now_ms() -> u64 {
     u64::from(ruma::MilliSecondsSinceUnixEpoch::now().get())
 }
+
+/// Percent-encodes a path segment or query value (everything but ASCII letters and digits).
+pub fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

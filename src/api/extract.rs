@@ -30,6 +30,8 @@ pub struct Ruma<T> {
     pub session: Option<Session>,
     /// The raw JSON body, for fields ruma does not model (the UIA `auth` dict).
     pub json: Option<serde_json::Value>,
+    /// The server that signed a federation request.
+    pub origin: Option<ruma::OwnedServerName>,
 }
 
 impl<T> Ruma<T> {
@@ -59,6 +61,8 @@ impl<T> Ruma<T> {
 enum Auth {
     Required,
     Optional,
+    /// Another server's `X-Matrix` signature.
+    Server,
     None,
 }
 
@@ -69,6 +73,8 @@ where
     let t = TypeId::of::<T::Authentication>();
     if t == TypeId::of::<AccessToken>() || t == TypeId::of::<AppserviceToken>() {
         Auth::Required
+    } else if t == TypeId::of::<ruma::api::federation::authentication::ServerSignatures>() {
+        Auth::Server
     } else if t == TypeId::of::<AccessTokenOptional>()
         || t == TypeId::of::<AppserviceTokenOptional>()
     {
@@ -197,7 +203,18 @@ where
             .map_err(|_| Error::too_large("Request body is too large"))?;
 
         let auth = auth_kind::<T>();
-        let session = match (access_token(&parts)?, &auth) {
+        // Federation requests: the signature covers the body exactly as sent.
+        let origin = if auth == Auth::Server {
+            let signed = axum::http::Request::from_parts(parts.clone(), bytes.as_ref());
+            Some(crate::federation::auth::verify_request(h, &signed).await?)
+        } else {
+            None
+        };
+        let token = match auth {
+            Auth::Server => None,
+            _ => access_token(&parts)?,
+        };
+        let session = match (token, &auth) {
             (Some(token), Auth::Required | Auth::Optional) => {
                 Some(authenticate(h, &parts, &token, auth == Auth::Required)?)
             }
@@ -263,6 +280,7 @@ where
             body,
             session,
             json,
+            origin,
         })
     }
 }

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod client;
 pub mod extract;
+pub mod federation;
 pub mod media;
 
 use std::sync::Arc;
@@ -71,10 +72,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// The server-server API.
+fn federation_routes(mut r: R) -> R {
+    use ruma::api::federation::{discovery as fd, query as fq};
+    r = add::<fd::get_server_keys::v2::Request, _, _>(r, federation::server_keys);
+    r = add::<fd::get_remote_server_keys_batch::v2::Request, _, _>(r, federation::query_keys_batch);
+    r = add::<fd::get_remote_server_keys::v2::Request, _, _>(r, federation::query_keys);
+    r = add::<fd::get_server_version::v1::Request, _, _>(r, federation::version);
+    r = add::<fq::get_profile_information::v1::Request, _, _>(r, federation::profile);
+    r
+}
+
 pub fn router(h: Arc<Haven>) -> Router {
     let mut r: R = Router::new();
     r = add::<discovery::get_supported_versions::Request, _, _>(r, misc::versions);
     r = add::<discovery::get_capabilities::v3::Request, _, _>(r, misc::capabilities);
+    r = federation_routes(r);
     r = r
         .route("/.well-known/matrix/client", get(misc::well_known_client))
         .route("/.well-known/matrix/server", get(misc::well_known_server))

@@ -104,6 +104,10 @@ pub struct Tables {
     pub pushers: Table<(String, String, String), Json<serde_json::Value>>,
     /// (room, receipt type, user) -> receipt.
     pub receipts: Table<(String, String, String), Json<ReceiptRecord>>,
+    /// (server, key id) -> another server's verify key and until when it is trusted.
+    pub server_keys: Table<(String, String), Json<crate::federation::keys::KnownKey>>,
+    /// server -> its latest key document as fetched (served again by the notary endpoint).
+    pub server_key_docs: Table<String, Json<serde_json::Value>>,
 }
 
 impl Tables {
@@ -158,6 +162,8 @@ impl Tables {
             backup_keys: Table::new(t("backup_keys")?),
             push_actions: Table::new(t("push_actions")?),
             pushers: Table::new(t("pushers")?),
+            server_keys: Table::new(t("server_keys")?),
+            server_key_docs: Table::new(t("server_key_docs")?),
         })
     }
 }

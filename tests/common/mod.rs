@@ -21,6 +21,8 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub base: String,
     pub extra_env: Vec<(String, String)>,
+    /// Files the server needs for as long as it runs (TLS certificates).
+    pub keep: Vec<tempfile::TempDir>,
 }
 
 pub fn free_port() -> u16 {
@@ -52,8 +54,41 @@ impl Server {
                 .into_iter()
                 .map(|(a, b)| (a.to_owned(), b.to_owned()))
                 .collect(),
+            keep: Vec::new(),
         };
         s.spawn().await;
+        s
+    }
+
+    /// A server that federates: named `127.0.0.1:<fed_port>`, its federation listener on that
+    /// port speaking TLS with a fresh self-signed certificate, trusting the certificates of the
+    /// servers on `peers` (their federation ports) without checking them.
+    pub async fn start_federating(fed_port: u16, peers: &[u16]) -> Self {
+        let certs = tempfile::tempdir().unwrap();
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+        std::fs::write(&cert, ck.cert.pem()).unwrap();
+        std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+        let name = format!("127.0.0.1:{fed_port}");
+        let peers = format!(
+            "[{}]",
+            peers
+                .iter()
+                .map(|p| format!("\"127.0.0.1:{p}\""))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        let env = vec![
+            ("HAVEN_SERVER_NAME", name.as_str()),
+            ("HAVEN_FEDERATION__LISTEN", name.as_str()),
+            ("HAVEN_FEDERATION__TLS_CERTIFICATE", cert.as_str()),
+            ("HAVEN_FEDERATION__TLS_PRIVATE_KEY", key.as_str()),
+            ("HAVEN_FEDERATION__INSECURE_PEERS", peers.as_str()),
+        ];
+        let mut s = Self::start_on(free_port(), env).await;
+        s.keep.push(certs);
         s
     }
 

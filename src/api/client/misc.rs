@@ -115,24 +115,33 @@ pub async fn turn_server(
     Ok(Json(json!({})))
 }
 
-async fn profile_target(h: &Haven, user: &UserId) -> Result<crate::users::UserRecord, Error> {
+/// A user's display name and avatar: a local account's, or asked of the user's server.
+async fn profile_target(
+    h: &Haven,
+    user: &UserId,
+) -> Result<(Option<String>, Option<String>), Error> {
+    if user.server_name() != h.key.server_name {
+        return crate::federation::query::profile(h, user).await;
+    }
     crate::appservice::user_exists(h, user).await?;
-    h.users
+    let u = h
+        .users
         .get(user)?
         .filter(|u| !u.deactivated)
-        .ok_or_else(|| Error::not_found("Profile not found"))
+        .ok_or_else(|| Error::not_found("Profile not found"))?;
+    Ok((u.displayname, u.avatar_url))
 }
 
 pub async fn profile(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_profile::v3::Request>,
 ) -> ApiResult<get_profile::v3::Response> {
-    let u = profile_target(&h, &r.body.user_id).await?;
+    let (displayname, avatar_url) = profile_target(&h, &r.body.user_id).await?;
     let mut p = ruma::profile::UserProfile::new();
-    if let Some(d) = u.displayname {
+    if let Some(d) = displayname {
         p.set("displayname".into(), json!(d));
     }
-    if let Some(a) = u.avatar_url {
+    if let Some(a) = avatar_url {
         p.set("avatar_url".into(), json!(a));
     }
     Ok(RumaResponse(get_profile::v3::Response::from(p)))
@@ -142,9 +151,9 @@ pub async fn get_displayname(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_display_name::v3::Request>,
 ) -> ApiResult<get_display_name::v3::Response> {
-    let u = profile_target(&h, &r.body.user_id).await?;
+    let (displayname, _) = profile_target(&h, &r.body.user_id).await?;
     Ok(RumaResponse(get_display_name::v3::Response::new(
-        u.displayname,
+        displayname,
     )))
 }
 
@@ -152,8 +161,8 @@ pub async fn get_avatar(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_avatar_url::v3::Request>,
 ) -> ApiResult<get_avatar_url::v3::Response> {
-    let u = profile_target(&h, &r.body.user_id).await?;
-    let resp = get_avatar_url::v3::Response::new(u.avatar_url.map(Into::into));
+    let (_, avatar_url) = profile_target(&h, &r.body.user_id).await?;
+    let resp = get_avatar_url::v3::Response::new(avatar_url.map(Into::into));
     Ok(RumaResponse(resp))
 }
 

@@ -1,0 +1,203 @@
+//! Federation between two Haven servers on loopback, each with its own name, TLS listener and
+//! signing key.
+
+mod common;
+
+use common::{free_port, Server};
+use ruma::{
+    api::federation::authentication::{XMatrix, XMatrixSigningInput},
+    signatures::{Ed25519KeyPair, PublicKeyMap},
+    CanonicalJsonObject, OwnedServerName,
+};
+use serde_json::{json, Value};
+
+fn insecure() -> reqwest::Client {
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+}
+
+/// The keys a key document lists, as a map for verifying signatures of `server`.
+fn key_map(server: &str, doc: &Value) -> PublicKeyMap {
+    let mut keys = std::collections::BTreeMap::new();
+    for (id, k) in doc["verify_keys"].as_object().unwrap() {
+        keys.insert(
+            id.clone(),
+            ruma::serde::Base64::parse(k["key"].as_str().unwrap()).unwrap(),
+        );
+    }
+    PublicKeyMap::from([(server.to_owned(), keys)])
+}
+
+/// Verifies `server`'s signature (only) on a JSON object.
+fn signed_by(obj: &Value, server: &str, keys: &PublicKeyMap) -> bool {
+    let mut only = obj.clone();
+    only["signatures"] = json!({ server: obj["signatures"][server].clone() });
+    let canonical: CanonicalJsonObject = serde_json::from_value(only).unwrap();
+    ruma::signatures::verify_json(keys, &canonical).is_ok()
+}
+
+/// A request to `base` + `path` signed as `origin` with `pair` for `destination`.
+async fn signed_get(
+    base: &str,
+    path: &str,
+    origin: &str,
+    destination: &str,
+    pair: &Ed25519KeyPair,
+) -> (u16, Value) {
+    let req = http::Request::builder()
+        .method("GET")
+        .uri(path)
+        .body(Vec::<u8>::new())
+        .unwrap();
+    let input = XMatrixSigningInput::new(
+        OwnedServerName::try_from(origin).unwrap(),
+        OwnedServerName::try_from(destination).unwrap(),
+        pair,
+    );
+    let x = XMatrix::sign_http_request(&req, input).unwrap();
+    let resp = insecure()
+        .get(format!("{base}{path}"))
+        .header("authorization", http::HeaderValue::from(&x))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_fetch_keys_and_verify_requests() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let (name_a, name_b) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+    let fed_b = format!("https://127.0.0.1:{pb}");
+
+    // B's key document, over TLS on its federation listener, self-signed and current.
+    let doc: Value = insecure()
+        .get(format!("{fed_b}/_matrix/key/v2/server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["server_name"], name_b.as_str());
+    let keys_b = key_map(&name_b, &doc);
+    assert!(signed_by(&doc, &name_b, &keys_b), "self-signed: {doc}");
+    let now = ruma::MilliSecondsSinceUnixEpoch::now().get();
+    assert!(doc["valid_until_ts"].as_u64().unwrap() > u64::from(now));
+    let version: Value = insecure()
+        .get(format!("{fed_b}/_matrix/federation/v1/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(version["server"]["name"], "Haven");
+
+    // A user of A reads a profile on B: A signs, B fetches A's keys and checks the signature.
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/profile/{}/displayname", bob.uid()),
+            Some(r#"{"displayname": "Bob of B"}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/profile/{}", bob.uid()),
+            None,
+        )
+        .await;
+    assert_eq!((st, &v["displayname"]), (200, &json!("Bob of B")), "{v}");
+    let (st, v) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/profile/@nobody:{name_b}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (404, Some("M_NOT_FOUND")),
+        "{v}"
+    );
+
+    // Requests B cannot attribute are refused with 401.
+    let path = format!(
+        "/_matrix/federation/v1/query/profile?user_id={}",
+        urlencode(bob.uid().as_str())
+    );
+    let resp = insecure()
+        .get(format!("{fed_b}{path}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "no signature");
+    let forged = Ed25519KeyPair::from_der(&Ed25519KeyPair::generate(), "forged".into()).unwrap();
+    let (st, v) = signed_get(&fed_b, &path, &name_a, &name_b, &forged).await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (401, Some("M_UNAUTHORIZED")),
+        "unknown key: {v}"
+    );
+    let doc_a: Value = insecure()
+        .get(format!("https://127.0.0.1:{pa}/_matrix/key/v2/server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let real_id = doc_a["verify_keys"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    let impostor = Ed25519KeyPair::from_der(
+        &Ed25519KeyPair::generate(),
+        real_id.trim_start_matches("ed25519:").into(),
+    )
+    .unwrap();
+    let (st, _) = signed_get(&fed_b, &path, &name_a, &name_b, &impostor).await;
+    assert_eq!(st, 401, "A's key ID with another key");
+    let (st, _) = signed_get(&fed_b, &path, &name_a, "elsewhere.example", &impostor).await;
+    assert_eq!(st, 401, "meant for another server");
+
+    // A as notary: B's document passed on with A's signature added.
+    let notary: Value = insecure()
+        .post(format!("https://127.0.0.1:{pa}/_matrix/key/v2/query"))
+        .json(&json!({ "server_keys": { &name_b: {} } }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let passed = &notary["server_keys"][0];
+    assert_eq!(passed["server_name"], name_b.as_str(), "{notary}");
+    assert!(signed_by(passed, &name_b, &keys_b));
+    assert!(
+        signed_by(passed, &name_a, &key_map(&name_a, &doc_a)),
+        "{passed}"
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
