@@ -43,6 +43,8 @@ pub enum ErrCode {
     WrongRoomKeysVersion,
     /// Sliding sync: the connection or position is no longer known (MSC4186).
     UnknownPos,
+    /// Federation: the room's version is not one the joining server supports.
+    IncompatibleRoomVersion,
 }
 
 impl ErrCode {
@@ -77,6 +79,7 @@ impl ErrCode {
         ErrCode::DuplicateAnnotation,
         ErrCode::WrongRoomKeysVersion,
         ErrCode::UnknownPos,
+        ErrCode::IncompatibleRoomVersion,
     ];
 
     /// The code named by another server's error (`M_UNKNOWN` for codes Haven does not use).
@@ -108,6 +111,7 @@ impl ErrCode {
             DuplicateAnnotation => "M_DUPLICATE_ANNOTATION",
             WrongRoomKeysVersion => "M_WRONG_ROOM_KEYS_VERSION",
             UnknownPos => "M_UNKNOWN_POS",
+            IncompatibleRoomVersion => "M_INCOMPATIBLE_ROOM_VERSION",
             InvalidParam => "M_INVALID_PARAM",
             MissingParam => "M_MISSING_PARAM",
             UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",

@@ -201,3 +201,116 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Waits until `f` answers something, polling.
+async fn until<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_of_two_servers_share_a_room() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+
+    // Alice invites Bob across servers; Bob's server shows him the invite.
+    let room = alice.create_room(|r| r.name = Some("Across".into())).await;
+    let (st, v) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({ "user_id": bob.uid() }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let invite = until("bob's invite", || async {
+        let s = bob.sync(None, 0).await;
+        s.rooms.invite.get(&room).cloned()
+    })
+    .await;
+    let names: Vec<String> = invite
+        .invite_state
+        .events
+        .iter()
+        .filter_map(|e| e.get_field::<String>("type").ok().flatten())
+        .collect();
+    assert!(names.contains(&"m.room.name".to_owned()), "{names:?}");
+
+    // He joins through Alice's server.
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/join/{room}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    until("bob's join on alice's server", || async {
+        let (_, v) = alice
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/rooms/{room}/joined_members"),
+                None,
+            )
+            .await;
+        v["joined"].get(bob.uid().as_str()).map(|_| ())
+    })
+    .await;
+
+    // Messages both ways.
+    alice.send_text(&room, "hello bob").await.unwrap();
+    until("alice's message at bob's server", || async {
+        let bodies = bob.message_bodies(&room).await;
+        bodies.contains(&"hello bob".to_owned()).then_some(())
+    })
+    .await;
+    bob.send_text(&room, "hi alice").await.unwrap();
+    until("bob's message at alice's server", || async {
+        let bodies = alice.message_bodies(&room).await;
+        bodies.contains(&"hi alice".to_owned()).then_some(())
+    })
+    .await;
+    // The same history, in the same order, on both servers.
+    let (ha, hb) = (
+        alice.message_bodies(&room).await,
+        bob.message_bodies(&room).await,
+    );
+    assert_eq!(ha, hb);
+
+    // Bob leaves; Alice's server sees it.
+    let (st, _) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/leave"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    until("bob's leave at alice's server", || async {
+        let (_, v) = alice
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/rooms/{room}/joined_members"),
+                None,
+            )
+            .await;
+        v["joined"].get(bob.uid().as_str()).is_none().then_some(())
+    })
+    .await;
+}

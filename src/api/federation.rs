@@ -113,3 +113,166 @@ pub async fn profile(
     resp.data = p;
     Ok(RumaResponse(resp))
 }
+
+use ruma::api::federation::{
+    event::{get_event, get_missing_events, get_room_state_ids},
+    membership::{create_invite, create_join_event, prepare_join_event},
+    transactions::send_transaction_message,
+};
+
+use crate::federation::{membership as fm, receive};
+
+/// The authenticated origin of a federation request.
+fn origin<T>(r: &Ruma<T>) -> Result<&ruma::OwnedServerName> {
+    r.origin
+        .as_ref()
+        .ok_or_else(|| Error::forbidden("Not a signed federation request"))
+}
+
+fn raw_json(v: &serde_json::Value) -> Result<Box<serde_json::value::RawValue>> {
+    serde_json::value::to_raw_value(v).map_err(Error::internal)
+}
+
+pub async fn send_transaction(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<send_transaction_message::v1::Request>,
+) -> ApiResult<send_transaction_message::v1::Response> {
+    let origin = origin(&r)?;
+    if r.body.origin != *origin {
+        return Err(Error::forbidden(
+            "The transaction's origin is not the signing server",
+        ));
+    }
+    let edus: Vec<serde_json::Value> = r
+        .body
+        .edus
+        .iter()
+        .filter_map(|e| serde_json::from_str(e.json().get()).ok())
+        .collect();
+    let results = receive::transaction(
+        &h,
+        origin,
+        r.body.transaction_id.as_str(),
+        &r.body.pdus,
+        &edus,
+    )
+    .await?;
+    Ok(RumaResponse(send_transaction_message::v1::Response::new(
+        results,
+    )))
+}
+
+pub async fn make_join(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<prepare_join_event::v1::Request>,
+) -> ApiResult<prepare_join_event::v1::Response> {
+    let (version, event) = fm::make_join(
+        &h,
+        origin(&r)?,
+        &r.body.room_id,
+        &r.body.user_id,
+        &r.body.ver,
+    )?;
+    let mut resp = prepare_join_event::v1::Response::new(
+        serde_json::value::to_raw_value(&event).map_err(Error::internal)?,
+    );
+    resp.room_version = Some(version);
+    Ok(RumaResponse(resp))
+}
+
+pub async fn send_join(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<create_join_event::v2::Request>,
+) -> Result<axum::Json<serde_json::Value>> {
+    let v = fm::send_join(
+        &h,
+        origin(&r)?,
+        &r.body.room_id,
+        &r.body.event_id,
+        &r.body.pdu,
+    )
+    .await?;
+    Ok(axum::Json(v))
+}
+
+pub async fn invite(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<create_invite::v2::Request>,
+) -> ApiResult<create_invite::v2::Response> {
+    let state = r
+        .json
+        .as_ref()
+        .and_then(|j| j["invite_room_state"].as_array().cloned())
+        .unwrap_or_default();
+    let signed = fm::receive_invite(
+        &h,
+        origin(&r)?,
+        &r.body.room_id,
+        &r.body.event_id,
+        &r.body.room_version,
+        &r.body.event,
+        state,
+    )
+    .await?;
+    Ok(RumaResponse(create_invite::v2::Response::new(raw_json(
+        &signed,
+    )?)))
+}
+
+/// Whether `origin` may read this room's events (it has a member there).
+fn may_read(h: &Haven, room: &ruma::RoomId, origin: &ruma::ServerName) -> Result<()> {
+    if fm::server_in_room(h, room, origin, true)? && receive::acl_allows(h, room, origin)? {
+        Ok(())
+    } else {
+        Err(Error::forbidden("Your server is not in this room"))
+    }
+}
+
+pub async fn event(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_event::v1::Request>,
+) -> ApiResult<get_event::v1::Response> {
+    let pdu = h
+        .rooms
+        .get_pdu(&r.body.event_id)?
+        .ok_or_else(|| Error::not_found("Event not found"))?;
+    may_read(&h, &pdu.room_id, origin(&r)?)?;
+    Ok(RumaResponse(get_event::v1::Response::new(
+        h.key.server_name.clone(),
+        ruma::MilliSecondsSinceUnixEpoch::now(),
+        raw_json(&fm::pdu_json(&pdu)?)?,
+    )))
+}
+
+pub async fn state_ids(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_room_state_ids::v1::Request>,
+) -> ApiResult<get_room_state_ids::v1::Response> {
+    may_read(&h, &r.body.room_id, origin(&r)?)?;
+    let state = h
+        .rooms
+        .state_before_event(&r.body.event_id)?
+        .ok_or_else(|| Error::not_found("No state known at that event"))?;
+    let chain = h.rooms.auth_chain(state.values())?;
+    Ok(RumaResponse(get_room_state_ids::v1::Response::new(
+        chain.into_iter().collect(),
+        state.into_values().collect(),
+    )))
+}
+
+pub async fn missing_events(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_missing_events::v1::Request>,
+) -> ApiResult<get_missing_events::v1::Response> {
+    let b = &r.body;
+    may_read(&h, &b.room_id, origin(&r)?)?;
+    let limit = u64::from(b.limit).min(100) as usize;
+    let events = h
+        .rooms
+        .events_between(&b.room_id, &b.earliest_events, &b.latest_events, limit)?;
+    let mut out = Vec::new();
+    for p in events {
+        out.push(raw_json(&fm::pdu_json(&p)?)?);
+    }
+    Ok(RumaResponse(get_missing_events::v1::Response::new(out)))
+}

@@ -80,6 +80,16 @@ fn federation_routes(mut r: R) -> R {
     r = add::<fd::get_remote_server_keys::v2::Request, _, _>(r, federation::query_keys);
     r = add::<fd::get_server_version::v1::Request, _, _>(r, federation::version);
     r = add::<fq::get_profile_information::v1::Request, _, _>(r, federation::profile);
+    {
+        use ruma::api::federation::{event as fe, membership as fmb, transactions as ft};
+        r = add::<ft::send_transaction_message::v1::Request, _, _>(r, federation::send_transaction);
+        r = add::<fmb::prepare_join_event::v1::Request, _, _>(r, federation::make_join);
+        r = add::<fmb::create_join_event::v2::Request, _, _>(r, federation::send_join);
+        r = add::<fmb::create_invite::v2::Request, _, _>(r, federation::invite);
+        r = add::<fe::get_event::v1::Request, _, _>(r, federation::event);
+        r = add::<fe::get_room_state_ids::v1::Request, _, _>(r, federation::state_ids);
+        r = add::<fe::get_missing_events::v1::Request, _, _>(r, federation::missing_events);
+    }
     r
 }
 

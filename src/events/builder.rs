@@ -69,6 +69,16 @@ pub fn build_pdu(
     rules: &RoomVersionRules,
     key: &ServerKey,
 ) -> Result<Pdu> {
+    let obj = unsigned_pdu(template, graph)?;
+    sign_pdu(obj, rules, key)
+}
+
+/// The PDU's fields before hashing and signing: what `make_join` and friends hand to another
+/// server, which signs it as its own.
+pub fn unsigned_pdu(
+    template: &EventTemplate,
+    graph: GraphFields<'_>,
+) -> Result<CanonicalJsonObject> {
     let mut obj = CanonicalJsonObject::new();
     let ids = |v: &[OwnedEventId]| {
         CanonicalJsonValue::Array(
@@ -115,7 +125,16 @@ pub fn build_pdu(
     if let Some(r) = &template.redacts {
         obj.insert("redacts".into(), CanonicalJsonValue::String(r.to_string()));
     }
+    Ok(obj)
+}
 
+/// Hashes and signs PDU fields with this server's key and derives the event ID, within the
+/// size limit.
+pub fn sign_pdu(
+    mut obj: CanonicalJsonObject,
+    rules: &RoomVersionRules,
+    key: &ServerKey,
+) -> Result<Pdu> {
     let too_large = |size: usize| {
         Error::too_large(format!(
             "event is {size} bytes; the limit is {MAX_PDU_BYTES}"

@@ -39,5 +39,10 @@ pub async fn verify_request(h: &Haven, req: &http::Request<&[u8]>) -> Result<Own
     map.insert(x.origin.to_string(), keys);
     x.verify_http_request(req, ours, &map)
         .map_err(|e| unauthorized(format!("Bad X-Matrix signature: {e}")))?;
+    // The server is up: stop backing off from it and send what waits for it.
+    if h.federation.backing_off(&x.origin) {
+        h.federation.forgive(&x.origin);
+        h.rooms.outbox.wake(vec![x.origin.clone()]);
+    }
     Ok(x.origin)
 }

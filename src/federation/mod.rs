@@ -3,8 +3,12 @@
 
 pub mod auth;
 pub mod keys;
+pub mod membership;
+pub mod pdu;
 pub mod query;
+pub mod receive;
 pub mod resolve;
+pub mod sender;
 pub mod tls;
 
 use std::{
@@ -90,6 +94,11 @@ impl Federation {
         self.backoff_lock()
             .get(dest)
             .is_some_and(|(_, until)| *until > Instant::now())
+    }
+
+    /// Clears the backoff of a server that is up again (it reached us, or its wait is over).
+    pub fn forgive(&self, dest: &ServerName) {
+        self.backoff_lock().remove(dest);
     }
 
     fn record(&self, dest: &ServerName, ok: bool) {

@@ -93,7 +93,7 @@ impl Rooms {
         reason: Option<String>,
     ) -> Result<PduRef> {
         self.meta_or_404(room_id)?;
-        let via = self.restricted_join_authoriser(room_id, user)?;
+        let via = self.restricted_join_voucher(room_id, user)?;
         self.own_membership(room_id, user, "join", profile, reason, via)
             .await
     }
@@ -137,7 +137,7 @@ impl Rooms {
     /// For a restricted room (`restricted` / `knock_restricted`) that `user` is not invited
     /// to: a local member who may invite, to vouch for the join, when `user` is in one of the
     /// rooms the rule allows. `None` when the join needs no voucher (the auth rules decide).
-    fn restricted_join_authoriser(
+    pub fn restricted_join_voucher(
         &self,
         room_id: &RoomId,
         user: &UserId,

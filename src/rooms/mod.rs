@@ -9,6 +9,7 @@ mod persist;
 pub mod purge;
 pub mod receipts;
 pub mod relations;
+pub mod remote;
 pub mod state;
 pub mod timeline;
 pub mod typing;
@@ -111,12 +112,15 @@ pub struct Rooms {
     pub edus: tokio::sync::broadcast::Sender<(OwnedRoomId, serde_json::Value)>,
     /// Notifications for HTTP pushers.
     pub push_queue: crate::push::gateway::Queue,
+    /// What must be sent to other servers.
+    pub outbox: crate::federation::sender::Outbox,
 }
 
 impl Rooms {
     pub fn new(db: Arc<Storage>, key: Arc<ServerKey>, stream: Arc<Stream>) -> Result<Self> {
         let ids = state::IdAllocator::load(&db)?;
         let edus = tokio::sync::broadcast::Sender::new(4096);
+        let outbox = crate::federation::sender::Outbox::new(db.clone())?;
         Ok(Self {
             typing: typing::Typing::new(stream.clone(), db.clone(), edus.clone()),
             edus,
@@ -126,6 +130,7 @@ impl Rooms {
             locks: StdMutex::new(HashMap::new()),
             ids,
             push_queue: Default::default(),
+            outbox,
         })
     }
 
@@ -211,6 +216,40 @@ impl Rooms {
         template: EventTemplate,
         txn: Option<(OwnedDeviceId, String)>,
     ) -> Result<PduRef> {
+        self.append_signed_by(room_id, sender, template, txn, |p, _| async move { Ok(p) })
+            .await
+    }
+
+    /// [`Rooms::append`] for an event another server must sign before it enters the room (an
+    /// invite of one of its users): `countersign` gets the built event and answers the signed
+    /// one; nothing is stored if it fails.
+    pub async fn append_countersigned<F, Fut>(
+        &self,
+        room_id: &RoomId,
+        sender: &OwnedUserId,
+        template: EventTemplate,
+        countersign: F,
+    ) -> Result<PduRef>
+    where
+        F: FnOnce(PduRef, RoomVersionId) -> Fut,
+        Fut: std::future::Future<Output = Result<PduRef>>,
+    {
+        self.append_signed_by(room_id, sender, template, None, countersign)
+            .await
+    }
+
+    async fn append_signed_by<F, Fut>(
+        &self,
+        room_id: &RoomId,
+        sender: &OwnedUserId,
+        template: EventTemplate,
+        txn: Option<(OwnedDeviceId, String)>,
+        countersign: F,
+    ) -> Result<PduRef>
+    where
+        F: FnOnce(PduRef, RoomVersionId) -> Fut,
+        Fut: std::future::Future<Output = Result<PduRef>>,
+    {
         let lock = self.room_lock(room_id);
         let _guard = lock.lock().await;
         let meta = self.meta_or_404(room_id)?;
@@ -240,13 +279,20 @@ impl Rooms {
             meta.max_depth + 1,
         )?;
         self.check_redaction_allowed(&pdu, &rules, &view)?;
-        let pdu = Arc::new(pdu);
+        let pdu = countersign(Arc::new(pdu), meta.version.clone()).await?;
         let pos = self.persist(vec![(pdu.clone(), txn)], meta, &rules).await?;
+        let remote = self.outbox.queue_pdu(self, &pdu)?;
         drop(_guard);
-        // Push rules are evaluated while the event is made durable and before it is
-        // published, so the counts a client syncs with the event already include it.
+        self.publish_new(&pdu, pos).await?;
+        self.outbox.wake(remote);
+        Ok(pdu)
+    }
+
+    /// After a new timeline event is persisted: push rules evaluated while it is made durable
+    /// and before it is published, so the counts a client syncs with it already include it.
+    pub(crate) async fn publish_new(&self, pdu: &PduRef, pos: u64) -> Result<()> {
         let (notified, durable) =
-            tokio::join!(crate::push::evaluate(self, &pdu, pos), self.db.durable());
+            tokio::join!(crate::push::evaluate(self, pdu, pos), self.db.durable());
         durable?;
         let notified = notified.unwrap_or_else(|e| {
             tracing::error!(event = %pdu.event_id, error = %e, "push rules not evaluated");
@@ -256,7 +302,7 @@ impl Rooms {
         for (user, n) in notified {
             self.push_queue.push(user, n);
         }
-        Ok(pdu)
+        Ok(())
     }
 
     /// Builds a PDU on top of `view` and runs the room version's authorisation rules.

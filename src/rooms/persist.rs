@@ -49,7 +49,131 @@ impl Rooms {
         })
     }
 
-    fn write_event(
+    /// Persists a checked remote event as the room's newest: on the state group `before`
+    /// (the state it applies to); the room's current state becomes `current` when forks merged,
+    /// and follows the event when `current` is `None` and the event extends the current state.
+    /// A soft-failed event is only stored: not in the timeline, not an extremity, no state.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn persist_remote(
+        &self,
+        pdu: &Pdu,
+        before: u64,
+        current: Option<super::state::StateMap>,
+        extremities: Vec<ruma::OwnedEventId>,
+        mut meta: RoomMeta,
+        rules: &RoomVersionRules,
+        soft_failed: bool,
+    ) -> Result<u64> {
+        if soft_failed {
+            crate::storage::blocking(|| {
+                self.db
+                    .t
+                    .pdus
+                    .put(&pdu.event_id.to_string(), &pdu.to_bytes()?)?;
+                self.db
+                    .t
+                    .event_state_before
+                    .put(&pdu.event_id.to_string(), &before)?;
+                Ok::<_, Error>(())
+            })?;
+            return Ok(meta.last_pos);
+        }
+        let mut commit = self.stream.begin(&self.db).await;
+        crate::storage::blocking(|| {
+            let pos = commit.allocate()?;
+            let linear = current.is_none() && before == meta.state_group;
+            self.write_event_on(
+                pdu,
+                None,
+                pos,
+                &mut meta,
+                rules,
+                (!linear).then_some(before),
+            )?;
+            if let Some(map) = current {
+                self.set_current_state(&pdu.room_id, &map, pos, &mut meta)?;
+            } else if !linear {
+                let mut map = super::state::load_group(&self.db, before)?;
+                if let Some(sk) = &pdu.state_key {
+                    map.insert((pdu.kind.to_string(), sk.clone()), pdu.event_id.clone());
+                }
+                self.set_current_state(&pdu.room_id, &map, pos, &mut meta)?;
+            }
+            meta.forward_extremities = extremities;
+            self.db.t.rooms.put(&pdu.room_id.to_string(), &Json(meta))?;
+            Ok(pos)
+        })
+    }
+
+    /// Makes `map` the room's current state: changed entries and memberships rewritten, a new
+    /// state group recorded.
+    pub(crate) fn set_current_state(
+        &self,
+        room: &ruma::RoomId,
+        map: &super::state::StateMap,
+        pos: u64,
+        meta: &mut RoomMeta,
+    ) -> Result<()> {
+        let t = &self.db.t;
+        let r = room.to_string();
+        let mut old = super::state::StateMap::new();
+        for item in t
+            .current_state
+            .scan_prefix(&crate::storage::prefix(r.as_str()))
+        {
+            let ((_, kind, sk), id) = item?;
+            old.insert(
+                (kind, sk),
+                ruma::EventId::parse(id).map_err(Error::internal)?,
+            );
+        }
+        for ((kind, sk), id) in map {
+            if old.get(&(kind.clone(), sk.clone())) == Some(id) {
+                continue;
+            }
+            t.current_state
+                .put(&(r.clone(), kind.clone(), sk.clone()), &id.to_string())?;
+            if kind == "m.room.member" {
+                if let Some(ev) = self.get_pdu(id)? {
+                    let membership = ev.content_str("membership").unwrap_or_default();
+                    self.index_membership(&r, sk, membership, id, pos)?;
+                }
+            }
+        }
+        for key in old.keys().filter(|k| !map.contains_key(*k)) {
+            t.current_state
+                .remove(&(r.clone(), key.0.clone(), key.1.clone()))?;
+        }
+        meta.state_group = self.ids.snapshot(&self.db, map)?;
+        Ok(())
+    }
+
+    /// Records a user's membership in the room and user indexes.
+    fn index_membership(
+        &self,
+        room: &str,
+        user: &str,
+        membership: String,
+        event_id: &ruma::EventId,
+        pos: u64,
+    ) -> Result<()> {
+        let t = &self.db.t;
+        let rec = Json(MemberRecord {
+            membership,
+            event_id: event_id.to_owned(),
+            pos,
+        });
+        t.room_members
+            .put(&(room.to_owned(), user.to_owned()), &rec)?;
+        t.user_rooms
+            .put(&(user.to_owned(), room.to_owned()), &rec)?;
+        if matches!(rec.0.membership.as_str(), "join" | "invite") {
+            t.forgotten.remove(&(user.to_owned(), room.to_owned()))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write_event(
         &self,
         pdu: &Pdu,
         txn: Option<(OwnedDeviceId, String)>,
@@ -57,11 +181,26 @@ impl Rooms {
         meta: &mut RoomMeta,
         rules: &RoomVersionRules,
     ) -> Result<()> {
+        self.write_event_on(pdu, txn, pos, meta, rules, None)
+    }
+
+    /// Writes one event. `before`: the state group it applies to when that is not the current
+    /// state (a remote fork); the current state is then left to the caller.
+    fn write_event_on(
+        &self,
+        pdu: &Pdu,
+        txn: Option<(OwnedDeviceId, String)>,
+        pos: u64,
+        meta: &mut RoomMeta,
+        rules: &RoomVersionRules,
+        before: Option<u64>,
+    ) -> Result<()> {
         let t = &self.db.t;
         let id = pdu.event_id.to_string();
         let room = pdu.room_id.to_string();
         t.pdus.put(&id, &pdu.to_bytes()?)?;
-        t.event_state_before.put(&id, &meta.state_group)?;
+        t.event_state_before
+            .put(&id, &before.unwrap_or(meta.state_group))?;
         let mut extras = EventExtras {
             txn,
             ..Default::default()
@@ -69,30 +208,29 @@ impl Rooms {
 
         if let Some(sk) = &pdu.state_key {
             let key = (room.clone(), pdu.kind.to_string(), sk.clone());
-            extras.replaces_state = t
-                .current_state
-                .get(&key)?
-                .map(|e| ruma::EventId::parse(e).map_err(Error::internal))
-                .transpose()?;
-            meta.state_group = self.ids.add_to_group(
-                &self.db,
-                meta.state_group,
-                &pdu.kind.to_string(),
-                sk,
-                &pdu.event_id,
-            )?;
-            t.current_state.put(&key, &id)?;
-            if pdu.kind == TimelineEventType::RoomMember {
-                let membership = pdu.content_str("membership").unwrap_or_default();
-                let rec = Json(MemberRecord {
-                    membership,
-                    event_id: pdu.event_id.clone(),
-                    pos,
-                });
-                t.room_members.put(&(room.clone(), sk.clone()), &rec)?;
-                t.user_rooms.put(&(sk.clone(), room.clone()), &rec)?;
-                if matches!(rec.0.membership.as_str(), "join" | "invite") {
-                    t.forgotten.remove(&(sk.clone(), room.clone()))?;
+            match before {
+                None => {
+                    extras.replaces_state = t
+                        .current_state
+                        .get(&key)?
+                        .map(|e| ruma::EventId::parse(e).map_err(Error::internal))
+                        .transpose()?;
+                    meta.state_group = self.ids.add_to_group(
+                        &self.db,
+                        meta.state_group,
+                        &pdu.kind.to_string(),
+                        sk,
+                        &pdu.event_id,
+                    )?;
+                    t.current_state.put(&key, &id)?;
+                    if pdu.kind == TimelineEventType::RoomMember {
+                        let membership = pdu.content_str("membership").unwrap_or_default();
+                        self.index_membership(&room, sk, membership, &pdu.event_id, pos)?;
+                    }
+                }
+                Some(group) => {
+                    extras.replaces_state = super::state::load_group(&self.db, group)?
+                        .remove(&(pdu.kind.to_string(), sk.clone()));
                 }
             }
         }

@@ -122,6 +122,31 @@ impl IdAllocator {
     }
 }
 
+impl IdAllocator {
+    /// A new snapshot group holding exactly `map` (the result of state resolution).
+    pub fn snapshot(&self, db: &Storage, map: &StateMap) -> Result<u64> {
+        let mut delta = Vec::with_capacity(map.len());
+        for ((kind, sk), id) in map {
+            delta.push((
+                self.short_state_key(db, kind, sk)?,
+                self.short_event_id(db, id)?,
+            ));
+        }
+        delta.sort_unstable();
+        let group = Group {
+            parent: 0,
+            chain: 0,
+            delta,
+        };
+        let id = {
+            let mut next = self.lock();
+            self.alloc(db, &mut next)?
+        };
+        db.t.state_groups.put(&id, &group.encode())?;
+        Ok(id)
+    }
+}
+
 struct Group {
     parent: u64,
     chain: u32,

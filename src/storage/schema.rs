@@ -108,6 +108,13 @@ pub struct Tables {
     pub server_keys: Table<(String, String), Json<crate::federation::keys::KnownKey>>,
     /// server -> its latest key document as fetched (served again by the notary endpoint).
     pub server_key_docs: Table<String, Json<serde_json::Value>>,
+    /// (destination, sequence) -> a PDU or EDU waiting to be sent there.
+    pub federation_queue: Table<(String, u64), Json<crate::federation::sender::Queued>>,
+    /// (origin, transaction id) -> present once a received transaction was processed.
+    pub federation_txns: Table<(String, String), ()>,
+    /// (user, room) -> an invite from another server to a room this server is not in:
+    /// `{ "via": server, "invite_state": [...] }`.
+    pub remote_invites: Table<(String, String), Json<serde_json::Value>>,
 }
 
 impl Tables {
@@ -164,6 +171,9 @@ impl Tables {
             pushers: Table::new(t("pushers")?),
             server_keys: Table::new(t("server_keys")?),
             server_key_docs: Table::new(t("server_key_docs")?),
+            federation_queue: Table::new(t("federation_queue")?),
+            federation_txns: Table::new(t("federation_txns")?),
+            remote_invites: Table::new(t("remote_invites")?),
         })
     }
 }

@@ -481,6 +481,25 @@ fn summary(h: &Haven, room: &RoomId, user: &ruma::UserId) -> Result<RoomSummary>
 
 fn invited_room(h: &Haven, room: &RoomId, invite_event: &EventId) -> Result<InvitedRoom> {
     let mut events = Vec::new();
+    if h.rooms.meta(room)?.is_none() {
+        // An invite from another server to a room this server is not in: the state it sent.
+        if let Some(pdu) = h.rooms.get_pdu(invite_event)? {
+            if let Some(user) = pdu
+                .state_key
+                .as_deref()
+                .and_then(|u| ruma::UserId::parse(u).ok())
+            {
+                let stored = h.rooms.remote_invite(&user, room)?.unwrap_or_default();
+                for e in stored["invite_state"].as_array().into_iter().flatten() {
+                    events.push(raw(e)?);
+                }
+            }
+            events.push(raw(&stripped_state(&pdu))?);
+        }
+        let mut state = InviteState::new();
+        state.events = events;
+        return Ok(InvitedRoom::from(state));
+    }
     for kind in [
         StateEventType::RoomCreate,
         StateEventType::RoomJoinRules,

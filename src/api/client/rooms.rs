@@ -110,12 +110,11 @@ pub async fn create_room(
             return Err(Error::not_found(format!("Unknown user {u}")));
         }
     }
-    if b.invite
+    let (local_invites, remote_invites): (Vec<_>, Vec<_>) = b
+        .invite
         .iter()
-        .any(|u| u.server_name() != h.config.server_name)
-    {
-        return Err(Error::bad_request(ErrCode::Unknown, "Inviting users on other servers needs federation, which this server does not offer yet"));
-    }
+        .cloned()
+        .partition(|u| u.server_name() == h.config.server_name);
     let req = CreateRoom {
         version,
         preset,
@@ -125,11 +124,18 @@ pub async fn create_room(
         name: b.name.clone(),
         topic: b.topic.clone(),
         alias,
-        invite: b.invite.clone(),
+        invite: local_invites,
         is_direct: b.is_direct,
         creator_profile: h.users.member_profile(&user)?,
     };
     let room_id = h.rooms.create_room(&user, req).await?;
+    for u in &remote_invites {
+        if let Err(e) =
+            crate::federation::membership::invite_remote(&h, &room_id, &user, u, None).await
+        {
+            tracing::info!(room = %room_id, user = %u, error = %e, "remote invite failed");
+        }
+    }
     if b.visibility == Visibility::Public {
         h.rooms.set_published(&room_id, true)?;
         h.db.durable().await?;
@@ -142,15 +148,16 @@ async fn join(
     user: &OwnedUserId,
     room_id: &ruma::RoomId,
     reason: Option<String>,
+    via: &[ruma::OwnedServerName],
 ) -> Result<(), Error> {
+    let profile = h.users.member_profile(user)?;
     if h.rooms.meta(room_id)?.is_none() {
-        return Err(Error::not_found(
-            "No known room with this ID; joining over federation is not available yet",
-        ));
+        // A room this server is not in: join through a server that is.
+        let via = crate::federation::membership::join_candidates(h, room_id, user, via)?;
+        return crate::federation::membership::join_remote(h, room_id, user, &via, profile, reason)
+            .await;
     }
-    h.rooms
-        .join(room_id, user, h.users.member_profile(user)?, reason)
-        .await?;
+    h.rooms.join(room_id, user, profile, reason).await?;
     let _ =
         h.db.t
             .forgotten
@@ -162,7 +169,7 @@ pub async fn join_by_id(
     State(h): State<Arc<Haven>>,
     r: Ruma<join_room_by_id::v3::Request>,
 ) -> ApiResult<join_room_by_id::v3::Response> {
-    join(&h, r.user()?, &r.body.room_id, r.body.reason.clone()).await?;
+    join(&h, r.user()?, &r.body.room_id, r.body.reason.clone(), &[]).await?;
     Ok(RumaResponse(join_room_by_id::v3::Response::new(
         r.body.room_id.clone(),
     )))
@@ -182,7 +189,7 @@ pub async fn join_by_id_or_alias(
     r: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> ApiResult<join_room_by_id_or_alias::v3::Response> {
     let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
-    join(&h, r.user()?, &room_id, r.body.reason.clone()).await?;
+    join(&h, r.user()?, &room_id, r.body.reason.clone(), &r.body.via).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(
         room_id,
     )))
@@ -210,7 +217,16 @@ pub async fn invite(
     };
     let user_id = &invitee.user_id;
     if user_id.server_name() != h.config.server_name {
-        return Err(Error::bad_request(ErrCode::Unknown, "Inviting users on other servers needs federation, which this server does not offer yet"));
+        h.rooms.meta_or_404(&r.body.room_id)?;
+        crate::federation::membership::invite_remote(
+            &h,
+            &r.body.room_id,
+            r.user()?,
+            user_id,
+            invitee.reason.clone(),
+        )
+        .await?;
+        return Ok(RumaResponse(invite_user::v3::Response::new()));
     }
     if !crate::appservice::user_exists(&h, user_id).await? {
         return Err(Error::not_found("Unknown user"));

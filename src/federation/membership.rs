@@ -1,0 +1,478 @@
+//! Joins and invites across servers: serving `make_join`/`send_join` and `invite` to other
+//! servers, and doing the same of them for local users (joining a room this server is not in,
+//! inviting someone from another server).
+
+use std::sync::Arc;
+
+use ruma::{
+    events::StateEventType, CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName,
+    OwnedUserId, RoomId, RoomVersionId, ServerName, UserId,
+};
+use serde_json::{json, value::RawValue, Map, Value};
+
+use crate::{
+    error::{ErrCode, Error, Result},
+    events::{
+        auth,
+        builder::{self, EventTemplate, GraphFields},
+        client::stripped_state,
+        Pdu, PduRef,
+    },
+    rooms::{rules_for, SUPPORTED_VERSIONS},
+    Haven,
+};
+
+/// Whether `server` has a member in the room (joined, or invited when `invited_ok`).
+pub fn server_in_room(
+    h: &Haven,
+    room: &RoomId,
+    server: &ServerName,
+    invited_ok: bool,
+) -> Result<bool> {
+    Ok(h.rooms.members(room)?.iter().any(|(u, m)| {
+        u.server_name() == server
+            && (m.membership == "join" || (invited_ok && m.membership == "invite"))
+    }))
+}
+
+/// The room and its rules, refusing servers the room's ACL denies.
+fn room_for(h: &Haven, room: &RoomId, origin: &ServerName) -> Result<crate::rooms::RoomMeta> {
+    let meta = h
+        .rooms
+        .meta(room)?
+        .ok_or_else(|| Error::not_found("This server is not in that room"))?;
+    if !super::receive::acl_allows(h, room, origin)? {
+        return Err(Error::forbidden("The room's server ACL denies your server"));
+    }
+    Ok(meta)
+}
+
+/// `make_join`: an unsigned join event for `user` of `origin`, on top of the room's newest
+/// events, if the room would let them join.
+pub fn make_join(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    user: &UserId,
+    versions: &[RoomVersionId],
+) -> Result<(RoomVersionId, CanonicalJsonObject)> {
+    if user.server_name() != origin {
+        return Err(Error::forbidden("The user is not on the requesting server"));
+    }
+    let meta = room_for(h, room, origin)?;
+    let supported = if versions.is_empty() {
+        vec![RoomVersionId::V1]
+    } else {
+        versions.to_vec()
+    };
+    if !supported.contains(&meta.version) {
+        return Err(Error::Matrix {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            code: ErrCode::IncompatibleRoomVersion,
+            message: format!("The room is version {}", meta.version),
+            extra: Some(json!({ "room_version": meta.version })),
+        });
+    }
+    let mut content = Map::new();
+    content.insert("membership".into(), json!("join"));
+    if let Some(voucher) = h.rooms.restricted_join_voucher(room, user)? {
+        content.insert("join_authorised_via_users_server".into(), json!(voucher));
+    }
+    let t = EventTemplate::state("m.room.member", user.as_str(), Value::Object(content));
+    let obj = template_for(h, room, &meta, user, &t)?;
+    Ok((meta.version, obj))
+}
+
+/// An unsigned event of `sender` on top of the room's current state and newest events, which
+/// the room's rules would allow (checked with a throwaway signature).
+fn template_for(
+    h: &Haven,
+    room: &RoomId,
+    meta: &crate::rooms::RoomMeta,
+    sender: &UserId,
+    t: &EventTemplate,
+) -> Result<CanonicalJsonObject> {
+    let rules = rules_for(&meta.version)?;
+    let kind = ruma::events::TimelineEventType::from(t.kind.as_str());
+    let content_raw = serde_json::value::to_raw_value(&t.content).map_err(Error::internal)?;
+    let mut auth_events = Vec::new();
+    for (k, sk) in auth::auth_types(&kind, sender, t.state_key.as_deref(), &content_raw, &rules)? {
+        if let Some(p) = h.rooms.current_state(room, &k, &sk)? {
+            auth_events.push(p.event_id.clone());
+        }
+    }
+    let room_id = room.to_owned();
+    let sender = sender.to_owned();
+    let graph = || GraphFields {
+        room_id: Some(&room_id),
+        sender: &sender,
+        prev_events: meta.forward_extremities.clone(),
+        auth_events: auth_events.clone(),
+        depth: meta.max_depth + 1,
+    };
+    let trial = builder::build_pdu(t, graph(), &rules, &h.key)?;
+    auth::check(
+        &trial,
+        &rules,
+        |id| h.rooms.get_pdu(id).ok().flatten(),
+        |k, sk| h.rooms.current_state(room, k, sk).ok().flatten(),
+    )?;
+    builder::unsigned_pdu(t, graph())
+}
+
+/// `send_join`: the signed join of a user of `origin` enters the room; answers the state
+/// before it and its auth chain.
+pub async fn send_join(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    event_id: &ruma::EventId,
+    raw: &RawValue,
+) -> Result<Value> {
+    let meta = room_for(h, room, origin)?;
+    let rules = rules_for(&meta.version)?;
+    let mut obj = super::pdu::parse(raw)?;
+    // A restricted join vouched for by a user of this server carries our signature too.
+    let voucher = match obj.get("content") {
+        Some(CanonicalJsonValue::Object(c)) => match c.get("join_authorised_via_users_server") {
+            Some(CanonicalJsonValue::String(v)) => UserId::parse(v.as_str()).ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    if voucher
+        .as_ref()
+        .is_some_and(|v| v.server_name() == h.key.server_name)
+    {
+        ruma::signatures::sign_event(
+            h.key.server_name.as_str(),
+            &h.key.pair,
+            &mut obj,
+            &rules.redaction,
+        )
+        .map_err(Error::internal)?;
+    }
+    let pdu = Arc::new(super::pdu::check_object(h, &meta.version, obj).await?);
+    if pdu.event_id != event_id || pdu.room_id != room {
+        return Err(Error::bad_json("The event does not match the request"));
+    }
+    let member = pdu.kind.to_string() == "m.room.member"
+        && pdu.content_str("membership").as_deref() == Some("join")
+        && pdu.state_key.as_deref() == Some(pdu.sender.as_str())
+        && pdu.sender.server_name() == origin;
+    if !member {
+        return Err(Error::bad_json("Not a join event of a user of your server"));
+    }
+    super::receive::handle(h, origin, &meta.version, pdu.clone())
+        .await
+        .map_err(Error::forbidden)?;
+    let woken = h.rooms.outbox.queue_pdu(&h.rooms, &pdu)?;
+    h.db.durable().await?;
+    h.rooms.outbox.wake(woken);
+
+    let before = h
+        .rooms
+        .state_before_event(&pdu.event_id)?
+        .ok_or_else(|| Error::internal("joined event without state"))?;
+    let mut state = Vec::new();
+    for id in before.values() {
+        if let Some(p) = h.rooms.get_pdu(id)? {
+            state.push(pdu_json(&p)?);
+        }
+    }
+    let mut chain_ids = h
+        .rooms
+        .auth_chain(before.values().chain(pdu.auth_events.iter()))?;
+    for id in before.values() {
+        chain_ids.remove(id);
+    }
+    let mut auth_chain = Vec::new();
+    for id in chain_ids {
+        if let Some(p) = h.rooms.get_pdu(&id)? {
+            auth_chain.push(pdu_json(&p)?);
+        }
+    }
+    let servers: std::collections::BTreeSet<String> = h
+        .rooms
+        .joined_members(room)?
+        .iter()
+        .map(|u| u.server_name().to_string())
+        .collect();
+    Ok(json!({
+        "origin": h.key.server_name,
+        "state": state,
+        "auth_chain": auth_chain,
+        "event": pdu_json(&pdu)?,
+        "members_omitted": false,
+        "servers_in_room": servers,
+    }))
+}
+
+/// A stored PDU as the JSON other servers get.
+pub fn pdu_json(p: &Pdu) -> Result<Value> {
+    serde_json::from_str(p.json.get()).map_err(Error::internal)
+}
+
+/// `invite` (v2): a user of this server is invited by `origin` to a room; we sign the invite
+/// and keep it (with the room's stripped state) until the user answers.
+pub async fn receive_invite(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    event_id: &ruma::EventId,
+    version: &RoomVersionId,
+    raw: &RawValue,
+    invite_state: Vec<Value>,
+) -> Result<Value> {
+    if !SUPPORTED_VERSIONS.contains(version) {
+        return Err(Error::Matrix {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            code: ErrCode::IncompatibleRoomVersion,
+            message: format!("This server does not support room version {version}"),
+            extra: Some(json!({ "room_version": version })),
+        });
+    }
+    let rules = rules_for(version)?;
+    let obj = super::pdu::parse(raw)?;
+    let pdu = super::pdu::check_object(h, version, obj.clone()).await?;
+    let target = pdu
+        .state_key
+        .as_deref()
+        .and_then(|s| UserId::parse(s).ok())
+        .ok_or_else(|| Error::bad_json("An invite needs a state key"))?;
+    let valid = pdu.event_id == event_id
+        && pdu.room_id == room
+        && pdu.kind.to_string() == "m.room.member"
+        && pdu.content_str("membership").as_deref() == Some("invite")
+        && pdu.sender.server_name() == origin
+        && target.server_name() == h.key.server_name;
+    if !valid {
+        return Err(Error::bad_json("Not an invite of a user of this server"));
+    }
+    if !h.users.exists(&target)? {
+        return Err(Error::not_found("No such user here"));
+    }
+    let mut signed = obj;
+    ruma::signatures::sign_event(
+        h.key.server_name.as_str(),
+        &h.key.pair,
+        &mut signed,
+        &rules.redaction,
+    )
+    .map_err(Error::internal)?;
+    let signed_pdu = Pdu::from_json(pdu.event_id.clone(), signed.clone())?;
+    if h.rooms.meta(room)?.is_none() {
+        h.rooms
+            .record_remote_invite(&signed_pdu, &target, origin, invite_state)
+            .await?;
+    }
+    serde_json::to_value(&signed).map_err(Error::internal)
+}
+
+/// Joins a local user to a room this server is not in, through the first of `via` that
+/// answers: `make_join`, sign, `send_join`, then the room is built from the state it sends.
+pub async fn join_remote(
+    h: &Haven,
+    room: &RoomId,
+    user: &OwnedUserId,
+    via: &[OwnedServerName],
+    profile: Map<String, Value>,
+    reason: Option<String>,
+) -> Result<()> {
+    if via.is_empty() {
+        return Err(Error::not_found(
+            "No known room with this ID, and no server to ask for it",
+        ));
+    }
+    let mut last = Error::not_found("No server could let you join");
+    for server in via.iter().filter(|s| **s != h.key.server_name) {
+        match join_through(h, room, user, server, profile.clone(), reason.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::info!(%room, %server, error = %e, "remote join failed");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn join_through(
+    h: &Haven,
+    room: &RoomId,
+    user: &OwnedUserId,
+    server: &ServerName,
+    profile: Map<String, Value>,
+    reason: Option<String>,
+) -> Result<()> {
+    let vers: String = SUPPORTED_VERSIONS
+        .iter()
+        .map(|v| format!("&ver={v}"))
+        .collect();
+    let path = format!(
+        "/_matrix/federation/v1/make_join/{}/{}?{}",
+        crate::util::encode(room.as_str()),
+        crate::util::encode(user.as_str()),
+        vers.trim_start_matches('&')
+    );
+    let made = h.federation.get(h, server, &path).await?;
+    let version: RoomVersionId = serde_json::from_value(made["room_version"].clone())
+        .map_err(|_| Error::bad_json("make_join answer without room_version"))?;
+    let rules = rules_for(&version)?;
+    let mut obj: CanonicalJsonObject = serde_json::from_value(made["event"].clone())
+        .map_err(|_| Error::bad_json("make_join answer without an event"))?;
+    // Our fields: sender and state key must be the user; content gets their profile.
+    let ok = matches!(obj.get("sender"), Some(CanonicalJsonValue::String(s)) if s == user.as_str())
+        && matches!(obj.get("state_key"), Some(CanonicalJsonValue::String(s)) if s == user.as_str());
+    if !ok {
+        return Err(Error::bad_json(
+            "make_join answered an event for someone else",
+        ));
+    }
+    if let Some(CanonicalJsonValue::Object(c)) = obj.get_mut("content") {
+        for (k, v) in profile {
+            c.insert(k, builder::to_canonical(v)?);
+        }
+        if let Some(r) = reason {
+            c.insert("reason".into(), CanonicalJsonValue::String(r));
+        }
+        c.insert(
+            "membership".into(),
+            CanonicalJsonValue::String("join".into()),
+        );
+    }
+    obj.insert(
+        "origin_server_ts".into(),
+        CanonicalJsonValue::Integer(
+            ruma::Int::try_from(crate::util::now_ms()).map_err(Error::internal)?,
+        ),
+    );
+    obj.remove("hashes");
+    obj.remove("signatures");
+    let join = builder::sign_pdu(obj, &rules, &h.key)?;
+    let path = format!(
+        "/_matrix/federation/v2/send_join/{}/{}",
+        crate::util::encode(room.as_str()),
+        crate::util::encode(join.event_id.as_str())
+    );
+    let body: Value = serde_json::from_str(join.json.get()).map_err(Error::internal)?;
+    let resp = h.federation.put(h, server, &path, &body).await?;
+
+    // The joined event as the resident server countersigned it (restricted joins).
+    let join = match resp.get("event") {
+        Some(e) if !e.is_null() => {
+            let raw = serde_json::value::to_raw_value(e).map_err(Error::internal)?;
+            let p = super::pdu::check(h, &version, &raw).await?;
+            if p.event_id != join.event_id {
+                return Err(Error::bad_json("send_join answered another event"));
+            }
+            p
+        }
+        _ => join,
+    };
+    let mut state = Vec::new();
+    for key in ["auth_chain", "state"] {
+        for e in resp[key].as_array().into_iter().flatten() {
+            let raw = serde_json::value::to_raw_value(e).map_err(Error::internal)?;
+            let p = Arc::new(super::pdu::check(h, &version, &raw).await?);
+            h.rooms.store_outlier(&p)?;
+            if key == "state" {
+                state.push(p);
+            }
+        }
+    }
+    h.rooms
+        .join_from_state(version, state, Arc::new(join))
+        .await?;
+    Ok(())
+}
+
+/// Invites a user of another server: the invite is built here, signed by their server
+/// through `invite` (v2), and only then added to the room.
+pub async fn invite_remote(
+    h: &Haven,
+    room: &RoomId,
+    sender: &OwnedUserId,
+    target: &UserId,
+    reason: Option<String>,
+) -> Result<PduRef> {
+    let mut content = Map::new();
+    content.insert("membership".into(), json!("invite"));
+    if let Some(r) = reason {
+        content.insert("reason".into(), json!(r));
+    }
+    let t = EventTemplate::state("m.room.member", target.as_str(), Value::Object(content));
+    let room_id: OwnedRoomId = room.to_owned();
+    h.rooms
+        .append_countersigned(
+            room,
+            sender,
+            t,
+            |pdu: PduRef, version: RoomVersionId| async move {
+                let stripped: Vec<Value> = invite_room_state(h, &room_id)?;
+                let body = json!({
+                    "room_version": version,
+                    "event": pdu_json(&pdu)?,
+                    "invite_room_state": stripped,
+                });
+                let path = format!(
+                    "/_matrix/federation/v2/invite/{}/{}",
+                    crate::util::encode(room_id.as_str()),
+                    crate::util::encode(pdu.event_id.as_str())
+                );
+                let resp = h
+                    .federation
+                    .put(h, target.server_name(), &path, &body)
+                    .await?;
+                let raw =
+                    serde_json::value::to_raw_value(&resp["event"]).map_err(Error::internal)?;
+                let signed = super::pdu::check(h, &version, &raw).await?;
+                if signed.event_id != pdu.event_id {
+                    return Err(Error::bad_json("The invited server answered another event"));
+                }
+                Ok(Arc::new(signed))
+            },
+        )
+        .await
+}
+
+/// The stripped state an invitee is shown.
+pub fn invite_room_state(h: &Haven, room: &RoomId) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for kind in [
+        StateEventType::RoomCreate,
+        StateEventType::RoomJoinRules,
+        StateEventType::RoomName,
+        StateEventType::RoomAvatar,
+        StateEventType::RoomCanonicalAlias,
+        StateEventType::RoomEncryption,
+        StateEventType::RoomTopic,
+    ] {
+        if let Some(p) = h.rooms.current_state(room, &kind, "")? {
+            out.push(stripped_state(&p));
+        }
+    }
+    Ok(out)
+}
+
+/// Servers worth asking to join a room: those named by the client, the server of whoever
+/// invited the user, and the one in the room ID (before version 12).
+pub fn join_candidates(
+    h: &Haven,
+    room: &RoomId,
+    user: &UserId,
+    named: &[OwnedServerName],
+) -> Result<Vec<OwnedServerName>> {
+    let mut out: Vec<OwnedServerName> = named.to_vec();
+    if let Some(inv) = h.rooms.remote_invite(user, room)? {
+        if let Some(s) = inv["via"].as_str().and_then(|s| ServerName::parse(s).ok()) {
+            out.push(s);
+        }
+    }
+    if let Some(s) = room.server_name() {
+        out.push(s.to_owned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|s| seen.insert(s.clone()));
+    Ok(out)
+}

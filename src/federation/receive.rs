@@ -1,0 +1,411 @@
+//! Receiving from other servers: each PDU of a transaction verified, its missing auth events
+//! and predecessors fetched from the sending server, then handed to the room
+//! ([`crate::rooms::Rooms::accept_remote`]); EDUs applied for the users of the server that
+//! sent them.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use ruma::{
+    events::StateEventType, EventId, OwnedEventId, OwnedRoomId, RoomId, RoomVersionId, ServerName,
+    UserId,
+};
+use serde_json::{json, value::RawValue, Value};
+
+use crate::{
+    error::{Error, Result},
+    events::PduRef,
+    rooms::{remote::Accepted, state::StateMap},
+    Haven,
+};
+
+/// Events fetched at most to fill one gap in a room's graph.
+const MAX_MISSING: u64 = 20;
+/// Auth events fetched at most for one event.
+const MAX_AUTH_FETCH: usize = 200;
+
+/// The room a raw PDU names.
+fn room_of(raw: &RawValue) -> Result<OwnedRoomId> {
+    #[derive(serde::Deserialize)]
+    struct R {
+        room_id: OwnedRoomId,
+    }
+    serde_json::from_str::<R>(raw.get())
+        .map(|r| r.room_id)
+        .map_err(|_| Error::bad_json("PDU without a valid room_id"))
+}
+
+/// Processes the PDUs and EDUs of a transaction from `origin`; per-PDU results.
+pub async fn transaction(
+    h: &Haven,
+    origin: &ServerName,
+    txn_id: &str,
+    pdus: &[Box<RawValue>],
+    edus: &[Value],
+) -> Result<BTreeMap<OwnedEventId, Result<(), String>>> {
+    let key = (origin.to_string(), txn_id.to_owned());
+    if h.db.t.federation_txns.contains(&key)? {
+        return Ok(BTreeMap::new());
+    }
+    let mut results = BTreeMap::new();
+    for raw in pdus {
+        let outcome = async {
+            let room = room_of(raw)?;
+            let meta = h
+                .rooms
+                .meta(&room)?
+                .ok_or_else(|| Error::not_found(format!("this server is not in room {room}")))?;
+            let pdu = Arc::new(super::pdu::check(h, &meta.version, raw).await?);
+            let id = pdu.event_id.clone();
+            if !acl_allows(h, &room, origin)? {
+                return Ok((
+                    id,
+                    Err("the room's server ACL denies this server".to_owned()),
+                ));
+            }
+            Ok::<_, Error>((id, handle(h, origin, &meta.version, pdu).await.map(|_| ())))
+        }
+        .await;
+        match outcome {
+            Ok((id, Ok(()))) => {
+                results.insert(id, Ok(()));
+            }
+            Ok((id, Err(e))) => {
+                results.insert(id, Err(e));
+            }
+            Err(e) => {
+                // Without a valid event ID there is nothing to answer about.
+                let id = super::pdu::parse(raw).ok().and_then(|o| {
+                    let room = room_of(raw).ok()?;
+                    let v = h.rooms.meta(&room).ok().flatten()?.version;
+                    super::pdu::event_id(&o, &v).ok()
+                });
+                if let Some(id) = id {
+                    results.insert(id, Err(e.to_string()));
+                }
+            }
+        }
+    }
+    for edu in edus {
+        if let Err(e) = apply_edu(h, origin, edu).await {
+            tracing::debug!(%origin, error = %e, "EDU ignored");
+        }
+    }
+    h.db.t.federation_txns.put(&key, &())?;
+    Ok(results)
+}
+
+/// A verified PDU into its room: auth events and predecessors fetched first when missing.
+pub async fn handle(
+    h: &Haven,
+    origin: &ServerName,
+    version: &RoomVersionId,
+    pdu: PduRef,
+) -> Result<Accepted, String> {
+    let run = async {
+        fetch_auth_events(h, origin, version, &pdu).await?;
+        let mut state_before = None;
+        if !prevs_known(h, &pdu)? {
+            fill_gap(h, origin, version, &pdu).await?;
+            if !prevs_known(h, &pdu)? {
+                state_before = Some(state_at_prevs(h, origin, version, &pdu).await?);
+            }
+        }
+        h.rooms.accept_remote(pdu, state_before).await
+    };
+    run.await.map_err(|e: Error| e.to_string())
+}
+
+fn prevs_known(h: &Haven, pdu: &PduRef) -> Result<bool> {
+    for p in &pdu.prev_events {
+        if h.db.t.event_state_before.get(&p.to_string())?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Fetches one event from `origin` and verifies it.
+pub async fn fetch_event(
+    h: &Haven,
+    origin: &ServerName,
+    version: &RoomVersionId,
+    id: &EventId,
+) -> Result<PduRef> {
+    let v = h
+        .federation
+        .get(
+            h,
+            origin,
+            &format!(
+                "/_matrix/federation/v1/event/{}",
+                crate::util::encode(id.as_str())
+            ),
+        )
+        .await?;
+    let raw = v["pdus"]
+        .get(0)
+        .ok_or_else(|| Error::not_found(format!("{origin} did not send event {id}")))?;
+    let raw = serde_json::value::to_raw_value(raw).map_err(Error::internal)?;
+    let pdu = super::pdu::check(h, version, &raw).await?;
+    if pdu.event_id != id {
+        return Err(Error::forbidden(format!(
+            "{origin} sent another event for {id}"
+        )));
+    }
+    Ok(Arc::new(pdu))
+}
+
+/// Makes sure the event's auth events (and theirs) are stored, fetching them from `origin`.
+async fn fetch_auth_events(
+    h: &Haven,
+    origin: &ServerName,
+    version: &RoomVersionId,
+    pdu: &PduRef,
+) -> Result<()> {
+    let mut todo: Vec<OwnedEventId> = pdu.auth_events.clone();
+    let mut fetched = 0;
+    while let Some(id) = todo.pop() {
+        if h.rooms.has_event(&id)? {
+            continue;
+        }
+        fetched += 1;
+        if fetched > MAX_AUTH_FETCH {
+            return Err(Error::forbidden("too many missing auth events"));
+        }
+        let ev = fetch_event(h, origin, version, &id).await?;
+        todo.extend(ev.auth_events.iter().cloned());
+        h.rooms.store_outlier(&ev)?;
+    }
+    Ok(())
+}
+
+/// Asks `origin` for the events between what this server has and `pdu`, and adds them oldest
+/// first.
+async fn fill_gap(
+    h: &Haven,
+    origin: &ServerName,
+    version: &RoomVersionId,
+    pdu: &PduRef,
+) -> Result<()> {
+    let meta = h.rooms.meta_or_404(&pdu.room_id)?;
+    let body = json!({
+        "limit": MAX_MISSING,
+        "min_depth": 0,
+        "earliest_events": meta.forward_extremities,
+        "latest_events": [pdu.event_id],
+    });
+    let path = format!(
+        "/_matrix/federation/v1/get_missing_events/{}",
+        crate::util::encode(pdu.room_id.as_str())
+    );
+    let Ok(v) = h.federation.post(h, origin, &path, &body).await else {
+        return Ok(());
+    };
+    let mut events = Vec::new();
+    for raw in v["events"].as_array().into_iter().flatten() {
+        let raw = serde_json::value::to_raw_value(raw).map_err(Error::internal)?;
+        if let Ok(p) = super::pdu::check(h, version, &raw).await {
+            events.push(Arc::new(p));
+        }
+    }
+    events.sort_by_key(|p| u64::from(p.depth));
+    for ev in events {
+        if h.db.t.event_pos.contains(&ev.event_id.to_string())? {
+            continue;
+        }
+        fetch_auth_events(h, origin, version, &ev).await?;
+        if prevs_known(h, &ev)? {
+            if let Err(e) = h.rooms.accept_remote(ev.clone(), None).await {
+                tracing::info!(event = %ev.event_id, error = %e, "missing event refused");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The state before `pdu` when its predecessors are unknown here: the state after each one,
+/// asked of `origin` (`/state_ids` plus the events this server lacks), resolved.
+async fn state_at_prevs(
+    h: &Haven,
+    origin: &ServerName,
+    version: &RoomVersionId,
+    pdu: &PduRef,
+) -> Result<StateMap> {
+    let mut maps = Vec::new();
+    for prev in &pdu.prev_events {
+        if let Some(m) = h.rooms.state_after_event(prev)? {
+            maps.push(m);
+            continue;
+        }
+        let path = format!(
+            "/_matrix/federation/v1/state_ids/{}?event_id={}",
+            crate::util::encode(pdu.room_id.as_str()),
+            crate::util::encode(prev.as_str())
+        );
+        let v = h.federation.get(h, origin, &path).await?;
+        let mut ids: Vec<OwnedEventId> = Vec::new();
+        for key in ["pdu_ids", "auth_chain_ids"] {
+            for id in v[key].as_array().into_iter().flatten() {
+                if let Some(id) = id.as_str().and_then(|s| EventId::parse(s).ok()) {
+                    ids.push(id);
+                }
+            }
+        }
+        for id in &ids {
+            if !h.rooms.has_event(id)? {
+                let ev = fetch_event(h, origin, version, id).await?;
+                h.rooms.store_outlier(&ev)?;
+            }
+        }
+        let prev_ev = match h.rooms.get_pdu(prev)? {
+            Some(p) => p,
+            None => {
+                let p = fetch_event(h, origin, version, prev).await?;
+                h.rooms.store_outlier(&p)?;
+                p
+            }
+        };
+        let mut map = StateMap::new();
+        for id in v["pdu_ids"].as_array().into_iter().flatten() {
+            let Some(id) = id.as_str().and_then(|s| EventId::parse(s).ok()) else {
+                continue;
+            };
+            if let Some(ev) = h.rooms.get_pdu(&id)? {
+                if let Some(sk) = &ev.state_key {
+                    map.insert((ev.kind.to_string(), sk.clone()), id);
+                }
+            }
+        }
+        if let Some(sk) = &prev_ev.state_key {
+            map.insert(
+                (prev_ev.kind.to_string(), sk.clone()),
+                prev_ev.event_id.clone(),
+            );
+        }
+        maps.push(map);
+    }
+    let rules = crate::rooms::rules_for(version)?;
+    h.rooms.resolve_states(&rules, &maps)
+}
+
+/// Whether the room's `m.room.server_acl` lets `server` take part.
+pub fn acl_allows(h: &Haven, room: &RoomId, server: &ServerName) -> Result<bool> {
+    let Some(acl) = h
+        .rooms
+        .current_state(room, &StateEventType::RoomServerAcl, "")?
+    else {
+        return Ok(true);
+    };
+    let c = acl.content_value();
+    let host = server.host();
+    if !c["allow_ip_literals"].as_bool().unwrap_or(true) && server.is_ip_literal() {
+        return Ok(false);
+    }
+    let matches = |list: &Value| {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|glob| glob_match(glob, host))
+    };
+    if matches(&c["deny"]) {
+        return Ok(false);
+    }
+    Ok(matches(&c["allow"]))
+}
+
+/// `*` and `?` globs, case-insensitive (server ACL patterns).
+fn glob_match(glob: &str, s: &str) -> bool {
+    let (g, s): (Vec<char>, Vec<char>) = (
+        glob.to_lowercase().chars().collect(),
+        s.to_lowercase().chars().collect(),
+    );
+    let (mut gi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == s[si]) {
+            gi += 1;
+            si += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some(gi);
+            mark = si;
+            gi += 1;
+        } else if let Some(st) = star {
+            gi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while gi < g.len() && g[gi] == '*' {
+        gi += 1;
+    }
+    gi == g.len()
+}
+
+/// Applies an EDU from `origin`, only for users of that server.
+async fn apply_edu(h: &Haven, origin: &ServerName, edu: &Value) -> Result<()> {
+    let own = |u: &str| -> Option<ruma::OwnedUserId> {
+        UserId::parse(u).ok().filter(|u| u.server_name() == origin)
+    };
+    let content = &edu["content"];
+    match edu["edu_type"].as_str().unwrap_or_default() {
+        "m.typing" => {
+            let (Some(room), Some(user)) = (
+                content["room_id"]
+                    .as_str()
+                    .and_then(|r| RoomId::parse(r).ok()),
+                content["user_id"].as_str().and_then(own),
+            ) else {
+                return Ok(());
+            };
+            if !h.rooms.is_joined(&room, &user)? || !acl_allows(h, &room, origin)? {
+                return Ok(());
+            }
+            let typing = content["typing"].as_bool().unwrap_or(false);
+            h.rooms
+                .typing
+                .set(&room, &user, typing.then_some(Duration::from_secs(30)))
+                .await?;
+        }
+        "m.receipt" => {
+            for (room, kinds) in content.as_object().into_iter().flatten() {
+                let Ok(room) = RoomId::parse(room) else {
+                    continue;
+                };
+                if !acl_allows(h, &room, origin)? {
+                    continue;
+                }
+                for (user, r) in kinds["m.read"].as_object().into_iter().flatten() {
+                    let Some(user) = own(user) else { continue };
+                    let thread = r["data"]["thread_id"].as_str().map(str::to_owned);
+                    for id in r["event_ids"].as_array().into_iter().flatten() {
+                        if let Some(id) = id.as_str().and_then(|s| EventId::parse(s).ok()) {
+                            if h.rooms.is_joined(&room, &user)? && h.rooms.has_event(&id)? {
+                                h.rooms
+                                    .set_receipt(&room, &user, "m.read", &id, thread.clone())
+                                    .await?;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn acl_globs() {
+        assert!(glob_match("*", "example.org"));
+        assert!(glob_match("*.example.org", "a.example.org"));
+        assert!(!glob_match("*.example.org", "example.org"));
+        assert!(glob_match("ex?mple.org", "EXAMPLE.org"));
+        assert!(!glob_match("evil.com", "good.com"));
+    }
+}
