@@ -293,6 +293,56 @@ async fn users_of_two_servers_share_a_room() {
     );
     assert_eq!(ha, hb);
 
+    // Typing and read receipts reach the other server.
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/typing/{}", bob.uid()),
+            Some(r#"{"typing": true, "timeout": 20000}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let hello = alice.send_text(&room, "read this").await.unwrap();
+    until("alice's new message at bob's server", || async {
+        bob.message_bodies(&room)
+            .await
+            .contains(&"read this".to_owned())
+            .then_some(())
+    })
+    .await;
+    let (st, _) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{hello}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    until("bob typing and his receipt at alice's server", || async {
+        let s = alice.sync(None, 0).await;
+        let joined = s.rooms.join.get(&room)?;
+        let eph: Vec<serde_json::Value> = joined
+            .ephemeral
+            .events
+            .iter()
+            .map(|e| serde_json::from_str(e.json().get()).unwrap())
+            .collect();
+        let typing = eph.iter().any(|e| {
+            e["type"] == "m.typing"
+                && e["content"]["user_ids"]
+                    .as_array()
+                    .is_some_and(|u| u.iter().any(|x| x == bob.uid().as_str()))
+        });
+        let receipt = eph.iter().any(|e| {
+            e["type"] == "m.receipt"
+                && e["content"][hello.as_str()]["m.read"]
+                    .get(bob.uid().as_str())
+                    .is_some()
+        });
+        (typing && receipt).then_some(())
+    })
+    .await;
+
     // Bob leaves; Alice's server sees it.
     let (st, _) = bob
         .raw(
@@ -311,6 +361,157 @@ async fn users_of_two_servers_share_a_room() {
             )
             .await;
         v["joined"].get(bob.uid().as_str()).is_none().then_some(())
+    })
+    .await;
+}
+
+/// The event ID of the room's current power levels, as a server answers it.
+async fn power_levels(c: &common::Client, room: &ruma::RoomId) -> Value {
+    let (st, v) = c
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_catch_up_and_agree_after_a_partition() {
+    let (pa, pb) = (free_port(), free_port());
+    let mut a = Server::start_federating(pa, &[pb]).await;
+    let mut b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = alice
+        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
+        .await;
+    until("bob's invite", || async {
+        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
+    })
+    .await;
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/join/{room}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    // Bob may change power levels too.
+    let mut pl = power_levels(&alice, &room).await;
+    pl["users"][bob.uid().as_str()] = json!(100);
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            Some(&pl.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    until("bob's power at his server", || async {
+        let v = power_levels(&bob, &room).await;
+        (v["users"][bob.uid().as_str()] == 100).then_some(())
+    })
+    .await;
+
+    // (A message of Bob's, durable before it is acknowledged, means B has flushed everything
+    // it had received, the grant included.)
+    bob.send_text(&room, "ready").await.unwrap();
+    until("bob's message at alice's server", || async {
+        alice
+            .message_bodies(&room)
+            .await
+            .contains(&"ready".to_owned())
+            .then_some(())
+    })
+    .await;
+
+    // B is down: Alice talks and changes the power levels.
+    b.kill9();
+    for i in 0..3 {
+        alice
+            .send_text(&room, &format!("while b was down {i}"))
+            .await
+            .unwrap();
+    }
+    let mut pl_a = power_levels(&alice, &room).await;
+    pl_a["events_default"] = json!(20);
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            Some(&pl_a.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    // B is back and A is down: Bob changes them his way.
+    b.spawn().await;
+    a.kill9();
+    let mut pl_b = power_levels(&bob, &room).await;
+    pl_b["events_default"] = json!(10);
+    let (st, v) = bob
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            Some(&pl_b.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+
+    // Both up: nothing is lost and both servers resolve to the same state.
+    a.spawn().await;
+    until("alice's messages at bob's server", || async {
+        let bodies = bob.message_bodies(&room).await;
+        (0..3)
+            .all(|i| bodies.contains(&format!("while b was down {i}")))
+            .then_some(())
+    })
+    .await;
+    let agreed = until("the same power levels on both servers", || async {
+        let (x, y) = (
+            power_levels(&alice, &room).await,
+            power_levels(&bob, &room).await,
+        );
+        (x == y && x["events_default"] != json!(0)).then_some(x)
+    })
+    .await;
+    assert!(
+        agreed["events_default"] == json!(10) || agreed["events_default"] == json!(20),
+        "{agreed}"
+    );
+    bob.send_text(&room, "after the partition").await.unwrap();
+    until("bob's message at alice's server", || async {
+        alice
+            .message_bodies(&room)
+            .await
+            .contains(&"after the partition".to_owned())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        alice.message_bodies(&room).await,
+        bob.message_bodies(&room).await
+    );
+
+    // A ban on A reaches B.
+    let (st, _) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/ban"),
+            Some(&json!({ "user_id": bob.uid(), "reason": "test" }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    until("the ban at bob's server", || async {
+        let (_, v) = bob
+            .raw("GET", "/_matrix/client/v3/joined_rooms", None)
+            .await;
+        let rooms = v["joined_rooms"].as_array()?;
+        (!rooms.iter().any(|r| r == room.as_str())).then_some(())
     })
     .await;
 }

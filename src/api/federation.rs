@@ -267,9 +267,13 @@ pub async fn missing_events(
     let b = &r.body;
     may_read(&h, &b.room_id, origin(&r)?)?;
     let limit = u64::from(b.limit).min(100) as usize;
-    let events = h
-        .rooms
-        .events_between(&b.room_id, &b.earliest_events, &b.latest_events, limit)?;
+    let events = h.rooms.events_between(
+        &b.room_id,
+        &b.earliest_events,
+        &b.latest_events,
+        limit,
+        u64::from(b.min_depth),
+    )?;
     let mut out = Vec::new();
     for p in events {
         out.push(raw_json(&fm::pdu_json(&p)?)?);

@@ -42,7 +42,7 @@ pub async fn verify_request(h: &Haven, req: &http::Request<&[u8]>) -> Result<Own
     // The server is up: stop backing off from it and send what waits for it.
     if h.federation.backing_off(&x.origin) {
         h.federation.forgive(&x.origin);
-        h.rooms.outbox.wake(vec![x.origin.clone()]);
+        h.rooms.outbox.server_up(x.origin.clone());
     }
     Ok(x.origin)
 }

@@ -166,7 +166,13 @@ pub async fn send_join(
     super::receive::handle(h, origin, &meta.version, pdu.clone())
         .await
         .map_err(Error::forbidden)?;
-    let woken = h.rooms.outbox.queue_pdu(&h.rooms, &pdu)?;
+    // The other servers in the room learn of the join; the joining one has it.
+    let mut dests = h.rooms.outbox.room_servers(&h.rooms, room, None)?;
+    dests.remove(origin);
+    let woken = h.rooms.outbox.enqueue(
+        &dests,
+        &super::sender::Queued::Pdu(pdu.event_id.to_string()),
+    )?;
     h.db.durable().await?;
     h.rooms.outbox.wake(woken);
 

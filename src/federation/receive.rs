@@ -46,6 +46,7 @@ pub async fn transaction(
     if h.db.t.federation_txns.contains(&key)? {
         return Ok(BTreeMap::new());
     }
+    tracing::debug!(%origin, txn_id, pdus = pdus.len(), edus = edus.len(), "transaction received");
     let mut results = BTreeMap::new();
     for raw in pdus {
         let outcome = async {
@@ -65,6 +66,7 @@ pub async fn transaction(
             Ok::<_, Error>((id, handle(h, origin, &meta.version, pdu).await.map(|_| ())))
         }
         .await;
+        tracing::debug!(%origin, ?outcome, "PDU handled");
         match outcome {
             Ok((id, Ok(()))) => {
                 results.insert(id, Ok(()));
@@ -102,6 +104,9 @@ pub async fn handle(
     pdu: PduRef,
 ) -> Result<Accepted, String> {
     let run = async {
+        if h.db.t.event_pos.contains(&pdu.event_id.to_string())? {
+            return Ok(Accepted::Known);
+        }
         fetch_auth_events(h, origin, version, &pdu).await?;
         let mut state_before = None;
         if !prevs_known(h, &pdu)? {
@@ -188,9 +193,17 @@ async fn fill_gap(
     pdu: &PduRef,
 ) -> Result<()> {
     let meta = h.rooms.meta_or_404(&pdu.room_id)?;
+    // Only what is newer than this server's part of the room, not the history before it.
+    let mut min_depth = u64::MAX;
+    for e in &meta.forward_extremities {
+        if let Some(p) = h.rooms.get_pdu(e)? {
+            min_depth = min_depth.min(u64::from(p.depth));
+        }
+    }
+    let min_depth = if min_depth == u64::MAX { 0 } else { min_depth };
     let body = json!({
         "limit": MAX_MISSING,
-        "min_depth": 0,
+        "min_depth": min_depth,
         "earliest_events": meta.forward_extremities,
         "latest_events": [pdu.event_id],
     });
@@ -209,6 +222,7 @@ async fn fill_gap(
         }
     }
     events.sort_by_key(|p| u64::from(p.depth));
+    events.retain(|p| u64::from(p.depth) >= min_depth);
     for ev in events {
         if h.db.t.event_pos.contains(&ev.event_id.to_string())? {
             continue;
@@ -285,7 +299,7 @@ async fn state_at_prevs(
         maps.push(map);
     }
     let rules = crate::rooms::rules_for(version)?;
-    h.rooms.resolve_states(&rules, &maps)
+    h.rooms.resolve_states(&rules, &maps, None)
 }
 
 /// Whether the room's `m.room.server_acl` lets `server` take part.

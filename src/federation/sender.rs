@@ -40,8 +40,17 @@ pub enum Queued {
 pub struct Outbox {
     db: Arc<Storage>,
     seq: Mutex<u64>,
-    wake: mpsc::UnboundedSender<OwnedServerName>,
-    woken: Mutex<Option<mpsc::UnboundedReceiver<OwnedServerName>>>,
+    wake: mpsc::UnboundedSender<(OwnedServerName, Wake)>,
+    woken: Mutex<Option<mpsc::UnboundedReceiver<(OwnedServerName, Wake)>>>,
+}
+
+/// Why a destination's worker is woken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// Something new is queued (it waits out any backoff).
+    Queued,
+    /// The server reached us: it is up, so stop waiting.
+    Up,
 }
 
 impl Outbox {
@@ -101,8 +110,13 @@ impl Outbox {
     /// Starts (or nudges) the workers of these destinations.
     pub fn wake(&self, dests: Vec<OwnedServerName>) {
         for d in dests {
-            let _ = self.wake.send(d);
+            let _ = self.wake.send((d, Wake::Queued));
         }
+    }
+
+    /// A server reached us: its worker retries now rather than after its backoff.
+    pub fn server_up(&self, dest: OwnedServerName) {
+        let _ = self.wake.send((dest, Wake::Up));
     }
 
     /// Queues a new local PDU for the other servers in its room (and the server of a member
@@ -186,27 +200,41 @@ pub fn start(h: Arc<Haven>) {
         .unwrap_or_else(|e| e.into_inner())
         .take();
     let Some(mut rx) = rx else { return };
-    let pending = h.rooms.outbox.pending().unwrap_or_default();
+    let pending = h.rooms.outbox.pending().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "federation queue unreadable at start");
+        BTreeSet::new()
+    });
+    tracing::debug!(destinations = pending.len(), "federation sender started");
     tokio::spawn(async move {
-        let mut workers: HashMap<OwnedServerName, Arc<Notify>> = HashMap::new();
-        let mut nudge = |h: &Arc<Haven>, dest: OwnedServerName| {
-            let n = workers.entry(dest.clone()).or_insert_with(|| {
-                let n = Arc::new(Notify::new());
-                tokio::spawn(worker(h.clone(), dest, n.clone()));
-                n
+        let mut workers: HashMap<OwnedServerName, Signals> = HashMap::new();
+        let mut nudge = |h: &Arc<Haven>, dest: OwnedServerName, why: Wake| {
+            let s = workers.entry(dest.clone()).or_insert_with(|| {
+                let s = Signals::default();
+                tokio::spawn(worker(h.clone(), dest, s.clone()));
+                s
             });
-            n.notify_one();
+            match why {
+                Wake::Queued => s.queued.notify_one(),
+                Wake::Up => s.up.notify_one(),
+            }
         };
         for d in pending {
-            nudge(&h, d);
+            nudge(&h, d, Wake::Queued);
         }
-        while let Some(dest) = rx.recv().await {
-            nudge(&h, dest);
+        while let Some((dest, why)) = rx.recv().await {
+            nudge(&h, dest, why);
         }
     });
 }
 
-async fn worker(h: Arc<Haven>, dest: OwnedServerName, notify: Arc<Notify>) {
+/// How a worker is woken: new items, or its server being up again.
+#[derive(Clone, Default)]
+struct Signals {
+    queued: Arc<Notify>,
+    up: Arc<Notify>,
+}
+
+async fn worker(h: Arc<Haven>, dest: OwnedServerName, signals: Signals) {
     let mut failures: u32 = 0;
     loop {
         let batch = match h.rooms.outbox.batch(&dest) {
@@ -218,7 +246,7 @@ async fn worker(h: Arc<Haven>, dest: OwnedServerName, notify: Arc<Notify>) {
             }
         };
         if batch.is_empty() {
-            notify.notified().await;
+            signals.queued.notified().await;
             continue;
         }
         match send(&h, &dest, &batch).await {
@@ -235,7 +263,7 @@ async fn worker(h: Arc<Haven>, dest: OwnedServerName, notify: Arc<Notify>) {
                 let wait = Duration::from_secs(1u64 << failures.min(10)).min(MAX_RETRY);
                 tracing::info!(%dest, error = %e, retry_in = ?wait, "transaction not delivered");
                 // A request from the server (it is back) ends the wait early.
-                let _ = tokio::time::timeout(wait, notify.notified()).await;
+                let _ = tokio::time::timeout(wait, signals.up.notified()).await;
                 h.federation.forgive(&dest);
             }
         }

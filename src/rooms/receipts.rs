@@ -60,8 +60,21 @@ impl Rooms {
                 // Marks whose private receipt this is; removed before delivery.
                 edu["private_of"] = serde_json::json!(user);
             }
+            let federated = (receipt_type == "m.read" && user.server_name() == self.server_name())
+                .then(|| {
+                    let mut data = serde_json::json!({ "ts": rec.ts });
+                    if let Some(t) = &rec.thread_id {
+                        data["thread_id"] = serde_json::json!(t);
+                    }
+                    serde_json::json!({ "edu_type": "m.receipt", "content": { room_id.as_str(): {
+                        "m.read": { user.as_str(): { "data": data, "event_ids": [event_id] } }
+                    } } })
+                });
             self.db.t.receipts.put(&key, &Json(rec))?;
             let _ = self.edus.send((room_id.to_owned(), edu));
+            if let Some(e) = federated {
+                self.outbox.send_edu(self, room_id, e)?;
+            }
             pos
         };
         self.db.durable().await?;

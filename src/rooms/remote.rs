@@ -124,7 +124,13 @@ impl Rooms {
     }
 
     /// State resolution (v2, or v2.1 for room version 12) of several states of one room.
-    pub fn resolve_states(&self, rules: &RoomVersionRules, maps: &[StateMap]) -> Result<StateMap> {
+    /// `pending`: an event not stored yet that the states may hold (the one being added).
+    pub fn resolve_states(
+        &self,
+        rules: &RoomVersionRules,
+        maps: &[StateMap],
+        pending: Option<&PduRef>,
+    ) -> Result<StateMap> {
         match maps {
             [] => return Ok(StateMap::new()),
             [one] => return Ok(one.clone()),
@@ -138,14 +144,21 @@ impl Rooms {
         let ruma_maps: Vec<_> = maps.iter().map(to_ruma).collect();
         let mut chains = Vec::new();
         for m in maps {
-            chains.push(self.auth_chain(m.values())?.into_iter().collect());
+            let mut start: Vec<OwnedEventId> = m.values().cloned().collect();
+            if let Some(p) = pending.filter(|p| start.contains(&p.event_id)) {
+                start.extend(p.auth_events.iter().cloned());
+            }
+            chains.push(self.auth_chain(start.iter())?.into_iter().collect());
         }
         let resolved = ruma::state_res::resolve(
             &rules.authorization,
             v2,
             ruma_maps.iter(),
             chains,
-            |id| self.get_pdu(id).ok().flatten().map(|p| (*p).clone()),
+            |id| match pending {
+                Some(p) if p.event_id == id => Some((**p).clone()),
+                _ => self.get_pdu(id).ok().flatten().map(|p| (*p).clone()),
+            },
             |conflicted| {
                 let ids: HashSet<OwnedEventId> = conflicted.values().flatten().cloned().collect();
                 self.conflicted_subgraph(&ids)
@@ -206,7 +219,7 @@ impl Rooms {
                         Error::forbidden(format!("previous event {prev} is unknown"))
                     })?);
                 }
-                self.resolve_states(&rules, &maps)?
+                self.resolve_states(&rules, &maps, None)?
             }
         };
         let lookup = |map: &StateMap, k: &StateEventType, sk: &str| {
@@ -216,10 +229,15 @@ impl Rooms {
         auth::check(&pdu, &rules, fetch, |k, sk| lookup(&state_before, k, sk))?;
 
         // Soft failure: not allowed by the room as it is now.
-        let soft_failed = auth::check(&pdu, &rules, fetch, |k, sk| {
+        let soft_failed = match auth::check(&pdu, &rules, fetch, |k, sk| {
             self.current_state(&room, k, sk).ok().flatten()
-        })
-        .is_err();
+        }) {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::info!(server = %self.server_name(), event = %pdu.event_id, error = %e, "soft-failed: not allowed by the current state");
+                true
+            }
+        };
 
         let prevs: HashSet<&OwnedEventId> = pdu.prev_events.iter().collect();
         let extremities: HashSet<&OwnedEventId> = meta.forward_extremities.iter().collect();
@@ -247,7 +265,14 @@ impl Rooms {
                         maps.push(m);
                     }
                 }
-                Some(self.resolve_states(&rules, &maps)?)
+                let resolved = self.resolve_states(&rules, &maps, Some(&pdu))?;
+                tracing::debug!(
+                    server = %self.server_name(),
+                    event = %pdu.event_id,
+                    forks = maps.len(),
+                    "branches merged by state resolution"
+                );
+                Some(resolved)
             };
             (before, current, ext)
         };
@@ -269,7 +294,6 @@ impl Rooms {
             .await?;
         drop(guard);
         if soft_failed {
-            tracing::info!(event = %pdu.event_id, "soft-failed: not allowed by the current state");
             return Ok(Accepted::SoftFailed);
         }
         self.publish_new(&pdu, pos).await?;
@@ -402,14 +426,16 @@ impl Rooms {
 }
 
 impl Rooms {
-    /// Events preceding `latest` (not included) back to `earliest` (excluded), newest found
-    /// first, at most `limit`, returned oldest first: what a server missed.
+    /// Events preceding `latest` (not included) back to `earliest` (excluded) and no deeper
+    /// than `min_depth`, newest found first, at most `limit`, returned oldest first: what a
+    /// server missed.
     pub fn events_between(
         &self,
         room: &ruma::RoomId,
         earliest: &[OwnedEventId],
         latest: &[OwnedEventId],
         limit: usize,
+        min_depth: u64,
     ) -> Result<Vec<PduRef>> {
         let stop: HashSet<&OwnedEventId> = earliest.iter().collect();
         let mut seen: HashSet<OwnedEventId> = latest.iter().cloned().collect();
@@ -430,7 +456,7 @@ impl Rooms {
             let Some(p) = self.get_pdu(&id)? else {
                 continue;
             };
-            if p.room_id != room {
+            if p.room_id != room || u64::from(p.depth) < min_depth {
                 continue;
             }
             queue.extend(p.prev_events.iter().cloned());

@@ -129,3 +129,22 @@ impl Typing {
         }
     }
 }
+
+impl super::Rooms {
+    /// A user's typing state, told to the room's other servers when the user is local.
+    pub async fn set_typing(
+        &self,
+        room: &RoomId,
+        user: &UserId,
+        typing: Option<Duration>,
+    ) -> Result<()> {
+        self.typing.set(room, user, typing).await?;
+        if user.server_name() == self.server_name() {
+            let edu = serde_json::json!({ "edu_type": "m.typing", "content": {
+                "room_id": room, "user_id": user, "typing": typing.is_some(),
+            } });
+            self.outbox.send_edu(self, room, edu)?;
+        }
+        Ok(())
+    }
+}

@@ -400,7 +400,7 @@ pub async fn typing(
         create_typing_event::v3::Typing::Yes(info) => Some(info.timeout),
         _ => None,
     };
-    h.rooms.typing.set(&r.body.room_id, user, t).await?;
+    h.rooms.set_typing(&r.body.room_id, user, t).await?;
     Ok(RumaResponse(create_typing_event::v3::Response::new()))
 }
 
