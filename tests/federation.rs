@@ -515,3 +515,131 @@ async fn servers_catch_up_and_agree_after_a_partition() {
     })
     .await;
 }
+
+/// Two federating servers with Alice on A and Bob on B joined to a room of Alice's.
+async fn shared_room() -> (
+    Server,
+    Server,
+    common::Client,
+    common::Client,
+    ruma::OwnedRoomId,
+) {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = alice
+        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
+        .await;
+    until("bob's invite", || async {
+        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
+    })
+    .await;
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/join/{room}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    (a, b, alice, bob, room)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn devices_keys_and_to_device_messages_cross_servers() {
+    let (_a, _b, alice, bob, _room) = shared_room().await;
+    let (_, who) = bob
+        .raw("GET", "/_matrix/client/v3/account/whoami", None)
+        .await;
+    let dev = who["device_id"].as_str().unwrap().to_owned();
+    let (_, first) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+
+    // Bob's keys, uploaded on B.
+    let upload = json!({
+        "device_keys": {
+            "user_id": bob.uid(), "device_id": dev, "algorithms": ["m.olm.v1.curve25519-aes-sha2"],
+            "keys": {format!("curve25519:{dev}"): "c25519key", format!("ed25519:{dev}"): "ed25519key"},
+            "signatures": {bob.uid().as_str(): {format!("ed25519:{dev}"): "sig"}}
+        },
+        "one_time_keys": {"signed_curve25519:AAAA": {"key": "k1", "signatures": {}}}
+    });
+    let (st, v) = bob
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/upload",
+            Some(&upload.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+
+    // Alice's client hears that Bob's devices changed, and sees his keys through A.
+    until("bob's device list change in alice's sync", || async {
+        let (_, v) = alice
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+                None,
+            )
+            .await;
+        v["device_lists"]["changed"]
+            .as_array()?
+            .iter()
+            .any(|u| u == bob.uid().as_str())
+            .then_some(())
+    })
+    .await;
+    let (st, q) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/query",
+            Some(&json!({"device_keys": {bob.uid().as_str(): []}}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{q}");
+    assert_eq!(
+        q["device_keys"][bob.uid().as_str()][dev.as_str()]["keys"][format!("curve25519:{dev}")],
+        "c25519key",
+        "{q}"
+    );
+    let (st, c) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/claim",
+            Some(
+                &json!({"one_time_keys": {bob.uid().as_str(): {&dev: "signed_curve25519"}}})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(
+        c["one_time_keys"][bob.uid().as_str()][dev.as_str()]["signed_curve25519:AAAA"]["key"],
+        "k1",
+        "{c}"
+    );
+
+    // A to-device message from Alice reaches Bob's device.
+    let msg = json!({"messages": {bob.uid().as_str(): {&dev: {"secret": "olm payload"}}}});
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            "/_matrix/client/v3/sendToDevice/m.room.encrypted/txn1",
+            Some(&msg.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    until("the to-device message at bob's device", || async {
+        let (_, v) = bob
+            .raw("GET", "/_matrix/client/v3/sync?timeout=0", None)
+            .await;
+        v["to_device"]["events"]
+            .as_array()?
+            .iter()
+            .any(|e| e["content"]["secret"] == "olm payload" && e["sender"] == alice.uid().as_str())
+            .then_some(())
+    })
+    .await;
+}

@@ -280,3 +280,59 @@ pub async fn missing_events(
     }
     Ok(RumaResponse(get_missing_events::v1::Response::new(out)))
 }
+
+use ruma::api::federation::{
+    device::get_devices,
+    keys::{claim_keys, get_keys},
+};
+
+/// Device and cross-signing keys of local users, for another server.
+pub async fn user_keys_query(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_keys::v1::Request>,
+) -> Result<axum::Json<serde_json::Value>> {
+    origin(&r)?;
+    let mut v = crate::federation::devices::local_keys(&h, &r.body.device_keys, None)?;
+    if let Some(o) = v.as_object_mut() {
+        o.remove("user_signing_keys");
+    }
+    Ok(axum::Json(v))
+}
+
+/// One-time keys of local devices, claimed by another server.
+pub async fn user_keys_claim(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<claim_keys::v1::Request>,
+) -> Result<axum::Json<serde_json::Value>> {
+    origin(&r)?;
+    let mut out = serde_json::Map::new();
+    for (user, devices) in &r.body.one_time_keys {
+        if user.server_name() != h.key.server_name {
+            continue;
+        }
+        let mut per_device = serde_json::Map::new();
+        for (device, alg) in devices {
+            if let Some((id, key)) = crate::users::keys::claim(&h.db, user, device, alg.as_str())? {
+                per_device.insert(device.to_string(), json!({ id: key }));
+            }
+        }
+        out.insert(user.to_string(), serde_json::Value::Object(per_device));
+    }
+    h.db.durable().await?;
+    Ok(axum::Json(json!({ "one_time_keys": out })))
+}
+
+/// A local user's devices, for another server.
+pub async fn user_devices(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_devices::v1::Request>,
+) -> Result<axum::Json<serde_json::Value>> {
+    origin(&r)?;
+    if r.body.user_id.server_name() != h.key.server_name {
+        return Err(Error::invalid_param("The user is not on this server"));
+    }
+    Ok(axum::Json(crate::federation::devices::local_devices(
+        &h,
+        &r.body.user_id,
+    )?))
+}

@@ -2,6 +2,7 @@
 //! names and the outbound HTTP client with per-destination backoff.
 
 pub mod auth;
+pub mod devices;
 pub mod keys;
 pub mod membership;
 pub mod pdu;

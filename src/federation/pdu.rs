@@ -89,3 +89,82 @@ pub async fn check_object(
     };
     Pdu::from_json(id, obj)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::builder::{build_pdu, EventTemplate, GraphFields};
+
+    /// A server of its own, and a signed event of one of its users.
+    async fn server_and_event() -> (
+        tempfile::TempDir,
+        std::sync::Arc<Haven>,
+        CanonicalJsonObject,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "server_name = \"hs.test\"\n[database]\npath = \"{}\"\n",
+            dir.path().join("data").display()
+        );
+        let h =
+            Haven::open(crate::config::Config::from_toml(&cfg, vec![], "test").unwrap()).unwrap();
+        let rules = rules_for(&RoomVersionId::V11).unwrap();
+        let room: ruma::OwnedRoomId = "!room:hs.test".try_into().unwrap();
+        let sender: ruma::OwnedUserId = "@alice:hs.test".try_into().unwrap();
+        let t = EventTemplate::new("m.room.message", serde_json::json!({ "body": "hello" }));
+        let graph = GraphFields {
+            room_id: Some(&room),
+            sender: &sender,
+            prev_events: vec![],
+            auth_events: vec![],
+            depth: 1,
+        };
+        let pdu = build_pdu(&t, graph, &rules, &h.key).unwrap();
+        (dir, h, pdu.canonical().unwrap())
+    }
+
+    #[tokio::test]
+    async fn tampered_content_is_redacted_and_forged_signatures_refused() {
+        let (_dir, h, obj) = server_and_event().await;
+        let v = RoomVersionId::V11;
+        let ok = check_object(&h, &v, obj.clone()).await.unwrap();
+        assert_eq!(ok.content_value()["body"], "hello");
+
+        // Content changed after signing: the signature still covers the redacted form, so
+        // the event is kept, redacted.
+        let mut tampered = obj.clone();
+        tampered.insert(
+            "content".into(),
+            CanonicalJsonValue::Object(
+                [(
+                    "body".to_owned(),
+                    CanonicalJsonValue::String("changed".into()),
+                )]
+                .into(),
+            ),
+        );
+        let kept = check_object(&h, &v, tampered).await.unwrap();
+        assert_eq!(kept.content_value(), serde_json::json!({}));
+
+        // A signature that is not the server's: refused.
+        let mut forged = obj.clone();
+        if let Some(CanonicalJsonValue::Object(sigs)) = forged.get_mut("signatures") {
+            for (_, keys) in sigs.iter_mut() {
+                if let CanonicalJsonValue::Object(k) = keys {
+                    for (_, s) in k.iter_mut() {
+                        *s = CanonicalJsonValue::String("A".repeat(86));
+                    }
+                }
+            }
+        }
+        assert!(check_object(&h, &v, forged).await.is_err());
+
+        // A field covered by the signature changed: refused.
+        let mut moved = obj;
+        moved.insert(
+            "origin_server_ts".into(),
+            CanonicalJsonValue::Integer(ruma::Int::from(1u32)),
+        );
+        assert!(check_object(&h, &v, moved).await.is_err());
+    }
+}

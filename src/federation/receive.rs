@@ -405,6 +405,10 @@ async fn apply_edu(h: &Haven, origin: &ServerName, edu: &Value) -> Result<()> {
                 }
             }
         }
+        "m.device_list_update" => {
+            super::devices::receive_device_list_update(h, origin, content).await?;
+        }
+        "m.direct_to_device" => super::devices::receive_to_device(h, origin, content).await?,
         _ => {}
     }
     Ok(())

@@ -17,6 +17,7 @@ use crate::{
     api::extract::{ApiResult, Ruma, RumaResponse},
     error::Error,
     events::client::raw,
+    federation::devices,
     storage::Json,
     sync::parse_token,
     users::{cross_signing, keys},
@@ -76,33 +77,42 @@ pub async fn query(
     r: Ruma<get_keys::v3::Request>,
 ) -> ApiResult<get_keys::v3::Response> {
     let requester = &r.session()?.user_id;
+    let users = &r.body.device_keys;
+    let local = devices::local_keys(&h, users, Some(requester))?;
+    let (remote, failures) = devices::remote_keys(&h, users).await;
     let mut resp = get_keys::v3::Response::new();
-    for (user, devices) in &r.body.device_keys {
-        if user.server_name() != h.config.server_name {
-            resp.failures.insert(
-                user.server_name().to_string(),
-                serde_json::json!({ "error": "federation is not available yet" }),
-            );
-            continue;
+    for answer in std::iter::once(&local).chain(remote.iter()) {
+        // Other servers answer for their own users only.
+        let own = |u: &str| ruma::UserId::parse(u).is_ok_and(|u| users.contains_key(&u));
+        for (u, devs) in answer["device_keys"].as_object().into_iter().flatten() {
+            let Ok(user) = ruma::UserId::parse(u) else {
+                continue;
+            };
+            if !own(u) {
+                continue;
+            }
+            let mut map = BTreeMap::new();
+            for (d, k) in devs.as_object().into_iter().flatten() {
+                map.insert(ruma::OwnedDeviceId::from(d.as_str()), raw(k)?);
+            }
+            resp.device_keys.insert(user, map);
         }
-        let mut map = BTreeMap::new();
-        for (d, k) in keys::query(&h.db, user, devices)? {
-            map.insert(d, raw(&k)?);
-        }
-        resp.device_keys.insert(user.clone(), map);
-        if let Some(k) = cross_signing::get(&h.db, user, "master")? {
-            resp.master_keys.insert(user.clone(), raw(&k)?);
-        }
-        if let Some(k) = cross_signing::get(&h.db, user, "self_signing")? {
-            resp.self_signing_keys.insert(user.clone(), raw(&k)?);
-        }
-        // The user-signing key is only ever shown to its owner.
-        if user == requester {
-            if let Some(k) = cross_signing::get(&h.db, user, "user_signing")? {
-                resp.user_signing_keys.insert(user.clone(), raw(&k)?);
+        for (field, out) in [
+            ("master_keys", &mut resp.master_keys),
+            ("self_signing_keys", &mut resp.self_signing_keys),
+            ("user_signing_keys", &mut resp.user_signing_keys),
+        ] {
+            for (u, k) in answer[field].as_object().into_iter().flatten() {
+                let Ok(user) = ruma::UserId::parse(u) else {
+                    continue;
+                };
+                if own(u) && (field != "user_signing_keys" || user == *requester) {
+                    out.insert(user, raw(k)?);
+                }
             }
         }
     }
+    resp.failures = failures;
     Ok(RumaResponse(resp))
 }
 
@@ -112,6 +122,37 @@ pub async fn claim(
 ) -> ApiResult<claim_keys::v3::Response> {
     r.session()?;
     let mut out = BTreeMap::new();
+    let wanted: BTreeMap<_, BTreeMap<_, String>> = r
+        .body
+        .one_time_keys
+        .iter()
+        .map(|(u, d)| {
+            let d = d.iter().map(|(d, a)| (d.clone(), a.to_string())).collect();
+            (u.clone(), d)
+        })
+        .collect();
+    let (remote, failures) = devices::claim_remote(&h, &wanted).await;
+    for answer in &remote {
+        for (u, devs) in answer["one_time_keys"].as_object().into_iter().flatten() {
+            let Ok(user) = ruma::UserId::parse(u) else {
+                continue;
+            };
+            if !wanted.contains_key(&user) {
+                continue;
+            }
+            let mut per_device = BTreeMap::new();
+            for (d, keys) in devs.as_object().into_iter().flatten() {
+                let mut map = BTreeMap::new();
+                for (id, k) in keys.as_object().into_iter().flatten() {
+                    if let Ok(id) = OwnedOneTimeKeyId::try_from(id.as_str()) {
+                        map.insert(id, raw::<OneTimeKey>(k)?);
+                    }
+                }
+                per_device.insert(ruma::OwnedDeviceId::from(d.as_str()), map);
+            }
+            out.insert(user, per_device);
+        }
+    }
     for (user, devices) in &r.body.one_time_keys {
         if user.server_name() != h.config.server_name {
             continue;
@@ -129,7 +170,9 @@ pub async fn claim(
         }
     }
     h.db.durable().await?;
-    Ok(RumaResponse(claim_keys::v3::Response::new(out)))
+    let mut resp = claim_keys::v3::Response::new(out);
+    resp.failures = failures;
+    Ok(RumaResponse(resp))
 }
 
 pub async fn changes(

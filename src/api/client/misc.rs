@@ -587,10 +587,16 @@ pub async fn send_to_device(
         ));
     }
     let mut targets = Vec::new();
+    let mut remote = BTreeMap::new();
     for (user, devices) in &r.body.messages {
         if user.server_name() != h.config.server_name {
-            // Needs federation (issue 8); nothing can be delivered to other servers yet.
-            tracing::warn!(%user, "to-device message for a remote user dropped");
+            let mut per_device = serde_json::Map::new();
+            for (target, content) in devices {
+                let content: Value = serde_json::from_str(content.json().get())
+                    .map_err(|e| Error::bad_json(e.to_string()))?;
+                per_device.insert(target.to_string(), content);
+            }
+            remote.insert(user.clone(), per_device);
             continue;
         }
         for (target, content) in devices {
@@ -617,7 +623,14 @@ pub async fn send_to_device(
         targets,
     )
     .await?;
+    crate::federation::devices::send_to_device(
+        &h,
+        &s.user_id,
+        &r.body.event_type.to_string(),
+        remote,
+    )?;
     h.db.t.txn_ids.put(&txn_key, &String::new())?;
+    h.db.durable().await?;
     Ok(RumaResponse(
         ruma::api::client::to_device::send_event_to_device::v3::Response::new(),
     ))
