@@ -643,3 +643,57 @@ async fn devices_keys_and_to_device_messages_cross_servers() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_invite_reaches_the_inviting_server() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = alice
+        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
+        .await;
+    let (_, first) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    assert!(
+        first["rooms"]["invite"].get(room.as_str()).is_some(),
+        "{first}"
+    );
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/leave"),
+            Some(r#"{"reason": "not now"}"#),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, m) = alice
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/state/m.room.member/{}",
+                bob.uid()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!((st, &m["membership"]), (200, &json!("leave")), "{m}");
+    assert_eq!(m["reason"], "not now");
+    let (_, next) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    assert!(
+        next["rooms"]["leave"].get(room.as_str()).is_some(),
+        "{next}"
+    );
+    let (_, again) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    assert!(
+        again["rooms"]["invite"].get(room.as_str()).is_none(),
+        "{again}"
+    );
+}

@@ -336,3 +336,31 @@ pub async fn user_devices(
         &r.body.user_id,
     )?))
 }
+
+use ruma::api::federation::membership::{create_leave_event, prepare_leave_event};
+
+pub async fn make_leave(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<prepare_leave_event::v1::Request>,
+) -> ApiResult<prepare_leave_event::v1::Response> {
+    let (version, event) = fm::make_leave(&h, origin(&r)?, &r.body.room_id, &r.body.user_id)?;
+    Ok(RumaResponse(prepare_leave_event::v1::Response::new(
+        Some(version),
+        serde_json::value::to_raw_value(&event).map_err(Error::internal)?,
+    )))
+}
+
+pub async fn send_leave(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<create_leave_event::v2::Request>,
+) -> ApiResult<create_leave_event::v2::Response> {
+    fm::send_leave(
+        &h,
+        origin(&r)?,
+        &r.body.room_id,
+        &r.body.event_id,
+        &r.body.pdu,
+    )
+    .await?;
+    Ok(RumaResponse(create_leave_event::v2::Response::new()))
+}

@@ -303,49 +303,46 @@ pub async fn join_remote(
     Err(last)
 }
 
-async fn join_through(
+/// The two-step membership handshake with a resident server: `make_<kind>` for a template,
+/// our fields and signature, then `send_<kind>` (v2). Answers the room version, the signed
+/// event and the server's answer.
+async fn handshake(
     h: &Haven,
     room: &RoomId,
     user: &OwnedUserId,
     server: &ServerName,
-    profile: Map<String, Value>,
-    reason: Option<String>,
-) -> Result<()> {
+    kind: &str,
+    extra: Map<String, Value>,
+) -> Result<(RoomVersionId, Pdu, Value)> {
     let vers: String = SUPPORTED_VERSIONS
         .iter()
         .map(|v| format!("&ver={v}"))
         .collect();
     let path = format!(
-        "/_matrix/federation/v1/make_join/{}/{}?{}",
+        "/_matrix/federation/v1/make_{kind}/{}/{}?{}",
         crate::util::encode(room.as_str()),
         crate::util::encode(user.as_str()),
         vers.trim_start_matches('&')
     );
     let made = h.federation.get(h, server, &path).await?;
     let version: RoomVersionId = serde_json::from_value(made["room_version"].clone())
-        .map_err(|_| Error::bad_json("make_join answer without room_version"))?;
+        .map_err(|_| Error::bad_json(format!("make_{kind} answer without room_version")))?;
     let rules = rules_for(&version)?;
     let mut obj: CanonicalJsonObject = serde_json::from_value(made["event"].clone())
-        .map_err(|_| Error::bad_json("make_join answer without an event"))?;
-    // Our fields: sender and state key must be the user; content gets their profile.
+        .map_err(|_| Error::bad_json(format!("make_{kind} answer without an event")))?;
+    // Our fields: sender and state key must be the user; the content gets ours.
     let ok = matches!(obj.get("sender"), Some(CanonicalJsonValue::String(s)) if s == user.as_str())
         && matches!(obj.get("state_key"), Some(CanonicalJsonValue::String(s)) if s == user.as_str());
     if !ok {
-        return Err(Error::bad_json(
-            "make_join answered an event for someone else",
-        ));
+        return Err(Error::bad_json(format!(
+            "make_{kind} answered an event for someone else"
+        )));
     }
     if let Some(CanonicalJsonValue::Object(c)) = obj.get_mut("content") {
-        for (k, v) in profile {
+        for (k, v) in extra {
             c.insert(k, builder::to_canonical(v)?);
         }
-        if let Some(r) = reason {
-            c.insert("reason".into(), CanonicalJsonValue::String(r));
-        }
-        c.insert(
-            "membership".into(),
-            CanonicalJsonValue::String("join".into()),
-        );
+        c.insert("membership".into(), CanonicalJsonValue::String(kind.into()));
     }
     obj.insert(
         "origin_server_ts".into(),
@@ -355,15 +352,30 @@ async fn join_through(
     );
     obj.remove("hashes");
     obj.remove("signatures");
-    let join = builder::sign_pdu(obj, &rules, &h.key)?;
+    let event = builder::sign_pdu(obj, &rules, &h.key)?;
     let path = format!(
-        "/_matrix/federation/v2/send_join/{}/{}",
+        "/_matrix/federation/v2/send_{kind}/{}/{}",
         crate::util::encode(room.as_str()),
-        crate::util::encode(join.event_id.as_str())
+        crate::util::encode(event.event_id.as_str())
     );
-    let body: Value = serde_json::from_str(join.json.get()).map_err(Error::internal)?;
+    let body: Value = serde_json::from_str(event.json.get()).map_err(Error::internal)?;
     let resp = h.federation.put(h, server, &path, &body).await?;
+    Ok((version, event, resp))
+}
 
+async fn join_through(
+    h: &Haven,
+    room: &RoomId,
+    user: &OwnedUserId,
+    server: &ServerName,
+    profile: Map<String, Value>,
+    reason: Option<String>,
+) -> Result<()> {
+    let mut extra = profile;
+    if let Some(r) = reason {
+        extra.insert("reason".into(), json!(r));
+    }
+    let (version, join, resp) = handshake(h, room, user, server, "join", extra).await?;
     // The joined event as the resident server countersigned it (restricted joins).
     let join = match resp.get("event") {
         Some(e) if !e.is_null() => {
@@ -390,6 +402,91 @@ async fn join_through(
     h.rooms
         .join_from_state(version, state, Arc::new(join))
         .await?;
+    Ok(())
+}
+
+/// Refuses an invite to a room this server is not in, through the inviting server
+/// (`make_leave` / `send_leave`), and forgets the invite.
+pub async fn reject_remote_invite(
+    h: &Haven,
+    room: &RoomId,
+    user: &OwnedUserId,
+    reason: Option<String>,
+) -> Result<()> {
+    let via = join_candidates(h, room, user, &[])?;
+    let mut extra = Map::new();
+    if let Some(r) = reason {
+        extra.insert("reason".into(), json!(r));
+    }
+    let mut last = Error::not_found("No invite to this room");
+    for server in via.iter().filter(|s| **s != h.key.server_name) {
+        match handshake(h, room, user, server, "leave", extra.clone()).await {
+            Ok((_, leave, _)) => {
+                return h.rooms.forget_remote_invite(&leave, user).await;
+            }
+            Err(e) => last = e,
+        }
+    }
+    // The inviting server cannot be reached: the invite is still refused here.
+    if h.rooms.remote_invite(user, room)?.is_some() {
+        tracing::info!(%room, error = %last, "invite refused locally only");
+        return h.rooms.drop_remote_invite(room, user).await;
+    }
+    Err(last)
+}
+
+/// `make_leave`: an unsigned leave event for a user of `origin` (to refuse an invite or leave).
+pub fn make_leave(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    user: &UserId,
+) -> Result<(RoomVersionId, CanonicalJsonObject)> {
+    if user.server_name() != origin {
+        return Err(Error::forbidden("The user is not on the requesting server"));
+    }
+    let meta = room_for(h, room, origin)?;
+    let t = EventTemplate::state(
+        "m.room.member",
+        user.as_str(),
+        json!({ "membership": "leave" }),
+    );
+    let obj = template_for(h, room, &meta, user, &t)?;
+    Ok((meta.version, obj))
+}
+
+/// `send_leave`: the signed leave of a user of `origin` enters the room.
+pub async fn send_leave(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    event_id: &ruma::EventId,
+    raw: &RawValue,
+) -> Result<()> {
+    let meta = room_for(h, room, origin)?;
+    let pdu = Arc::new(super::pdu::check(h, &meta.version, raw).await?);
+    let leave = pdu.event_id == event_id
+        && pdu.room_id == room
+        && pdu.kind.to_string() == "m.room.member"
+        && pdu.content_str("membership").as_deref() == Some("leave")
+        && pdu.state_key.as_deref() == Some(pdu.sender.as_str())
+        && pdu.sender.server_name() == origin;
+    if !leave {
+        return Err(Error::bad_json(
+            "Not a leave event of a user of your server",
+        ));
+    }
+    super::receive::handle(h, origin, &meta.version, pdu.clone())
+        .await
+        .map_err(Error::forbidden)?;
+    let mut dests = h.rooms.outbox.room_servers(&h.rooms, room, None)?;
+    dests.remove(origin);
+    let woken = h.rooms.outbox.enqueue(
+        &dests,
+        &super::sender::Queued::Pdu(pdu.event_id.to_string()),
+    )?;
+    h.db.durable().await?;
+    h.rooms.outbox.wake(woken);
     Ok(())
 }
 

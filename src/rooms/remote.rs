@@ -465,4 +465,49 @@ impl Rooms {
         out.sort_by_key(|p| u64::from(p.depth));
         Ok(out)
     }
+
+    /// A refused invite from another server: the user's membership becomes the leave event
+    /// (kept as an outlier) and the invite is forgotten.
+    pub async fn forget_remote_invite(&self, leave: &Pdu, user: &ruma::UserId) -> Result<()> {
+        self.store_outlier(leave)?;
+        self.set_remote_membership(&leave.room_id, user, &leave.event_id)
+            .await
+    }
+
+    /// An invite refused here only (its server unreachable).
+    pub async fn drop_remote_invite(&self, room: &ruma::RoomId, user: &ruma::UserId) -> Result<()> {
+        let Some(m) = self
+            .db
+            .t
+            .user_rooms
+            .get(&(user.to_string(), room.to_string()))?
+        else {
+            return Ok(());
+        };
+        self.set_remote_membership(room, user, &m.0.event_id).await
+    }
+
+    async fn set_remote_membership(
+        &self,
+        room: &ruma::RoomId,
+        user: &ruma::UserId,
+        event: &EventId,
+    ) -> Result<()> {
+        let key = (user.to_string(), room.to_string());
+        let pos = {
+            let mut c = self.stream.begin(&self.db).await;
+            let pos = c.allocate()?;
+            self.db.t.remote_invites.remove(&key)?;
+            let rec = super::MemberRecord {
+                membership: "leave".into(),
+                event_id: event.to_owned(),
+                pos,
+            };
+            self.db.t.user_rooms.put(&key, &crate::storage::Json(rec))?;
+            pos
+        };
+        self.db.durable().await?;
+        self.stream.publish(pos);
+        Ok(())
+    }
 }

@@ -199,8 +199,20 @@ pub async fn leave(
     State(h): State<Arc<Haven>>,
     r: Ruma<leave_room::v3::Request>,
 ) -> ApiResult<leave_room::v3::Response> {
+    let user = r.user()?;
+    if h.rooms.meta(&r.body.room_id)?.is_none() {
+        // Refusing an invite from another server to a room this server is not in.
+        crate::federation::membership::reject_remote_invite(
+            &h,
+            &r.body.room_id,
+            user,
+            r.body.reason.clone(),
+        )
+        .await?;
+        return Ok(RumaResponse(leave_room::v3::Response::new()));
+    }
     h.rooms
-        .leave(&r.body.room_id, r.user()?, r.body.reason.clone())
+        .leave(&r.body.room_id, user, r.body.reason.clone())
         .await?;
     Ok(RumaResponse(leave_room::v3::Response::new()))
 }
