@@ -210,8 +210,10 @@ where
         } else {
             None
         };
+        // Endpoints without user authentication ignore the header (other servers sign even
+        // their key requests).
         let token = match auth {
-            Auth::Server => None,
+            Auth::Server | Auth::None => None,
             _ => access_token(&parts)?,
         };
         let session = match (token, &auth) {
