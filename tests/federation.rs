@@ -697,3 +697,64 @@ async fn a_refused_invite_reaches_the_inviting_server() {
         "{again}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_acl_shuts_a_server_out() {
+    // Distinct host names, since ACLs match hosts, not ports.
+    let (pa, pb) = (free_port(), free_port());
+    let (name_a, name_b) = (format!("127.0.0.1:{pa}"), format!("localhost:{pb}"));
+    let a = Server::start_federating_as(&name_a, pa, &[name_b.clone()]).await;
+    let b = Server::start_federating_as(&name_b, pb, &[name_a.clone()]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = alice
+        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
+        .await;
+    until("bob's invite", || async {
+        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
+    })
+    .await;
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/join/{room}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    bob.send_text(&room, "before the acl").await.unwrap();
+    until("bob's message at alice's server", || async {
+        alice
+            .message_bodies(&room)
+            .await
+            .contains(&"before the acl".to_owned())
+            .then_some(())
+    })
+    .await;
+
+    let acl = json!({ "allow": ["*"], "deny": ["localhost"], "allow_ip_literals": true });
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.server_acl/"),
+            Some(&acl.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    alice.send_text(&room, "after the acl").await.unwrap();
+    bob.send_text(&room, "bob after the acl").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        !alice
+            .message_bodies(&room)
+            .await
+            .contains(&"bob after the acl".to_owned()),
+        "a denied server's events are refused"
+    );
+    assert!(
+        !bob.message_bodies(&room)
+            .await
+            .contains(&"after the acl".to_owned()),
+        "nothing is sent to a denied server"
+    );
+}

@@ -28,14 +28,28 @@ impl Drop for Synapse {
     }
 }
 
+/// The Python that has Synapse: `tests/synapse/.venv`, made from the pinned requirements when
+/// missing (as `.ci/run` does beforehand).
 fn python() -> std::path::PathBuf {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/synapse/.venv/bin/python");
-    assert!(
-        p.exists(),
-        "Synapse is not installed: run .ci/run, or python3 -m venv tests/synapse/.venv && \
-         tests/synapse/.venv/bin/pip install -r tests/synapse/requirements.txt"
-    );
-    p
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/synapse");
+    let py = dir.join(".venv/bin/python");
+    if !py.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(dir.join(".venv"))
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(dir.join(".venv/bin/pip"))
+                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+                .arg(dir.join("requirements.txt"))
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            ok,
+            "could not install Synapse into tests/synapse/.venv (needs python3 and PyPI)"
+        );
+    }
+    py
 }
 
 impl Synapse {

@@ -82,7 +82,14 @@ impl Outbox {
         if let Some(s) = also.filter(|s| *s != ours) {
             out.insert(s.to_owned());
         }
-        Ok(out)
+        // The room's server ACL: nothing goes to servers it denies.
+        let mut allowed = BTreeSet::new();
+        for s in out {
+            if rooms.server_allowed(room, &s)? {
+                allowed.insert(s);
+            }
+        }
+        Ok(allowed)
     }
 
     /// Queues `items` for each destination (written with the caller's next durable flush);

@@ -1,6 +1,7 @@
 //! Rooms: the event graph of each room, its state, membership, and the one path by which an
 //! event is added ([`Rooms::append`]), for local events today and federated ones later.
 
+pub mod acl;
 pub mod alias;
 pub mod create;
 pub mod directory;

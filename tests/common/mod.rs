@@ -64,25 +64,32 @@ impl Server {
     /// port speaking TLS with a fresh self-signed certificate, trusting the certificates of the
     /// servers on `peers` (their federation ports) without checking them.
     pub async fn start_federating(fed_port: u16, peers: &[u16]) -> Self {
+        let peers: Vec<String> = peers.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        Self::start_federating_as(&format!("127.0.0.1:{fed_port}"), fed_port, &peers).await
+    }
+
+    /// [`Server::start_federating`] with a chosen server name (`host:fed_port`) and peers
+    /// named in full.
+    pub async fn start_federating_as(name: &str, fed_port: u16, peers: &[String]) -> Self {
         let certs = tempfile::tempdir().unwrap();
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
             .unwrap();
         let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
         std::fs::write(&cert, ck.cert.pem()).unwrap();
         std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
-        let name = format!("127.0.0.1:{fed_port}");
+        let listen = format!("127.0.0.1:{fed_port}");
         let peers = format!(
             "[{}]",
             peers
                 .iter()
-                .map(|p| format!("\"127.0.0.1:{p}\""))
+                .map(|p| format!("\"{p}\""))
                 .collect::<Vec<_>>()
                 .join(",")
         );
         let (cert, key) = (cert.display().to_string(), key.display().to_string());
         let env = vec![
-            ("HAVEN_SERVER_NAME", name.as_str()),
-            ("HAVEN_FEDERATION__LISTEN", name.as_str()),
+            ("HAVEN_SERVER_NAME", name),
+            ("HAVEN_FEDERATION__LISTEN", listen.as_str()),
             ("HAVEN_FEDERATION__TLS_CERTIFICATE", cert.as_str()),
             ("HAVEN_FEDERATION__TLS_PRIVATE_KEY", key.as_str()),
             ("HAVEN_FEDERATION__INSECURE_PEERS", peers.as_str()),
