@@ -703,8 +703,8 @@ async fn a_server_acl_shuts_a_server_out() {
     // Distinct host names, since ACLs match hosts, not ports.
     let (pa, pb) = (free_port(), free_port());
     let (name_a, name_b) = (format!("127.0.0.1:{pa}"), format!("localhost:{pb}"));
-    let a = Server::start_federating_as(&name_a, pa, &[name_b.clone()]).await;
-    let b = Server::start_federating_as(&name_b, pb, &[name_a.clone()]).await;
+    let a = Server::start_federating_as(&name_a, pa, std::slice::from_ref(&name_b)).await;
+    let b = Server::start_federating_as(&name_b, pb, std::slice::from_ref(&name_a)).await;
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
     let room = alice
