@@ -202,23 +202,15 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Waits until `f` answers something, polling.
-async fn until<T, F, Fut>(what: &str, mut f: F) -> T
+/// Waits until `f` answers something.
+async fn until<T, F, Fut>(what: &str, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    common::poll(20, f)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -381,25 +373,13 @@ async fn power_levels(c: &common::Client, room: &ruma::RoomId) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn servers_catch_up_and_agree_after_a_partition() {
     let (pa, pb) = (free_port(), free_port());
-    let mut a = Server::start_federating(pa, &[pb]).await;
-    let mut b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
-    let room = alice
-        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
-        .await;
-    until("bob's invite", || async {
-        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
-    })
+    let (mut a, mut b, alice, bob, room) = common::federated_room(
+        &format!("127.0.0.1:{pa}"),
+        pa,
+        &format!("127.0.0.1:{pb}"),
+        pb,
+    )
     .await;
-    let (st, v) = bob
-        .raw(
-            "POST",
-            &format!("/_matrix/client/v3/join/{room}"),
-            Some("{}"),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
     // Bob may change power levels too.
     let mut pl = power_levels(&alice, &room).await;
     pl["users"][bob.uid().as_str()] = json!(100);
@@ -516,40 +496,16 @@ async fn servers_catch_up_and_agree_after_a_partition() {
     .await;
 }
 
-/// Two federating servers with Alice on A and Bob on B joined to a room of Alice's.
-async fn shared_room() -> (
-    Server,
-    Server,
-    common::Client,
-    common::Client,
-    ruma::OwnedRoomId,
-) {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
-    let room = alice
-        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
-        .await;
-    until("bob's invite", || async {
-        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
-    })
-    .await;
-    let (st, v) = bob
-        .raw(
-            "POST",
-            &format!("/_matrix/client/v3/join/{room}"),
-            Some("{}"),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    (a, b, alice, bob, room)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn devices_keys_and_to_device_messages_cross_servers() {
-    let (_a, _b, alice, bob, _room) = shared_room().await;
+    let (pa, pb) = (free_port(), free_port());
+    let (_a, _b, alice, bob, _room) = common::federated_room(
+        &format!("127.0.0.1:{pa}"),
+        pa,
+        &format!("127.0.0.1:{pb}"),
+        pb,
+    )
+    .await;
     let (_, who) = bob
         .raw("GET", "/_matrix/client/v3/account/whoami", None)
         .await;
@@ -702,26 +658,13 @@ async fn a_refused_invite_reaches_the_inviting_server() {
 async fn a_server_acl_shuts_a_server_out() {
     // Distinct host names, since ACLs match hosts, not ports.
     let (pa, pb) = (free_port(), free_port());
-    let (name_a, name_b) = (format!("127.0.0.1:{pa}"), format!("localhost:{pb}"));
-    let a = Server::start_federating_as(&name_a, pa, std::slice::from_ref(&name_b)).await;
-    let b = Server::start_federating_as(&name_b, pb, std::slice::from_ref(&name_a)).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
-    let room = alice
-        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
-        .await;
-    until("bob's invite", || async {
-        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
-    })
+    let (_a, _b, alice, bob, room) = common::federated_room(
+        &format!("127.0.0.1:{pa}"),
+        pa,
+        &format!("localhost:{pb}"),
+        pb,
+    )
     .await;
-    let (st, v) = bob
-        .raw(
-            "POST",
-            &format!("/_matrix/client/v3/join/{room}"),
-            Some("{}"),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
     bob.send_text(&room, "before the acl").await.unwrap();
     until("bob's message at alice's server", || async {
         alice

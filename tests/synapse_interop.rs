@@ -187,22 +187,16 @@ impl Synapse {
     }
 }
 
-async fn until<T, F, Fut>(what: &str, secs: u64, mut f: F) -> Option<T>
+async fn until<T, F, Fut>(what: &str, secs: u64, f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return Some(v);
-        }
-        if Instant::now() > end {
-            eprintln!("timed out waiting for {what}");
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = common::poll(secs, f).await;
+    if r.is_none() {
+        eprintln!("timed out waiting for {what}");
     }
+    r
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -63,23 +63,52 @@ pub async fn remote_keys(
     h: &Haven,
     users: &BTreeMap<OwnedUserId, Vec<OwnedDeviceId>>,
 ) -> (Vec<Value>, BTreeMap<String, Value>) {
+    let per_user = users.iter().map(|(u, d)| (u, json!(d)));
+    ask_servers(
+        h,
+        "/_matrix/federation/v1/user/keys/query",
+        "device_keys",
+        per_user,
+    )
+    .await
+}
+
+/// One-time keys of remote devices, claimed from their servers.
+pub async fn claim_remote(
+    h: &Haven,
+    wanted: &BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, String>>,
+) -> (Vec<Value>, BTreeMap<String, Value>) {
+    let per_user = wanted.iter().map(|(u, d)| (u, json!(d)));
+    ask_servers(
+        h,
+        "/_matrix/federation/v1/user/keys/claim",
+        "one_time_keys",
+        per_user,
+    )
+    .await
+}
+
+/// Posts `{field: {user: value}}` to each remote user's server at once (within
+/// [`REMOTE_TIMEOUT`]): the answers, and the servers that failed with why.
+async fn ask_servers<'a>(
+    h: &Haven,
+    path: &str,
+    field: &str,
+    per_user: impl Iterator<Item = (&'a OwnedUserId, Value)>,
+) -> (Vec<Value>, BTreeMap<String, Value>) {
     let mut by_server: BTreeMap<OwnedServerName, Map<String, Value>> = BTreeMap::new();
-    for (user, devices) in users {
+    for (user, v) in per_user {
         if user.server_name() != h.key.server_name {
             by_server
                 .entry(user.server_name().to_owned())
                 .or_default()
-                .insert(user.to_string(), json!(devices));
+                .insert(user.to_string(), v);
         }
     }
     let calls = by_server.into_iter().map(|(server, users)| async move {
-        let body = json!({ "device_keys": users });
-        let r = tokio::time::timeout(
-            REMOTE_TIMEOUT,
-            h.federation
-                .post(h, &server, "/_matrix/federation/v1/user/keys/query", &body),
-        )
-        .await;
+        let body = json!({ field: users });
+        let r =
+            tokio::time::timeout(REMOTE_TIMEOUT, h.federation.post(h, &server, path, &body)).await;
         (server, r)
     });
     let mut answers = Vec::new();
@@ -92,43 +121,6 @@ pub async fn remote_keys(
             }
             Err(_) => {
                 failures.insert(server.to_string(), json!({ "error": "timed out" }));
-            }
-        }
-    }
-    (answers, failures)
-}
-
-/// One-time keys of remote devices, claimed from their servers.
-pub async fn claim_remote(
-    h: &Haven,
-    wanted: &BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, String>>,
-) -> (Vec<Value>, BTreeMap<String, Value>) {
-    let mut by_server: BTreeMap<OwnedServerName, Map<String, Value>> = BTreeMap::new();
-    for (user, devices) in wanted {
-        if user.server_name() != h.key.server_name {
-            by_server
-                .entry(user.server_name().to_owned())
-                .or_default()
-                .insert(user.to_string(), json!(devices));
-        }
-    }
-    let calls = by_server.into_iter().map(|(server, users)| async move {
-        let body = json!({ "one_time_keys": users });
-        let r = tokio::time::timeout(
-            REMOTE_TIMEOUT,
-            h.federation
-                .post(h, &server, "/_matrix/federation/v1/user/keys/claim", &body),
-        )
-        .await;
-        (server, r)
-    });
-    let mut answers = Vec::new();
-    let mut failures = BTreeMap::new();
-    for (server, r) in futures::future::join_all(calls).await {
-        match r {
-            Ok(Ok(v)) => answers.push(v),
-            _ => {
-                failures.insert(server.to_string(), json!({ "error": "unreachable" }));
             }
         }
     }

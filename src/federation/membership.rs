@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use ruma::{
-    events::StateEventType, CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName,
-    OwnedUserId, RoomId, RoomVersionId, ServerName, UserId,
+    CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId,
+    RoomVersionId, ServerName, UserId,
 };
 use serde_json::{json, value::RawValue, Map, Value};
 
@@ -15,7 +15,6 @@ use crate::{
     events::{
         auth,
         builder::{self, EventTemplate, GraphFields},
-        client::stripped_state,
         Pdu, PduRef,
     },
     rooms::{rules_for, SUPPORTED_VERSIONS},
@@ -153,28 +152,7 @@ pub async fn send_join(
         .map_err(Error::internal)?;
     }
     let pdu = Arc::new(super::pdu::check_object(h, &meta.version, obj).await?);
-    if pdu.event_id != event_id || pdu.room_id != room {
-        return Err(Error::bad_json("The event does not match the request"));
-    }
-    let member = pdu.kind.to_string() == "m.room.member"
-        && pdu.content_str("membership").as_deref() == Some("join")
-        && pdu.state_key.as_deref() == Some(pdu.sender.as_str())
-        && pdu.sender.server_name() == origin;
-    if !member {
-        return Err(Error::bad_json("Not a join event of a user of your server"));
-    }
-    super::receive::handle(h, origin, &meta.version, pdu.clone())
-        .await
-        .map_err(Error::forbidden)?;
-    // The other servers in the room learn of the join; the joining one has it.
-    let mut dests = h.rooms.outbox.room_servers(&h.rooms, room, None)?;
-    dests.remove(origin);
-    let woken = h.rooms.outbox.enqueue(
-        &dests,
-        &super::sender::Queued::Pdu(pdu.event_id.to_string()),
-    )?;
-    h.db.durable().await?;
-    h.rooms.outbox.wake(woken);
+    accept_own_membership(h, origin, room, event_id, &meta.version, &pdu, "join").await?;
 
     let before = h
         .rooms
@@ -465,20 +443,35 @@ pub async fn send_leave(
 ) -> Result<()> {
     let meta = room_for(h, room, origin)?;
     let pdu = Arc::new(super::pdu::check(h, &meta.version, raw).await?);
-    let leave = pdu.event_id == event_id
+    accept_own_membership(h, origin, room, event_id, &meta.version, &pdu, "leave").await
+}
+
+/// A user of `origin` joining or leaving through `send_*`: the event must be theirs, of that
+/// membership, for this room; it enters the room and goes to the room's other servers.
+async fn accept_own_membership(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    event_id: &ruma::EventId,
+    version: &RoomVersionId,
+    pdu: &PduRef,
+    membership: &str,
+) -> Result<()> {
+    let own = pdu.event_id == event_id
         && pdu.room_id == room
         && pdu.kind.to_string() == "m.room.member"
-        && pdu.content_str("membership").as_deref() == Some("leave")
+        && pdu.content_str("membership").as_deref() == Some(membership)
         && pdu.state_key.as_deref() == Some(pdu.sender.as_str())
         && pdu.sender.server_name() == origin;
-    if !leave {
-        return Err(Error::bad_json(
-            "Not a leave event of a user of your server",
-        ));
+    if !own {
+        return Err(Error::bad_json(format!(
+            "Not a {membership} event of a user of your server for this room"
+        )));
     }
-    super::receive::handle(h, origin, &meta.version, pdu.clone())
+    super::receive::handle(h, origin, version, pdu.clone())
         .await
         .map_err(Error::forbidden)?;
+    // The other servers in the room learn of it; the sending one has it.
     let mut dests = h.rooms.outbox.room_servers(&h.rooms, room, None)?;
     dests.remove(origin);
     let woken = h.rooms.outbox.enqueue(
@@ -512,7 +505,7 @@ pub async fn invite_remote(
             sender,
             t,
             |pdu: PduRef, version: RoomVersionId| async move {
-                let stripped: Vec<Value> = invite_room_state(h, &room_id)?;
+                let stripped: Vec<Value> = h.rooms.stripped_invite_state(&room_id)?;
                 let body = json!({
                     "room_version": version,
                     "event": pdu_json(&pdu)?,
@@ -537,25 +530,6 @@ pub async fn invite_remote(
             },
         )
         .await
-}
-
-/// The stripped state an invitee is shown.
-pub fn invite_room_state(h: &Haven, room: &RoomId) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    for kind in [
-        StateEventType::RoomCreate,
-        StateEventType::RoomJoinRules,
-        StateEventType::RoomName,
-        StateEventType::RoomAvatar,
-        StateEventType::RoomCanonicalAlias,
-        StateEventType::RoomEncryption,
-        StateEventType::RoomTopic,
-    ] {
-        if let Some(p) = h.rooms.current_state(room, &kind, "")? {
-            out.push(stripped_state(&p));
-        }
-    }
-    Ok(out)
 }
 
 /// Servers worth asking to join a room: those named by the client, the server of whoever

@@ -279,4 +279,23 @@ impl Rooms {
         let ev = self.current_state(room, &ruma::events::StateEventType::RoomName, "")?;
         Ok(ev.and_then(|e| e.content_value()["name"].as_str().map(str::to_owned)))
     }
+
+    /// The stripped state an invitee (or knocker) is shown of the room.
+    pub fn stripped_invite_state(&self, room: &RoomId) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for kind in [
+            StateEventType::RoomCreate,
+            StateEventType::RoomJoinRules,
+            StateEventType::RoomName,
+            StateEventType::RoomAvatar,
+            StateEventType::RoomCanonicalAlias,
+            StateEventType::RoomEncryption,
+            StateEventType::RoomTopic,
+        ] {
+            if let Some(pdu) = self.current_state(room, &kind, "")? {
+                out.push(crate::events::client::stripped_state(&pdu));
+            }
+        }
+        Ok(out)
+    }
 }

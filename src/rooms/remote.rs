@@ -386,28 +386,15 @@ impl Rooms {
         invite_state: Vec<serde_json::Value>,
     ) -> Result<()> {
         self.store_outlier(invite)?;
-        let key = (target.to_string(), invite.room_id.to_string());
-        let pos = {
-            let mut c = self.stream.begin(&self.db).await;
-            let pos = c.allocate()?;
-            self.db.t.remote_invites.put(
-                &key,
-                &crate::storage::Json(serde_json::json!({
-                    "via": via,
-                    "invite_state": invite_state,
-                })),
-            )?;
-            let rec = super::MemberRecord {
-                membership: "invite".into(),
-                event_id: invite.event_id.clone(),
-                pos,
-            };
-            self.db.t.user_rooms.put(&key, &crate::storage::Json(rec))?;
-            pos
-        };
-        self.db.durable().await?;
-        self.stream.publish(pos);
-        Ok(())
+        let stored = serde_json::json!({ "via": via, "invite_state": invite_state });
+        self.set_remote_membership(
+            &invite.room_id,
+            target,
+            "invite",
+            &invite.event_id,
+            Some(stored),
+        )
+        .await
     }
 
     /// An invite from another server to a room this server is not in.
@@ -470,7 +457,7 @@ impl Rooms {
     /// (kept as an outlier) and the invite is forgotten.
     pub async fn forget_remote_invite(&self, leave: &Pdu, user: &ruma::UserId) -> Result<()> {
         self.store_outlier(leave)?;
-        self.set_remote_membership(&leave.room_id, user, &leave.event_id)
+        self.set_remote_membership(&leave.room_id, user, "leave", &leave.event_id, None)
             .await
     }
 
@@ -484,22 +471,34 @@ impl Rooms {
         else {
             return Ok(());
         };
-        self.set_remote_membership(room, user, &m.0.event_id).await
+        self.set_remote_membership(room, user, "leave", &m.0.event_id, None)
+            .await
     }
 
+    /// A local user's membership in a room this server is not in (an invite from another
+    /// server, or its refusal), with what is kept of the invite; published to their syncs.
     async fn set_remote_membership(
         &self,
         room: &ruma::RoomId,
         user: &ruma::UserId,
+        membership: &str,
         event: &EventId,
+        invite: Option<serde_json::Value>,
     ) -> Result<()> {
         let key = (user.to_string(), room.to_string());
         let pos = {
             let mut c = self.stream.begin(&self.db).await;
             let pos = c.allocate()?;
-            self.db.t.remote_invites.remove(&key)?;
+            match invite {
+                Some(v) => self
+                    .db
+                    .t
+                    .remote_invites
+                    .put(&key, &crate::storage::Json(v))?,
+                None => self.db.t.remote_invites.remove(&key)?,
+            }
             let rec = super::MemberRecord {
-                membership: "leave".into(),
+                membership: membership.into(),
                 event_id: event.to_owned(),
                 pos,
             };

@@ -500,18 +500,8 @@ fn invited_room(h: &Haven, room: &RoomId, invite_event: &EventId) -> Result<Invi
         state.events = events;
         return Ok(InvitedRoom::from(state));
     }
-    for kind in [
-        StateEventType::RoomCreate,
-        StateEventType::RoomJoinRules,
-        StateEventType::RoomName,
-        StateEventType::RoomAvatar,
-        StateEventType::RoomCanonicalAlias,
-        StateEventType::RoomEncryption,
-        StateEventType::RoomTopic,
-    ] {
-        if let Some(pdu) = h.rooms.current_state(room, &kind, "")? {
-            events.push(raw(&stripped_state(&pdu))?);
-        }
+    for e in h.rooms.stripped_invite_state(room)? {
+        events.push(raw(&e)?);
     }
     if let Some(pdu) = h.rooms.get_pdu(invite_event)? {
         // The inviter's member event lets clients show who invited them.

@@ -354,3 +354,53 @@ impl Client {
         out
     }
 }
+
+/// Polls `f` until it answers something (every 100 ms, for up to `secs` seconds); `None` when
+/// it never did.
+pub async fn poll<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return Some(v);
+        }
+        if Instant::now() > end {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two federating servers named `name_a` and `name_b` (listening on `pa` and `pb`), Alice on the
+/// first and Bob on the second, Bob invited to and joined in a room of Alice's.
+pub async fn federated_room(
+    name_a: &str,
+    pa: u16,
+    name_b: &str,
+    pb: u16,
+) -> (Server, Server, Client, Client, ruma::OwnedRoomId) {
+    let a = Server::start_federating_as(name_a, pa, &[name_b.to_owned()]).await;
+    let b = Server::start_federating_as(name_b, pb, &[name_a.to_owned()]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = alice
+        .create_room(|r| r.invite = vec![bob.uid().to_owned()])
+        .await;
+    poll(30, || async {
+        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
+    })
+    .await
+    .expect("bob's invite");
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/join/{room}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    (a, b, alice, bob, room)
+}
