@@ -202,6 +202,18 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Waits until `c`'s server has a message with this body in the room.
+async fn sees(c: &common::Client, room: &ruma::RoomId, body: &str, what: &str) {
+    until(what, || async {
+        c.message_bodies(room)
+            .await
+            .iter()
+            .any(|b| b == body)
+            .then_some(())
+    })
+    .await
+}
+
 /// Waits until `f` answers something.
 async fn until<T, F, Fut>(what: &str, f: F) -> T
 where
@@ -267,17 +279,9 @@ async fn users_of_two_servers_share_a_room() {
 
     // Messages both ways.
     alice.send_text(&room, "hello bob").await.unwrap();
-    until("alice's message at bob's server", || async {
-        let bodies = bob.message_bodies(&room).await;
-        bodies.contains(&"hello bob".to_owned()).then_some(())
-    })
-    .await;
+    sees(&bob, &room, "hello bob", "alice's message at bob's server").await;
     bob.send_text(&room, "hi alice").await.unwrap();
-    until("bob's message at alice's server", || async {
-        let bodies = alice.message_bodies(&room).await;
-        bodies.contains(&"hi alice".to_owned()).then_some(())
-    })
-    .await;
+    sees(&alice, &room, "hi alice", "bob's message at alice's server").await;
     // The same history, in the same order, on both servers.
     let (ha, hb) = (
         alice.message_bodies(&room).await,
@@ -295,12 +299,12 @@ async fn users_of_two_servers_share_a_room() {
         .await;
     assert_eq!(st, 200);
     let hello = alice.send_text(&room, "read this").await.unwrap();
-    until("alice's new message at bob's server", || async {
-        bob.message_bodies(&room)
-            .await
-            .contains(&"read this".to_owned())
-            .then_some(())
-    })
+    sees(
+        &bob,
+        &room,
+        "read this",
+        "alice's new message at bob's server",
+    )
     .await;
     let (st, _) = bob
         .raw(
@@ -400,14 +404,7 @@ async fn servers_catch_up_and_agree_after_a_partition() {
     // (A message of Bob's, durable before it is acknowledged, means B has flushed everything
     // it had received, the grant included.)
     bob.send_text(&room, "ready").await.unwrap();
-    until("bob's message at alice's server", || async {
-        alice
-            .message_bodies(&room)
-            .await
-            .contains(&"ready".to_owned())
-            .then_some(())
-    })
-    .await;
+    sees(&alice, &room, "ready", "bob's message at alice's server").await;
 
     // B is down: Alice talks and changes the power levels.
     b.kill9();
@@ -464,13 +461,12 @@ async fn servers_catch_up_and_agree_after_a_partition() {
         "{agreed}"
     );
     bob.send_text(&room, "after the partition").await.unwrap();
-    until("bob's message at alice's server", || async {
-        alice
-            .message_bodies(&room)
-            .await
-            .contains(&"after the partition".to_owned())
-            .then_some(())
-    })
+    sees(
+        &alice,
+        &room,
+        "after the partition",
+        "bob's message at alice's server",
+    )
     .await;
     assert_eq!(
         alice.message_bodies(&room).await,
@@ -666,13 +662,12 @@ async fn a_server_acl_shuts_a_server_out() {
     )
     .await;
     bob.send_text(&room, "before the acl").await.unwrap();
-    until("bob's message at alice's server", || async {
-        alice
-            .message_bodies(&room)
-            .await
-            .contains(&"before the acl".to_owned())
-            .then_some(())
-    })
+    sees(
+        &alice,
+        &room,
+        "before the acl",
+        "bob's message at alice's server",
+    )
     .await;
 
     let acl = json!({ "allow": ["*"], "deny": ["localhost"], "allow_ip_literals": true });
