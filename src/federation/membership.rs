@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use axum::http::StatusCode;
+
 use ruma::{
     CanonicalJsonObject, CanonicalJsonValue, OwnedRoomId, OwnedServerName, OwnedUserId, RoomId,
     RoomVersionId, ServerName, UserId,
@@ -66,7 +68,7 @@ pub fn make_join(
     };
     if !supported.contains(&meta.version) {
         return Err(Error::Matrix {
-            status: axum::http::StatusCode::BAD_REQUEST,
+            status: StatusCode::BAD_REQUEST,
             code: ErrCode::IncompatibleRoomVersion,
             message: format!("The room is version {}", meta.version),
             extra: Some(json!({ "room_version": meta.version })),
@@ -210,7 +212,7 @@ pub async fn receive_invite(
 ) -> Result<Value> {
     if !SUPPORTED_VERSIONS.contains(version) {
         return Err(Error::Matrix {
-            status: axum::http::StatusCode::BAD_REQUEST,
+            status: StatusCode::BAD_REQUEST,
             code: ErrCode::IncompatibleRoomVersion,
             message: format!("This server does not support room version {version}"),
             extra: Some(json!({ "room_version": version })),
@@ -268,17 +270,30 @@ pub async fn join_remote(
             "No known room with this ID, and no server to ask for it",
         ));
     }
-    let mut last = Error::not_found("No server could let you join");
+    // A server's refusal (403, 404...) is passed on; if none could be reached, the room is
+    // unknown as far as this server can tell.
+    let mut refused = None;
+    let mut unreachable = Vec::new();
     for server in via.iter().filter(|s| **s != h.key.server_name) {
         match join_through(h, room, user, server, profile.clone(), reason.clone()).await {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::info!(%room, %server, error = %e, "remote join failed");
-                last = e;
+                match &e {
+                    Error::Matrix { status, .. } if *status == StatusCode::BAD_GATEWAY => {
+                        unreachable.push(server.to_string());
+                    }
+                    _ => refused = Some(e),
+                }
             }
         }
     }
-    Err(last)
+    Err(refused.unwrap_or_else(|| {
+        Error::not_found(format!(
+            "No known room with this ID; no server that could have it answered ({})",
+            unreachable.join(", ")
+        ))
+    }))
 }
 
 /// The two-step membership handshake with a resident server: `make_<kind>` for a template,
