@@ -696,3 +696,67 @@ async fn a_server_acl_shuts_a_server_out() {
         "nothing is sent to a denied server"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_alias_resolves_and_joins() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = alice
+        .create_room(|r| {
+            r.room_alias_name = Some("lobby".into());
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat);
+        })
+        .await;
+    let alias = format!("#lobby:127.0.0.1:{pa}");
+    let enc = urlencode(&alias);
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/directory/room/{enc}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["room_id"].as_str()),
+        (200, Some(room.as_str())),
+        "{v}"
+    );
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/join/{enc}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(
+        (st, v["room_id"].as_str()),
+        (200, Some(room.as_str())),
+        "{v}"
+    );
+    let (_, m) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/joined_members"),
+            None,
+        )
+        .await;
+    assert!(m["joined"].get(bob.uid().as_str()).is_some(), "{m}");
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                urlencode(&format!("#nothing:127.0.0.1:{pa}"))
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (404, Some("M_NOT_FOUND")),
+        "{v}"
+    );
+}

@@ -364,3 +364,77 @@ pub async fn send_leave(
     .await?;
     Ok(RumaResponse(create_leave_event::v2::Response::new()))
 }
+
+use ruma::api::federation::{
+    authorization::get_event_authorization, event::get_room_state, query::get_room_information,
+};
+
+/// A local alias, for another server.
+pub async fn query_directory(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_room_information::v1::Request>,
+) -> ApiResult<get_room_information::v1::Response> {
+    origin(&r)?;
+    let alias = &r.body.room_alias;
+    if alias.server_name() != h.key.server_name {
+        return Err(Error::not_found("The alias is not on this server"));
+    }
+    let room = h
+        .rooms
+        .resolve_alias(alias)?
+        .ok_or_else(|| Error::not_found("Room alias not found"))?;
+    let mut servers: Vec<ruma::OwnedServerName> = vec![h.key.server_name.clone()];
+    for s in h.rooms.outbox.room_servers(&h.rooms, &room, None)? {
+        servers.push(s);
+    }
+    Ok(RumaResponse(get_room_information::v1::Response::new(
+        room, servers,
+    )))
+}
+
+/// The state before an event and its auth chain, as full events.
+pub async fn state(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_room_state::v1::Request>,
+) -> ApiResult<get_room_state::v1::Response> {
+    may_read(&h, &r.body.room_id, origin(&r)?)?;
+    let state = h
+        .rooms
+        .state_before_event(&r.body.event_id)?
+        .ok_or_else(|| Error::not_found("No state known at that event"))?;
+    let chain = h.rooms.auth_chain(state.values())?;
+    let full = |ids: &mut dyn Iterator<Item = &ruma::OwnedEventId>| -> Result<Vec<_>> {
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(p) = h.rooms.get_pdu(id)? {
+                out.push(raw_json(&fm::pdu_json(&p)?)?);
+            }
+        }
+        Ok(out)
+    };
+    let pdus = full(&mut state.values())?;
+    let auth = full(&mut chain.iter())?;
+    Ok(RumaResponse(get_room_state::v1::Response::new(auth, pdus)))
+}
+
+/// An event's auth chain.
+pub async fn event_auth(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_event_authorization::v1::Request>,
+) -> ApiResult<get_event_authorization::v1::Response> {
+    may_read(&h, &r.body.room_id, origin(&r)?)?;
+    let pdu = h
+        .rooms
+        .get_pdu(&r.body.event_id)?
+        .filter(|p| p.room_id == r.body.room_id)
+        .ok_or_else(|| Error::not_found("Event not found"))?;
+    let mut out = Vec::new();
+    for id in h.rooms.auth_chain(pdu.auth_events.iter())? {
+        if let Some(p) = h.rooms.get_pdu(&id)? {
+            out.push(raw_json(&fm::pdu_json(&p)?)?);
+        }
+    }
+    Ok(RumaResponse(get_event_authorization::v1::Response::new(
+        out,
+    )))
+}

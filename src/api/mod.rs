@@ -95,6 +95,10 @@ fn federation_routes(mut r: R) -> R {
         r = add::<fk::get_keys::v1::Request, _, _>(r, federation::user_keys_query);
         r = add::<fk::claim_keys::v1::Request, _, _>(r, federation::user_keys_claim);
         r = add::<fdv::get_devices::v1::Request, _, _>(r, federation::user_devices);
+        use ruma::api::federation::authorization as fa;
+        r = add::<fe::get_room_state::v1::Request, _, _>(r, federation::state);
+        r = add::<fa::get_event_authorization::v1::Request, _, _>(r, federation::event_auth);
+        r = add::<fq::get_room_information::v1::Request, _, _>(r, federation::query_directory);
     }
     r
 }

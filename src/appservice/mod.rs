@@ -163,6 +163,11 @@ pub async fn resolve_alias(
     h: &crate::Haven,
     alias: &RoomAliasId,
 ) -> crate::error::Result<Option<ruma::OwnedRoomId>> {
+    if alias.server_name() != h.key.server_name {
+        return Ok(crate::federation::query::alias(h, alias)
+            .await?
+            .map(|(r, _)| r));
+    }
     match h.rooms.resolve_alias(alias)? {
         Some(r) => Ok(Some(r)),
         None => outbound::query_alias(h, alias).await,

@@ -1,6 +1,6 @@
 //! Questions asked of other servers on behalf of local clients.
 
-use ruma::UserId;
+use ruma::{OwnedRoomId, OwnedServerName, RoomAliasId, UserId};
 
 use crate::{error::Result, Haven};
 
@@ -28,4 +28,38 @@ pub async fn profile(h: &Haven, user: &UserId) -> Result<(Option<String>, Option
         })?;
     let field = |k: &str| v[k].as_str().map(str::to_owned);
     Ok((field("displayname"), field("avatar_url")))
+}
+
+/// A remote alias: the room and the servers in it, from the alias's server.
+pub async fn alias(
+    h: &Haven,
+    alias: &RoomAliasId,
+) -> Result<Option<(OwnedRoomId, Vec<OwnedServerName>)>> {
+    let path = format!(
+        "/_matrix/federation/v1/query/directory?room_alias={}",
+        crate::util::encode(alias.as_str())
+    );
+    let v = match h.federation.get(h, alias.server_name(), &path).await {
+        Ok(v) => v,
+        Err(crate::error::Error::Matrix { status, .. })
+            if status == axum::http::StatusCode::NOT_FOUND
+                || status == axum::http::StatusCode::BAD_GATEWAY =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(room) = v["room_id"]
+        .as_str()
+        .and_then(|r| ruma::RoomId::parse(r).ok())
+    else {
+        return Ok(None);
+    };
+    let servers = v["servers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().and_then(|s| ruma::ServerName::parse(s).ok()))
+        .collect();
+    Ok(Some((room, servers)))
 }

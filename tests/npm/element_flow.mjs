@@ -47,6 +47,9 @@ await alice.sendEvent(room_id, "m.room.message", {
   "m.new_content": { msgtype: "m.text", body: "hello, edited" },
   "m.relates_to": { rel_type: "m.replace", event_id: msg },
 });
+// Bob reacts and replies once his client has the message (as a person would: seeing it first;
+// js-sdk mishandles a thread reply whose root its timeline does not hold yet).
+await until("the message in bob's timeline", () => bob.getRoom(room_id)?.findEventById(msg));
 await bob.sendEvent(room_id, "m.reaction", { "m.relates_to": { rel_type: "m.annotation", event_id: msg, key: "👍" } });
 await bob.sendEvent(room_id, "m.room.message", {
   msgtype: "m.text", body: "a reply in the thread",

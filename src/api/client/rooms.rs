@@ -189,7 +189,12 @@ pub async fn join_by_id_or_alias(
     r: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> ApiResult<join_room_by_id_or_alias::v3::Response> {
     let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
-    join(&h, r.user()?, &room_id, r.body.reason.clone(), &r.body.via).await?;
+    let mut via = r.body.via.clone();
+    if let Ok(alias) = <&ruma::RoomAliasId>::try_from(&*r.body.room_id_or_alias) {
+        // The alias's server knows the room.
+        via.push(alias.server_name().to_owned());
+    }
+    join(&h, r.user()?, &room_id, r.body.reason.clone(), &via).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(
         room_id,
     )))
