@@ -72,7 +72,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     haven::push::gateway::start(haven.clone());
     haven::search::start(haven.clone());
     haven::federation::sender::start(haven.clone());
-    haven::federation::devices::start_device_list_updates(haven.clone());
+    haven::federation::announce::start(haven.clone());
     let app = haven::api::router(haven.clone());
     if let Some(addr) = haven.config.federation.listen {
         start_federation_listener(&haven.config.federation, addr, app.clone()).await?;

@@ -573,6 +573,27 @@ async fn devices_keys_and_to_device_messages_cross_servers() {
         "{c}"
     );
 
+    // Bob's presence reaches Alice's client.
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/presence/{}/status", bob.uid()),
+            Some(r#"{"presence": "online", "status_msg": "on shift"}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    until("bob's presence at alice's server", || async {
+        let (_, v) = alice
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/presence/{}/status", bob.uid()),
+                None,
+            )
+            .await;
+        (v["status_msg"] == "on shift" && v["presence"] == "online").then_some(())
+    })
+    .await;
+
     // A to-device message from Alice reaches Bob's device.
     let msg = json!({"messages": {bob.uid().as_str(): {&dev: {"secret": "olm payload"}}}});
     let (st, _) = alice

@@ -1,11 +1,9 @@
 //! End-to-end encryption across servers: device keys queried and one-time keys claimed from
-//! the users' servers, device-list changes announced to the servers that share a room with
-//! the user (`m.device_list_update`), and to-device messages carried as
-//! `m.direct_to_device` EDUs.
+//! the users' servers, device-list changes received (`m.device_list_update`; sending them is
+//! in [`super::announce`]), and to-device messages carried as `m.direct_to_device` EDUs.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
     time::Duration,
 };
 
@@ -18,7 +16,6 @@ use crate::{
     Haven,
 };
 
-const WATERMARK: &str = "federation_device_list_pos";
 /// How long a client's key query waits for other servers.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -155,80 +152,6 @@ pub fn local_devices(h: &Haven, user: &UserId) -> Result<Value> {
         }
     }
     Ok(out)
-}
-
-/// Servers other than this one that share a room with `user`.
-fn servers_sharing(h: &Haven, user: &UserId) -> Result<BTreeSet<OwnedServerName>> {
-    let mut out = BTreeSet::new();
-    for room in h.rooms.joined_rooms(user)? {
-        out.extend(h.rooms.outbox.room_servers(&h.rooms, &room, None)?);
-    }
-    Ok(out)
-}
-
-/// Follows local device-list changes (from a stored watermark, so none is missed across
-/// restarts) and announces each to the servers sharing a room with the user.
-pub fn start_device_list_updates(h: Arc<Haven>) {
-    tokio::spawn(async move {
-        let mut rx = h.stream.subscribe();
-        loop {
-            if let Err(e) = announce_changes(&h) {
-                tracing::warn!(error = %e, "device-list updates not sent");
-            }
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-}
-
-fn announce_changes(h: &Haven) -> Result<()> {
-    let from = h.db.meta_u64(WATERMARK)?;
-    let upto = h.stream.current();
-    if upto <= from {
-        return Ok(());
-    }
-    for item in h.db.t.key_changes_by_pos.range(
-        &(from + 1).to_be_bytes(),
-        &upto.saturating_add(1).to_be_bytes(),
-        false,
-    ) {
-        let (pos, user) = item?;
-        let Ok(user) = UserId::parse(&user) else {
-            continue;
-        };
-        if user.server_name() != h.key.server_name {
-            continue;
-        }
-        let dests = servers_sharing(h, &user)?;
-        if dests.is_empty() {
-            continue;
-        }
-        let devices = h.users.devices(&user)?;
-        let keys = keys::query(&h.db, &user, &[])?;
-        let ids: Vec<String> = if devices.is_empty() {
-            vec![String::new()]
-        } else {
-            devices.iter().map(|(d, _)| d.to_string()).collect()
-        };
-        for d in ids {
-            let mut content = json!({
-                "user_id": user, "device_id": d, "stream_id": pos, "prev_id": [],
-            });
-            match keys.get(d.as_str()) {
-                Some(k) => content["keys"] = k.clone(),
-                None => content["deleted"] = json!(true),
-            }
-            let edu = json!({ "edu_type": "m.device_list_update", "content": content });
-            let woken = h
-                .rooms
-                .outbox
-                .enqueue(&dests, &super::sender::Queued::Edu(edu))?;
-            h.rooms.outbox.wake(woken);
-        }
-    }
-    h.db.put_meta_u64(WATERMARK, upto)?;
-    Ok(())
 }
 
 /// `m.device_list_update` from `origin`: local clients that track the user learn the list

@@ -1,6 +1,7 @@
 //! The server-server API: keys, request signing and verification, resolution of other servers'
 //! names and the outbound HTTP client with per-destination backoff.
 
+pub mod announce;
 pub mod auth;
 pub mod devices;
 pub mod keys;

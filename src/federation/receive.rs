@@ -356,6 +356,7 @@ async fn apply_edu(h: &Haven, origin: &ServerName, edu: &Value) -> Result<()> {
             super::devices::receive_device_list_update(h, origin, content).await?;
         }
         "m.direct_to_device" => super::devices::receive_to_device(h, origin, content).await?,
+        "m.presence" => super::announce::receive_presence(h, origin, content).await?,
         _ => {}
     }
     Ok(())
