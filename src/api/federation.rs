@@ -244,16 +244,33 @@ pub async fn event(
     )))
 }
 
+/// The state before an event of `room` and its auth chain, for a server that may read the
+/// room (an event of another room is not found).
+fn state_at(
+    h: &Haven,
+    room: &ruma::RoomId,
+    event: &ruma::EventId,
+    origin: &ruma::ServerName,
+) -> Result<(
+    crate::rooms::state::StateMap,
+    std::collections::HashSet<ruma::OwnedEventId>,
+)> {
+    may_read(h, room, origin)?;
+    let in_room = h.rooms.get_pdu(event)?.is_some_and(|p| p.room_id == room);
+    let state = in_room
+        .then(|| h.rooms.state_before_event(event))
+        .transpose()?
+        .flatten()
+        .ok_or_else(|| Error::not_found("No state known at that event in this room"))?;
+    let chain = h.rooms.auth_chain(state.values())?;
+    Ok((state, chain))
+}
+
 pub async fn state_ids(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_room_state_ids::v1::Request>,
 ) -> ApiResult<get_room_state_ids::v1::Response> {
-    may_read(&h, &r.body.room_id, origin(&r)?)?;
-    let state = h
-        .rooms
-        .state_before_event(&r.body.event_id)?
-        .ok_or_else(|| Error::not_found("No state known at that event"))?;
-    let chain = h.rooms.auth_chain(state.values())?;
+    let (state, chain) = state_at(&h, &r.body.room_id, &r.body.event_id, origin(&r)?)?;
     Ok(RumaResponse(get_room_state_ids::v1::Response::new(
         chain.into_iter().collect(),
         state.into_values().collect(),
@@ -397,12 +414,7 @@ pub async fn state(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_room_state::v1::Request>,
 ) -> ApiResult<get_room_state::v1::Response> {
-    may_read(&h, &r.body.room_id, origin(&r)?)?;
-    let state = h
-        .rooms
-        .state_before_event(&r.body.event_id)?
-        .ok_or_else(|| Error::not_found("No state known at that event"))?;
-    let chain = h.rooms.auth_chain(state.values())?;
+    let (state, chain) = state_at(&h, &r.body.room_id, &r.body.event_id, origin(&r)?)?;
     let full = |ids: &mut dyn Iterator<Item = &ruma::OwnedEventId>| -> Result<Vec<_>> {
         let mut out = Vec::new();
         for id in ids {
