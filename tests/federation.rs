@@ -361,7 +361,7 @@ async fn users_of_two_servers_share_a_room() {
     .await;
 }
 
-/// The event ID of the room's current power levels, as a server answers it.
+/// The room's current power levels, as a server answers them.
 async fn power_levels(c: &common::Client, room: &ruma::RoomId) -> Value {
     let (st, v) = c
         .raw(
@@ -372,6 +372,20 @@ async fn power_levels(c: &common::Client, room: &ruma::RoomId) -> Value {
         .await;
     assert_eq!(st, 200, "{v}");
     v
+}
+
+/// Changes the room's power levels as `c`'s server has them (which must accept the change).
+async fn change_power_levels(c: &common::Client, room: &ruma::RoomId, f: impl FnOnce(&mut Value)) {
+    let mut pl = power_levels(c, room).await;
+    f(&mut pl);
+    let (st, v) = c
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
+            Some(&pl.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -385,16 +399,11 @@ async fn servers_catch_up_and_agree_after_a_partition() {
     )
     .await;
     // Bob may change power levels too.
-    let mut pl = power_levels(&alice, &room).await;
-    pl["users"][bob.uid().as_str()] = json!(100);
-    let (st, v) = alice
-        .raw(
-            "PUT",
-            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
-            Some(&pl.to_string()),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    let bob_id = bob.uid().to_string();
+    change_power_levels(&alice, &room, |pl| {
+        pl["users"][bob_id.as_str()] = json!(100)
+    })
+    .await;
     until("bob's power at his server", || async {
         let v = power_levels(&bob, &room).await;
         (v["users"][bob.uid().as_str()] == 100).then_some(())
@@ -414,30 +423,12 @@ async fn servers_catch_up_and_agree_after_a_partition() {
             .await
             .unwrap();
     }
-    let mut pl_a = power_levels(&alice, &room).await;
-    pl_a["events_default"] = json!(20);
-    let (st, _) = alice
-        .raw(
-            "PUT",
-            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
-            Some(&pl_a.to_string()),
-        )
-        .await;
-    assert_eq!(st, 200);
+    change_power_levels(&alice, &room, |pl| pl["events_default"] = json!(20)).await;
 
     // B is back and A is down: Bob changes them his way.
     b.spawn().await;
     a.kill9();
-    let mut pl_b = power_levels(&bob, &room).await;
-    pl_b["events_default"] = json!(10);
-    let (st, v) = bob
-        .raw(
-            "PUT",
-            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.power_levels/"),
-            Some(&pl_b.to_string()),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    change_power_levels(&bob, &room, |pl| pl["events_default"] = json!(10)).await;
 
     // Both up: nothing is lost and both servers resolve to the same state.
     a.spawn().await;

@@ -17,7 +17,6 @@ struct Synapse {
     child: Child,
     _dir: tempfile::TempDir,
     base: String,
-    name: String,
     http: reqwest::Client,
 }
 
@@ -53,7 +52,7 @@ fn python() -> std::path::PathBuf {
 }
 
 impl Synapse {
-    async fn start(port: u16, peers: &[u16]) -> Self {
+    async fn start(port: u16) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
@@ -66,7 +65,6 @@ impl Synapse {
             .replace("@NAME@", &name)
             .replace("@PORT@", &port.to_string())
             .replace("@DIR@", &d.display().to_string());
-        let _ = peers;
         let cfg = d.join("homeserver.yaml");
         std::fs::write(&cfg, config).unwrap();
         let py = python();
@@ -116,7 +114,6 @@ impl Synapse {
             child,
             _dir: dir,
             base,
-            name,
             http,
         }
     }
@@ -203,7 +200,7 @@ where
 async fn haven_and_synapse_share_rooms_both_ways() {
     let (ph, ps) = (free_port(), free_port());
     let haven = Server::start_federating(ph, &[ps]).await;
-    let syn = Synapse::start(ps, &[ph]).await;
+    let syn = Synapse::start(ps).await;
     let alice = haven.user("alice").await;
     let (sam_token, sam) = syn.register("sam").await;
     let fail = |what: &str| -> ! { panic!("{what}\n--- synapse log ---\n{}", syn.log()) };
@@ -339,5 +336,4 @@ async fn haven_and_synapse_share_rooms_both_ways() {
     {
         fail("haven's message in synapse's room never reached synapse");
     }
-    let _ = syn.name.clone();
 }

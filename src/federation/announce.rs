@@ -14,25 +14,40 @@ use crate::{
     Haven,
 };
 
-/// Starts following both change logs; they are read whenever the stream moves.
+/// How far the watermark may run ahead of its stored copy when nothing was announced (on a
+/// restart the logs are read again from the stored copy; announcing twice is harmless).
+const STORE_EVERY: u64 = 10_000;
+
+/// One change log followed: where it is read up to, in memory and as stored.
+struct Follower {
+    key: &'static str,
+    kind: Kind,
+    mark: u64,
+    stored: u64,
+}
+
+/// Starts following both change logs; they are read whenever the stream moves (the stored
+/// watermarks are written only when something was announced, not with every event).
 pub fn start(h: Arc<Haven>) {
     tokio::spawn(async move {
+        let mut followers = Vec::new();
+        for (key, kind) in [
+            ("federation_device_list_pos", Kind::DeviceList),
+            ("federation_presence_pos", Kind::Presence),
+        ] {
+            let stored = h.db.meta_u64(key).unwrap_or(0);
+            followers.push(Follower {
+                key,
+                kind,
+                mark: stored,
+                stored,
+            });
+        }
         let mut rx = h.stream.subscribe();
         loop {
-            for (watermark, log, kind) in [
-                (
-                    "federation_device_list_pos",
-                    &h.db.t.key_changes_by_pos,
-                    Kind::DeviceList,
-                ),
-                (
-                    "federation_presence_pos",
-                    &h.db.t.presence_by_pos,
-                    Kind::Presence,
-                ),
-            ] {
-                if let Err(e) = announce(&h, watermark, log, kind) {
-                    tracing::warn!(error = %e, ?kind, "changes not announced to other servers");
+            for f in &mut followers {
+                if let Err(e) = announce(&h, f) {
+                    tracing::warn!(error = %e, kind = ?f.kind, "changes not announced to other servers");
                 }
             }
             if rx.changed().await.is_err() {
@@ -80,18 +95,22 @@ fn servers_sharing(h: &Haven, user: &UserId) -> Result<BTreeSet<OwnedServerName>
     Ok(out)
 }
 
-fn announce(h: &Haven, watermark: &str, log: &Table<u64, String>, kind: Kind) -> Result<()> {
-    let from = h.db.meta_u64(watermark)?;
+fn announce(h: &Haven, f: &mut Follower) -> Result<()> {
     let upto = h.stream.current();
-    if upto <= from {
+    if upto <= f.mark {
         return Ok(());
     }
-    for (pos, user) in changed_since(log, from, upto, &h.key.server_name)? {
+    let log = match f.kind {
+        Kind::DeviceList => &h.db.t.key_changes_by_pos,
+        Kind::Presence => &h.db.t.presence_by_pos,
+    };
+    let mut announced = false;
+    for (pos, user) in changed_since(log, f.mark, upto, &h.key.server_name)? {
         let dests = servers_sharing(h, &user)?;
         if dests.is_empty() {
             continue;
         }
-        let edus = match kind {
+        let edus = match f.kind {
             Kind::DeviceList => device_list_edus(h, &user, pos)?,
             Kind::Presence => presence_edu(h, &user)?.into_iter().collect(),
         };
@@ -101,9 +120,14 @@ fn announce(h: &Haven, watermark: &str, log: &Table<u64, String>, kind: Kind) ->
                 .outbox
                 .enqueue(&dests, &super::sender::Queued::Edu(edu))?;
             h.rooms.outbox.wake(woken);
+            announced = true;
         }
     }
-    h.db.put_meta_u64(watermark, upto)?;
+    f.mark = upto;
+    if announced || f.mark - f.stored >= STORE_EVERY {
+        h.db.put_meta_u64(f.key, f.mark)?;
+        f.stored = f.mark;
+    }
     Ok(())
 }
 

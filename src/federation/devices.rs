@@ -86,7 +86,8 @@ pub async fn claim_remote(
 }
 
 /// Posts `{field: {user: value}}` to each remote user's server at once (within
-/// [`REMOTE_TIMEOUT`]): the answers, and the servers that failed with why.
+/// [`REMOTE_TIMEOUT`]): the answers (each keeping only what concerns its server's users), and
+/// the servers that failed with why.
 async fn ask_servers<'a>(
     h: &Haven,
     path: &str,
@@ -112,7 +113,10 @@ async fn ask_servers<'a>(
     let mut failures = BTreeMap::new();
     for (server, r) in futures::future::join_all(calls).await {
         match r {
-            Ok(Ok(v)) => answers.push(v),
+            Ok(Ok(mut v)) => {
+                own_users_only(&mut v, &server);
+                answers.push(v);
+            }
             Ok(Err(e)) => {
                 failures.insert(server.to_string(), json!({ "error": e.to_string() }));
             }
@@ -122,6 +126,21 @@ async fn ask_servers<'a>(
         }
     }
     (answers, failures)
+}
+
+/// A server speaks for its own users only: in each `{user: ...}` section of its answer,
+/// whatever it says of other servers' users is dropped.
+fn own_users_only(answer: &mut Value, server: &ServerName) {
+    for section in answer
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|o| o.values_mut())
+    {
+        if let Some(by_user) = section.as_object_mut() {
+            by_user
+                .retain(|u, _| UserId::parse(u.as_str()).is_ok_and(|u| u.server_name() == server));
+        }
+    }
 }
 
 /// A local user's devices, for another server (`/user/devices`).
@@ -246,4 +265,22 @@ pub fn send_to_device(
         h.rooms.outbox.wake(woken);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_cannot_answer_for_another_servers_users() {
+        let mut answer = json!({
+            "device_keys": { "@a:b.example": { "D": {} }, "@x:c.example": { "EVIL": {} } },
+            "master_keys": { "@x:c.example": {} },
+        });
+        own_users_only(&mut answer, ruma::server_name!("b.example"));
+        assert_eq!(
+            answer,
+            json!({ "device_keys": { "@a:b.example": { "D": {} } }, "master_keys": {} })
+        );
+    }
 }

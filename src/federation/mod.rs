@@ -177,13 +177,19 @@ impl Federation {
         if status.is_success() {
             return Ok(json);
         }
-        let code = json["errcode"].as_str().unwrap_or("M_UNKNOWN").to_owned();
         let message = json["error"]
             .as_str()
             .map_or_else(|| format!("{dest} answered {status}"), str::to_owned);
+        // A refusal about the request (400, 403, 404, 429) is passed on as the server said it;
+        // anything else (its 401 is about this server's signature, not the client's token;
+        // its failures) is this server's gateway failing.
+        if !matches!(status.as_u16(), 400 | 403 | 404 | 429) {
+            return Err(unreachable(dest, &format!("{status}: {message}")));
+        }
+        let code = json["errcode"].as_str().unwrap_or("M_UNKNOWN");
         Err(Error::Matrix {
             status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
-            code: ErrCode::from_str_or_unknown(&code),
+            code: ErrCode::from_str_or_unknown(code),
             message,
             extra: None,
         })

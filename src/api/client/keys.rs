@@ -82,7 +82,7 @@ pub async fn query(
     let (remote, failures) = devices::remote_keys(&h, users).await;
     let mut resp = get_keys::v3::Response::new();
     for answer in std::iter::once(&local).chain(remote.iter()) {
-        // Other servers answer for their own users only.
+        // Only the users asked about (each server's answer holds its own users only).
         let own = |u: &str| ruma::UserId::parse(u).is_ok_and(|u| users.contains_key(&u));
         for (u, devs) in answer["device_keys"].as_object().into_iter().flatten() {
             let Ok(user) = ruma::UserId::parse(u) else {
