@@ -79,10 +79,12 @@ pub async fn wait_http(url: &str) {
 }
 
 async fn serve(app: Router) -> String {
-    let port = free_port();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    // Port 0: the listener keeps the port it is given (a port found free and bound later can be
+    // taken meanwhile by another test).
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("bind");
+    let port = listener.local_addr().expect("local address").port();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
