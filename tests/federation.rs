@@ -772,3 +772,190 @@ async fn a_remote_alias_resolves_and_joins() {
         "{v}"
     );
 }
+
+/// Pages back through a room with `/messages` (`limit` per page) until the start; answers the
+/// events, newest first, and how many pages it took.
+async fn page_back(c: &common::Client, room: &ruma::RoomId, limit: u32) -> (Vec<Value>, usize) {
+    let mut events = Vec::new();
+    let mut from = String::new();
+    let mut pages = 0;
+    loop {
+        let (st, v) = c
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit={limit}{from}"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        pages += 1;
+        events.extend(v["chunk"].as_array().unwrap().iter().cloned());
+        match v["end"].as_str() {
+            Some(end) => from = format!("&from={end}"),
+            None => break,
+        }
+        assert!(pages < 100, "pagination does not end");
+    }
+    (events, pages)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_before_a_join_is_backfilled_from_other_servers() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+
+    // A room with history before Bob's server takes part: 120 messages, one of them redacted.
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..120 {
+        ids.push(alice.send_text(&room, &format!("m{i}")).await.unwrap());
+    }
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/redact/{}/r1", ids[7]),
+            Some(r#"{"reason":"oops"}"#),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    // A room whose history only members of the time may read.
+    let private = alice
+        .create_room_json(json!({
+            "preset": "public_chat",
+            "initial_state": [{"type": "m.room.history_visibility", "state_key": "",
+                               "content": {"history_visibility": "joined"}}],
+        }))
+        .await;
+    let private = ruma::RoomId::parse(private).unwrap();
+    alice.send_text(&private, "before bob").await.unwrap();
+
+    let via = format!("?server_name=127.0.0.1:{pa}");
+    for r in [&room, &private] {
+        let (st, v) = bob
+            .raw(
+                "POST",
+                &format!("/_matrix/client/v3/join/{}{via}", urlencode(r.as_str())),
+                Some("{}"),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+
+    // Bob pages back from his join to the room's creation, 30 events at a time.
+    let (events, pages) = page_back(&bob, &room, 30).await;
+    let bodies: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .filter_map(|e| e["content"]["body"].as_str())
+        .collect();
+    let expected: Vec<String> = (0..120)
+        .rev()
+        .filter(|i| *i != 7)
+        .map(|i| format!("m{i}"))
+        .collect();
+    assert_eq!(bodies, expected, "all of the history, newest first");
+    assert!(pages >= 5, "{pages} pages");
+    let redacted = events
+        .iter()
+        .find(|e| e["event_id"] == ids[7].as_str())
+        .expect("the redacted message is there");
+    assert_eq!(redacted["content"], json!({}), "{redacted}");
+    assert_eq!(
+        events.last().unwrap()["type"],
+        "m.room.create",
+        "the start of the room"
+    );
+    let (ab, bb) = (
+        alice.message_bodies(&room).await,
+        bob.message_bodies(&room).await,
+    );
+    assert_eq!(ab, bb, "the same history on both servers");
+
+    // A backfilled event can be read and put in context.
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/event/{}", ids[3]),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["content"]["body"].as_str()),
+        (200, Some("m3")),
+        "{v}"
+    );
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/context/{}?limit=4", ids[3]),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let body = |e: &Value| e["content"]["body"].as_str().unwrap_or_default().to_owned();
+    let before: Vec<String> = v["events_before"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(body)
+        .collect();
+    let after: Vec<String> = v["events_after"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(body)
+        .collect();
+    assert_eq!(
+        (before, after),
+        (
+            vec!["m2".to_owned(), "m1".to_owned()],
+            vec!["m4".to_owned(), "m5".to_owned()]
+        ),
+        "{v}"
+    );
+    // Forward from the context's end continues through the backfilled history into the live one.
+    let end = v["end"].as_str().unwrap();
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=200&from={end}"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let forward: Vec<String> = v["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .map(body)
+        .collect();
+    assert_eq!(
+        forward.first().map(String::as_str),
+        Some("m6"),
+        "{forward:?}"
+    );
+    assert_eq!(
+        forward.last().map(String::as_str),
+        Some("m119"),
+        "{forward:?}"
+    );
+
+    // History from before Bob joined a `joined` room stays hidden from him.
+    let (events, _) = page_back(&bob, &private, 30).await;
+    assert!(
+        events.iter().all(|e| e["content"]["body"] != "before bob"),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["type"] == "m.room.member"),
+        "his own join is there: {events:?}"
+    );
+}

@@ -209,6 +209,7 @@ async fn haven_and_synapse_share_rooms_both_ways() {
     let room = alice
         .create_room(|r| r.name = Some("Haven side".into()))
         .await;
+    alice.send_text(&room, "earlier on haven").await.unwrap();
     let (st, v) = alice
         .raw(
             "POST",
@@ -241,6 +242,14 @@ async fn haven_and_synapse_share_rooms_both_ways() {
     .is_none()
     {
         fail("haven's message never reached synapse");
+    }
+    // History from before Synapse joined comes by backfill from Haven.
+    if !syn
+        .bodies(&sam_token, room.as_str())
+        .await
+        .contains(&"earlier on haven".to_owned())
+    {
+        fail("synapse did not backfill the history before its join from haven");
     }
     let (st, v) = syn
         .call(
@@ -276,6 +285,15 @@ async fn haven_and_synapse_share_rooms_both_ways() {
     assert_eq!(st, 200, "{v}");
     let sroom = v["room_id"].as_str().unwrap().to_owned();
     let sroom_id = ruma::OwnedRoomId::try_from(sroom.as_str()).unwrap();
+    let (st, _) = syn
+        .call(
+            &sam_token,
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{sroom}/send/m.room.message/t0"),
+            Some(json!({ "msgtype": "m.text", "body": "earlier on synapse" })),
+        )
+        .await;
+    assert_eq!(st, 200);
     if until("synapse's invite at haven", 30, || async {
         alice
             .sync(None, 0)
@@ -320,6 +338,13 @@ async fn haven_and_synapse_share_rooms_both_ways() {
     .is_none()
     {
         fail("synapse's message in its own room never reached haven");
+    }
+    // History from before Haven joined comes by backfill from Synapse.
+    let bodies = alice.message_bodies(&sroom_id).await;
+    if bodies.first().map(String::as_str) != Some("earlier on synapse") {
+        fail(&format!(
+            "haven did not backfill synapse's history: {bodies:?}"
+        ));
     }
     alice
         .send_text(&sroom_id, "thanks from haven")

@@ -298,6 +298,25 @@ pub async fn missing_events(
     Ok(RumaResponse(get_missing_events::v1::Response::new(out)))
 }
 
+/// `/backfill`: history before the given events, for a server in the room.
+pub async fn backfill(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::federation::backfill::get_backfill::v1::Request>,
+) -> ApiResult<ruma::api::federation::backfill::get_backfill::v1::Response> {
+    let b = &r.body;
+    let origin = origin(&r)?;
+    may_read(&h, &b.room_id, origin)?;
+    let limit = usize::try_from(u64::from(b.limit)).unwrap_or(usize::MAX);
+    let pdus = crate::federation::backfill::serve(&h, origin, &b.room_id, &b.v, limit)?;
+    Ok(RumaResponse(
+        ruma::api::federation::backfill::get_backfill::v1::Response::new(
+            h.key.server_name.clone(),
+            ruma::MilliSecondsSinceUnixEpoch::now(),
+            pdus.iter().map(raw_json).collect::<Result<_>>()?,
+        ),
+    ))
+}
+
 use ruma::api::federation::{
     device::get_devices,
     keys::{claim_keys, get_keys},

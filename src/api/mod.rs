@@ -91,6 +91,10 @@ fn federation_routes(mut r: R) -> R {
         r = add::<fe::get_event::v1::Request, _, _>(r, federation::event);
         r = add::<fe::get_room_state_ids::v1::Request, _, _>(r, federation::state_ids);
         r = add::<fe::get_missing_events::v1::Request, _, _>(r, federation::missing_events);
+        r = add::<ruma::api::federation::backfill::get_backfill::v1::Request, _, _>(
+            r,
+            federation::backfill,
+        );
         use ruma::api::federation::{device as fdv, keys as fk};
         r = add::<fk::get_keys::v1::Request, _, _>(r, federation::user_keys_query);
         r = add::<fk::claim_keys::v1::Request, _, _>(r, federation::user_keys_claim);

@@ -3,6 +3,7 @@
 
 pub mod announce;
 pub mod auth;
+pub mod backfill;
 pub mod devices;
 pub mod keys;
 pub mod membership;

@@ -158,7 +158,7 @@ pub async fn fetch_event(
 }
 
 /// Makes sure the event's auth events (and theirs) are stored, fetching them from `origin`.
-async fn fetch_auth_events(
+pub(super) async fn fetch_auth_events(
     h: &Haven,
     origin: &ServerName,
     version: &RoomVersionId,

@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod alias;
+pub mod backfill;
 pub mod create;
 pub mod directory;
 pub mod membership;
@@ -106,7 +107,9 @@ pub struct Rooms {
     pub db: Arc<Storage>,
     pub key: Arc<ServerKey>,
     pub stream: Arc<Stream>,
-    locks: StdMutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>,
+    locks: RoomLocks,
+    /// One backfill at a time per room (apart from `locks`: it waits on other servers).
+    backfill_locks: RoomLocks,
     pub(crate) ids: state::IdAllocator,
     pub typing: typing::Typing,
     /// Ephemeral events (typing, receipts) as they happen, for appservices.
@@ -129,6 +132,7 @@ impl Rooms {
             key,
             stream,
             locks: StdMutex::new(HashMap::new()),
+            backfill_locks: StdMutex::new(HashMap::new()),
             ids,
             push_queue: Default::default(),
             outbox,
@@ -140,8 +144,11 @@ impl Rooms {
     }
 
     fn room_lock(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(room_id.to_owned()).or_default().clone()
+        lock_for(&self.locks, room_id)
+    }
+
+    pub fn backfill_lock(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
+        lock_for(&self.backfill_locks, room_id)
     }
 
     pub fn meta(&self, room_id: &RoomId) -> Result<Option<RoomMeta>> {
@@ -383,6 +390,13 @@ impl Rooms {
             Err(Error::forbidden("You may only redact your own events"))
         }
     }
+}
+
+type RoomLocks = StdMutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>;
+
+fn lock_for(locks: &RoomLocks, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
+    let mut locks = locks.lock().unwrap_or_else(|e| e.into_inner());
+    locks.entry(room_id.to_owned()).or_default().clone()
 }
 
 /// The current state of a stored room.

@@ -198,11 +198,22 @@ impl Rooms {
         let t = &self.db.t;
         let id = pdu.event_id.to_string();
         let room = pdu.room_id.to_string();
-        t.pdus.put(&id, &pdu.to_bytes()?)?;
-        t.event_state_before
-            .put(&id, &before.unwrap_or(meta.state_group))?;
+        let group_before = before.unwrap_or(meta.state_group);
+        let redacted_because = match self.pending_redaction(pdu, rules)? {
+            Some((redacted, because)) => {
+                t.redacted_originals.put(&id, &pdu.to_bytes()?)?;
+                t.pdus.put(&id, &redacted.to_bytes()?)?;
+                Some(because)
+            }
+            None => {
+                t.pdus.put(&id, &pdu.to_bytes()?)?;
+                None
+            }
+        };
+        t.event_state_before.put(&id, &group_before)?;
         let mut extras = EventExtras {
             txn,
+            redacted_because,
             ..Default::default()
         };
 
@@ -237,7 +248,12 @@ impl Rooms {
 
         if pdu.kind == TimelineEventType::RoomRedaction {
             if let Some(target) = &pdu.redacts {
-                self.apply_redaction(target, pdu, rules)?;
+                let state = super::state::load_group(&self.db, group_before)?;
+                let view = super::state::MapView {
+                    rooms: self,
+                    map: &state,
+                };
+                self.apply_redaction(target, pdu, rules, &view)?;
             }
         }
         if let Ok(Relates {
@@ -258,7 +274,10 @@ impl Rooms {
                 &id,
             )?;
         }
-        if extras.replaces_state.is_some() || extras.txn.is_some() {
+        if extras.replaces_state.is_some()
+            || extras.txn.is_some()
+            || extras.redacted_because.is_some()
+        {
             t.event_extras.put(&id, &Json(extras))?;
         }
         t.event_pos.put(&id, &pos)?;
@@ -275,20 +294,48 @@ impl Rooms {
         Ok(())
     }
 
+    /// Whether `redaction` may take effect on `target`: the sender's own event, or a sender
+    /// whose power level in `state` (before the redaction) reaches `redact`. Room versions 3+
+    /// accept any redaction into the graph and leave this to the servers showing it.
+    fn redaction_allowed(
+        &self,
+        redaction: &Pdu,
+        target: &Pdu,
+        rules: &RoomVersionRules,
+        state: &dyn super::StateView,
+    ) -> Result<bool> {
+        if target.room_id != redaction.room_id {
+            return Ok(false);
+        }
+        if target.sender == redaction.sender {
+            return Ok(true);
+        }
+        let levels = super::state::power_levels(state, rules)?;
+        Ok(levels.user_level(&redaction.sender) >= levels.redact)
+    }
+
     /// Replaces the stored event with its redacted form, keeping the original aside for audit.
-    fn apply_redaction(
+    /// A redaction of an event this server does not have yet waits for it in the event's
+    /// extras ([`Self::pending_redaction`]).
+    pub(crate) fn apply_redaction(
         &self,
         target: &ruma::EventId,
         redaction: &Pdu,
         rules: &RoomVersionRules,
+        state: &dyn super::StateView,
     ) -> Result<()> {
         let t = &self.db.t;
         let key = target.to_string();
         let Some(original) = t.pdus.get(&key)? else {
+            let mut extras = t.event_extras.get(&key)?.map(|j| j.0).unwrap_or_default();
+            if extras.redacted_because.is_none() {
+                extras.redacted_because = Some(redaction.event_id.clone());
+                t.event_extras.put(&key, &Json(extras))?;
+            }
             return Ok(());
         };
         let target_pdu = Pdu::from_bytes(target.as_str(), &original)?;
-        if target_pdu.room_id != redaction.room_id {
+        if !self.redaction_allowed(redaction, &target_pdu, rules, state)? {
             return Ok(());
         }
         if !t.redacted_originals.contains(&key)? {
@@ -305,5 +352,55 @@ impl Rooms {
         extras.redacted_because = Some(redaction.event_id.clone());
         t.event_extras.put(&key, &Json(extras))?;
         Ok(())
+    }
+
+    /// The redacted form of an event arriving after its redaction (a gap filled late, or
+    /// backfilled history), and the redaction, when that redaction may take effect.
+    pub(crate) fn pending_redaction(
+        &self,
+        pdu: &Pdu,
+        rules: &RoomVersionRules,
+    ) -> Result<Option<(Pdu, ruma::OwnedEventId)>> {
+        let Some(because) = self.extras(&pdu.event_id)?.redacted_because else {
+            return Ok(None);
+        };
+        let Some(redaction) = self.get_pdu(&because)? else {
+            return Ok(None);
+        };
+        let forget = || -> Result<Option<(Pdu, ruma::OwnedEventId)>> {
+            let mut extras = self.extras(&pdu.event_id)?;
+            extras.redacted_because = None;
+            self.db
+                .t
+                .event_extras
+                .put(&pdu.event_id.to_string(), &Json(extras))?;
+            Ok(None)
+        };
+        // Judged by the state before the redaction when it is known, else the room's now.
+        let allowed = match self.state_before_event(&because)? {
+            Some(state) => {
+                let view = super::state::MapView {
+                    rooms: self,
+                    map: &state,
+                };
+                self.redaction_allowed(&redaction, pdu, rules, &view)?
+            }
+            None => {
+                let view = super::CurrentState {
+                    rooms: self,
+                    room_id: &pdu.room_id,
+                };
+                self.redaction_allowed(&redaction, pdu, rules, &view)?
+            }
+        };
+        if !allowed {
+            return forget();
+        }
+        let redacted = ruma::canonical_json::redact(pdu.canonical()?, &rules.redaction, None)
+            .map_err(Error::internal)?;
+        Ok(Some((
+            Pdu::from_json(pdu.event_id.clone(), redacted)?,
+            because,
+        )))
     }
 }

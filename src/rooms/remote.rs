@@ -188,26 +188,7 @@ impl Rooms {
         let meta = self.meta_or_404(&room)?;
         let rules = rules_for(&meta.version)?;
         let fetch = |id: &EventId| self.get_pdu(id).ok().flatten();
-
-        // Authorised by its own auth events.
-        let mut by_auth: HashMap<(StateEventType, String), PduRef> = HashMap::new();
-        for id in &pdu.auth_events {
-            let a = self
-                .get_pdu(id)?
-                .ok_or_else(|| Error::forbidden(format!("auth event {id} is unknown")))?;
-            if let Some(sk) = &a.state_key {
-                by_auth.insert((a.kind.to_string().into(), sk.clone()), a);
-            }
-        }
-        // Room version 12 leaves the create event out of auth_events: it is the room's.
-        if let Some(create) = self.get_pdu(&meta.create_event_id)? {
-            by_auth
-                .entry((StateEventType::RoomCreate, String::new()))
-                .or_insert(create);
-        }
-        auth::check(&pdu, &rules, fetch, |k, sk| {
-            by_auth.get(&(k.clone(), sk.to_owned())).cloned()
-        })?;
+        self.check_auth_events(&pdu, &meta, &rules)?;
 
         // Authorised by the state before it.
         let state_before = match state_before {
@@ -298,6 +279,36 @@ impl Rooms {
         }
         self.publish_new(&pdu, pos).await?;
         Ok(Accepted::Timeline(pos))
+    }
+
+    /// Whether a remote event is authorised by its own auth events (which must be stored).
+    pub fn check_auth_events(
+        &self,
+        pdu: &Pdu,
+        meta: &super::RoomMeta,
+        rules: &RoomVersionRules,
+    ) -> Result<()> {
+        let mut by_auth: HashMap<(StateEventType, String), PduRef> = HashMap::new();
+        for id in &pdu.auth_events {
+            let a = self
+                .get_pdu(id)?
+                .ok_or_else(|| Error::forbidden(format!("auth event {id} is unknown")))?;
+            if let Some(sk) = &a.state_key {
+                by_auth.insert((a.kind.to_string().into(), sk.clone()), a);
+            }
+        }
+        // Room version 12 leaves the create event out of auth_events: it is the room's.
+        if let Some(create) = self.get_pdu(&meta.create_event_id)? {
+            by_auth
+                .entry((StateEventType::RoomCreate, String::new()))
+                .or_insert(create);
+        }
+        auth::check(
+            pdu,
+            rules,
+            |id| self.get_pdu(id).ok().flatten(),
+            |k, sk| by_auth.get(&(k.clone(), sk.to_owned())).cloned(),
+        )
     }
 
     /// The state before an event whose state is known here.

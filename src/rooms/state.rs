@@ -236,6 +236,21 @@ pub fn load_group(db: &Storage, group: u64) -> Result<StateMap> {
     Ok(out)
 }
 
+/// A state map read as a [`StateView`] (the state before some event).
+pub struct MapView<'a> {
+    pub rooms: &'a super::Rooms,
+    pub map: &'a StateMap,
+}
+
+impl StateView for MapView<'_> {
+    fn get(&self, kind: &StateEventType, state_key: &str) -> Result<Option<crate::events::PduRef>> {
+        match self.map.get(&(kind.to_string(), state_key.to_owned())) {
+            Some(id) => self.rooms.get_pdu(id),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Power levels with the spec's defaults, enough for server-side permission decisions.
 #[derive(Debug, Clone)]
 pub struct PowerLevels {

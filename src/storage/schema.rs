@@ -115,6 +115,13 @@ pub struct Tables {
     /// (user, room) -> an invite from another server to a room this server is not in:
     /// `{ "via": server, "invite_state": [...] }`.
     pub remote_invites: Table<(String, String), Json<serde_json::Value>>,
+    /// (room, n) -> the n-th event of the room's history before this server's part of it,
+    /// counting back in time (see `rooms::backfill`).
+    pub backfill: Table<(String, u64), crate::rooms::timeline::TimelineEntry>,
+    /// event id -> its n in `backfill`.
+    pub backfill_index: Table<String, u64>,
+    /// room -> what is still missing of its older history.
+    pub backfill_edges: Table<String, Json<crate::rooms::backfill::BackfillEdge>>,
 }
 
 impl Tables {
@@ -174,6 +181,9 @@ impl Tables {
             federation_queue: Table::new(t("federation_queue")?),
             federation_txns: Table::new(t("federation_txns")?),
             remote_invites: Table::new(t("remote_invites")?),
+            backfill: Table::new(t("backfill")?),
+            backfill_index: Table::new(t("backfill_index")?),
+            backfill_edges: Table::new(t("backfill_edges")?),
         })
     }
 }

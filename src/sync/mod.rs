@@ -2,6 +2,7 @@
 //! moves (a [`tokio::sync::watch`] channel, no polling loop) and rebuilds only then.
 
 pub mod filter;
+pub mod history;
 pub mod sliding;
 
 use std::{

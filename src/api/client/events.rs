@@ -27,7 +27,10 @@ use crate::{
     error::Error,
     events::{EventTemplate, PduRef},
     rooms::{timeline::Dir, visibility::Visible},
-    sync::{filter, make_token, parse_token},
+    sync::{
+        history::{self, Point},
+        parse_token,
+    },
     Haven,
 };
 
@@ -218,13 +221,13 @@ pub async fn joined_members(
 }
 
 /// Member events for the senders of `events`, as of now (for lazy-loading clients).
-fn lazy_members(
+fn lazy_members<'a>(
     h: &Haven,
     room: &RoomId,
-    events: &[(u64, PduRef)],
+    events: impl IntoIterator<Item = &'a PduRef>,
 ) -> Result<Vec<Raw<ruma::events::AnyStateEvent>>, Error> {
     let senders: std::collections::BTreeSet<_> =
-        events.iter().map(|(_, e)| e.sender.clone()).collect();
+        events.into_iter().map(|e| e.sender.clone()).collect();
     let mut out = Vec::new();
     for s in senders {
         if let Some(p) = h
@@ -250,95 +253,55 @@ pub async fn messages(
         )?);
     let b = &body;
     let vis = visible(&h, &b.room_id, &s.user_id)?;
-    let now = h.stream.current();
     let dir = if b.dir == Direction::Backward {
         Dir::Backward
     } else {
         Dir::Forward
     };
     let from = match &b.from {
-        Some(t) => parse_token(t)?,
-        None if dir == Dir::Backward => now,
-        None => 0,
+        Some(t) => Point::parse(t)?,
+        None if dir == Dir::Backward => Point::Live(h.stream.current()),
+        None => Point::Back(u64::MAX),
     };
-    let to = b.to.as_deref().map(parse_token).transpose()?;
+    let to = b.to.as_deref().map(Point::parse).transpose()?;
     let limit = (u64::from(b.limit) as usize).clamp(1, 1000);
-    let (after, upto) = match dir {
-        Dir::Backward => (
-            to.unwrap_or(0).max(vis.from.saturating_sub(1)),
-            from.min(vis.to),
-        ),
-        Dir::Forward => (
-            from.max(vis.from.saturating_sub(1)),
-            to.unwrap_or(now).min(vis.to).min(now),
-        ),
-    };
-    let mut events = Vec::new();
-    let mut cursor = (after, upto);
-    let mut exhausted = false;
-    while events.len() < limit {
-        let batch = h
-            .rooms
-            .timeline_range(&b.room_id, cursor.0, cursor.1, limit * 2, dir)?;
-        if batch.is_empty() {
-            exhausted = true;
-            break;
-        }
-        for (pos, pdu) in batch {
-            match dir {
-                Dir::Backward => cursor.1 = pos - 1,
-                Dir::Forward => cursor.0 = pos,
-            }
-            if filter::event_matches(&b.filter, &pdu) {
-                events.push((pos, pdu));
-                if events.len() == limit {
-                    break;
-                }
-            }
-        }
-        if cursor.1 <= cursor.0 {
-            exhausted = true;
-            break;
-        }
-    }
-    let mut chunk = Vec::with_capacity(events.len());
-    for (_, pdu) in &events {
-        chunk.push(raw(&h
+    let page = history::page(&h, &b.room_id, vis, from, to, dir, limit, &b.filter).await?;
+    let mut resp = get_message_events::v3::Response::new();
+    resp.start = from.token();
+    resp.end = page.end.map(|p| p.token());
+    for pdu in &page.events {
+        resp.chunk.push(raw(&h
             .rooms
             .format_event(pdu, Some((&s.user_id, &s.device_id)))?)?);
     }
-    let mut resp = get_message_events::v3::Response::new();
-    resp.start = make_token(from);
-    resp.end = if exhausted && events.len() < limit {
-        None
-    } else {
-        Some(make_token(match dir {
-            Dir::Backward => cursor.1,
-            Dir::Forward => cursor.0,
-        }))
-    };
     if !b.filter.lazy_load_options.is_disabled() {
-        resp.state = lazy_members(&h, &b.room_id, &events)?;
+        resp.state = lazy_members(&h, &b.room_id, &page.events)?;
     }
-    resp.chunk = chunk;
     Ok(RumaResponse(resp))
 }
 
-/// The event if `user` may see it; `M_NOT_FOUND` otherwise (existence is not revealed).
+/// The event if `user` may see it, with where it is in the room's history; `M_NOT_FOUND`
+/// otherwise (existence is not revealed). Backfilled history counts as before position 1.
 pub(crate) fn visible_event(
     h: &Haven,
     room: &RoomId,
     user: &UserId,
     event_id: &EventId,
-) -> Result<(u64, PduRef, Visible), Error> {
+) -> Result<(Point, PduRef, Visible), Error> {
     let not_found = || Error::not_found("Event not found");
     let vis = h.rooms.visible_range(room, user)?.ok_or_else(not_found)?;
     let pdu = h.rooms.get_pdu(event_id)?.ok_or_else(not_found)?;
-    let pos = h.rooms.event_pos(event_id)?.ok_or_else(not_found)?;
-    if pdu.room_id != room || !vis.contains(pos) {
+    let at = match h.rooms.event_pos(event_id)? {
+        Some(pos) if vis.contains(pos) => Point::Live(pos),
+        None if vis.from == 0 => {
+            Point::Back(h.rooms.backfill_index(event_id)?.ok_or_else(not_found)?)
+        }
+        _ => return Err(not_found()),
+    };
+    if pdu.room_id != room {
         return Err(not_found());
     }
-    Ok((pos, pdu, vis))
+    Ok((at, pdu, vis))
 }
 
 pub async fn get_event(
@@ -358,56 +321,60 @@ pub async fn context(
 ) -> ApiResult<get_context::v3::Response> {
     let s = r.session()?;
     let b = &r.body;
-    let (pos, pdu, vis) = visible_event(&h, &b.room_id, &s.user_id, &b.event_id)?;
+    let (at, pdu, vis) = visible_event(&h, &b.room_id, &s.user_id, &b.event_id)?;
     let limit = (u64::from(b.limit) as usize).min(100);
     let before_n = limit / 2;
     let after_n = limit - before_n;
-    let before: Vec<_> = h
-        .rooms
-        .timeline_range(
-            &b.room_id,
-            vis.from.saturating_sub(1),
-            pos - 1,
-            before_n,
-            Dir::Backward,
-        )?
-        .into_iter()
-        .filter(|(_, e)| filter::event_matches(&b.filter, e))
-        .collect();
-    let now = h.stream.current();
-    let after: Vec<_> = h
-        .rooms
-        .timeline_range(&b.room_id, pos, vis.to.min(now), after_n, Dir::Forward)?
-        .into_iter()
-        .filter(|(_, e)| filter::event_matches(&b.filter, e))
-        .collect();
+    // The points on either side of the event.
+    let (older, newer) = match at {
+        Point::Live(pos) => (Point::Live(pos - 1), Point::Live(pos)),
+        Point::Back(n) => (Point::Back(n), Point::Back(n - 1)),
+    };
+    let page = |from, dir, n| history::page(&h, &b.room_id, vis, from, None, dir, n, &b.filter);
+    let before = if before_n > 0 {
+        page(older, Dir::Backward, before_n).await?
+    } else {
+        history::Page {
+            events: Vec::new(),
+            end: Some(older),
+        }
+    };
+    let after = if after_n > 0 {
+        page(newer, Dir::Forward, after_n).await?
+    } else {
+        history::Page {
+            events: Vec::new(),
+            end: Some(newer),
+        }
+    };
+    let viewer = Some((&*s.user_id, &*s.device_id));
     let mut resp = get_context::v3::Response::new();
-    resp.start = Some(make_token(
-        before.last().map(|(p, _)| p - 1).unwrap_or(pos - 1),
-    ));
-    resp.end = Some(make_token(after.last().map(|(p, _)| *p).unwrap_or(pos)));
-    resp.event = Some(raw(&h
-        .rooms
-        .format_event(&pdu, Some((&s.user_id, &s.device_id)))?)?);
-    for (_, e) in &before {
-        resp.events_before.push(raw(&h
-            .rooms
-            .format_event(e, Some((&s.user_id, &s.device_id)))?)?);
+    resp.start = Some(before.end.unwrap_or(older).token());
+    resp.end = Some(after.end.unwrap_or(newer).token());
+    resp.event = Some(raw(&h.rooms.format_event(&pdu, viewer)?)?);
+    for e in &before.events {
+        resp.events_before
+            .push(raw(&h.rooms.format_event(e, viewer)?)?);
     }
-    for (_, e) in &after {
-        resp.events_after.push(raw(&h
-            .rooms
-            .format_event(e, Some((&s.user_id, &s.device_id)))?)?);
+    for e in &after.events {
+        resp.events_after
+            .push(raw(&h.rooms.format_event(e, viewer)?)?);
     }
-    let mut all: Vec<_> = before.into_iter().chain(after).collect();
-    all.push((pos, pdu));
     resp.state = if b.filter.lazy_load_options.is_disabled() {
         visible_state(&h, &b.room_id, vis)?
             .iter()
             .map(|p| raw(&h.rooms.format_event(p, None)?))
             .collect::<Result<_, _>>()?
     } else {
-        lazy_members(&h, &b.room_id, &all)?
+        lazy_members(
+            &h,
+            &b.room_id,
+            before
+                .events
+                .iter()
+                .chain(&after.events)
+                .chain(std::iter::once(&pdu)),
+        )?
     };
     Ok(RumaResponse(resp))
 }
