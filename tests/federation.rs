@@ -959,3 +959,116 @@ async fn history_before_a_join_is_backfilled_from_other_servers() {
         "his own join is there: {events:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn knocks_cross_servers_and_are_let_in_or_refused() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let carol = b.user("carol").await;
+    let room = alice
+        .create_room_json(json!({
+            "name": "Knock here",
+            "initial_state": [{"type": "m.room.join_rules", "state_key": "",
+                               "content": {"join_rule": "knock"}}],
+        }))
+        .await;
+    let room = ruma::RoomId::parse(room).unwrap();
+    let knock_path = format!(
+        "/_matrix/client/v3/knock/{}?via=127.0.0.1:{pa}",
+        urlencode(room.as_str())
+    );
+    for c in [&bob, &carol] {
+        let (st, v) = c
+            .raw("POST", &knock_path, Some(r#"{"reason":"may I?"}"#))
+            .await;
+        assert_eq!(
+            (st, v["room_id"].as_str()),
+            (200, Some(room.as_str())),
+            "{v}"
+        );
+    }
+
+    // The knock is in the room on Alice's server, and Bob's server shows him the room.
+    let membership = |who: &ruma::UserId| {
+        let path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/{who}");
+        let alice = &alice;
+        async move { alice.raw("GET", &path, None).await.1["membership"].clone() }
+    };
+    assert_eq!(membership(bob.uid()).await, "knock");
+    let s = bob.sync(None, 0).await;
+    let knocked = s
+        .rooms
+        .knock
+        .get(&room)
+        .expect("the knocked room in bob's sync");
+    let state: Vec<Value> = knocked
+        .knock_state
+        .events
+        .iter()
+        .map(|e| e.deserialize_as().unwrap())
+        .collect();
+    assert!(
+        state
+            .iter()
+            .any(|e| e["type"] == "m.room.name" && e["content"]["name"] == "Knock here"),
+        "{state:?}"
+    );
+    assert!(
+        state.iter().all(|e| e.get("signatures").is_none()),
+        "stripped for the client: {state:?}"
+    );
+
+    // Alice lets Bob in (an invite) and turns Carol away (a leave).
+    let (st, v) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({ "user_id": bob.uid() }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/kick"),
+            Some(&json!({ "user_id": carol.uid(), "reason": "not now" }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    until("bob's invite", || async {
+        bob.sync(None, 0).await.rooms.invite.get(&room).map(|_| ())
+    })
+    .await;
+    bob.join(&room).await.expect("bob joins after knocking");
+    assert_eq!(membership(bob.uid()).await, "join");
+    until("carol's refusal", || async {
+        let s = carol.sync(None, 0).await;
+        (!s.rooms.knock.contains_key(&room)).then_some(())
+    })
+    .await;
+
+    // Knocking is refused where the room does not take knocks.
+    let open = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    let (st, v) = carol
+        .raw(
+            "POST",
+            &format!(
+                "/_matrix/client/v3/knock/{}?via=127.0.0.1:{pa}",
+                urlencode(open.as_str())
+            ),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{v}"
+    );
+}

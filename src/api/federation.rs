@@ -373,7 +373,41 @@ pub async fn user_devices(
     )?))
 }
 
-use ruma::api::federation::membership::{create_leave_event, prepare_leave_event};
+use ruma::api::federation::membership::{
+    create_knock_event, create_leave_event, prepare_knock_event, prepare_leave_event,
+};
+
+pub async fn make_knock(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<prepare_knock_event::v1::Request>,
+) -> ApiResult<prepare_knock_event::v1::Response> {
+    let (version, event) = fm::make_knock(
+        &h,
+        origin(&r)?,
+        &r.body.room_id,
+        &r.body.user_id,
+        &r.body.ver,
+    )?;
+    Ok(RumaResponse(prepare_knock_event::v1::Response::new(
+        version,
+        serde_json::value::to_raw_value(&event).map_err(Error::internal)?,
+    )))
+}
+
+pub async fn send_knock(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<create_knock_event::v1::Request>,
+) -> Result<axum::Json<serde_json::Value>> {
+    let state = fm::send_knock(
+        &h,
+        origin(&r)?,
+        &r.body.room_id,
+        &r.body.event_id,
+        &r.body.pdu,
+    )
+    .await?;
+    Ok(axum::Json(serde_json::json!({ "knock_room_state": state })))
+}
 
 pub async fn make_leave(
     State(h): State<Arc<Haven>>,

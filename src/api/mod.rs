@@ -88,6 +88,8 @@ fn federation_routes(mut r: R) -> R {
         r = add::<fmb::create_invite::v2::Request, _, _>(r, federation::invite);
         r = add::<fmb::prepare_leave_event::v1::Request, _, _>(r, federation::make_leave);
         r = add::<fmb::create_leave_event::v2::Request, _, _>(r, federation::send_leave);
+        r = add::<fmb::prepare_knock_event::v1::Request, _, _>(r, federation::make_knock);
+        r = add::<fmb::create_knock_event::v1::Request, _, _>(r, federation::send_knock);
         r = add::<fe::get_event::v1::Request, _, _>(r, federation::event);
         r = add::<fe::get_room_state_ids::v1::Request, _, _>(r, federation::state_ids);
         r = add::<fe::get_missing_events::v1::Request, _, _>(r, federation::missing_events);

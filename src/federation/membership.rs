@@ -57,6 +57,28 @@ pub fn make_join(
     user: &UserId,
     versions: &[RoomVersionId],
 ) -> Result<(RoomVersionId, CanonicalJsonObject)> {
+    make_membership(h, origin, room, user, versions, "join")
+}
+
+/// `make_knock`: an unsigned knock for `user` of `origin`, if the room takes knocks.
+pub fn make_knock(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    user: &UserId,
+    versions: &[RoomVersionId],
+) -> Result<(RoomVersionId, CanonicalJsonObject)> {
+    make_membership(h, origin, room, user, versions, "knock")
+}
+
+fn make_membership(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    user: &UserId,
+    versions: &[RoomVersionId],
+    membership: &str,
+) -> Result<(RoomVersionId, CanonicalJsonObject)> {
     if user.server_name() != origin {
         return Err(Error::forbidden("The user is not on the requesting server"));
     }
@@ -75,9 +97,11 @@ pub fn make_join(
         });
     }
     let mut content = Map::new();
-    content.insert("membership".into(), json!("join"));
-    if let Some(voucher) = h.rooms.restricted_join_voucher(room, user)? {
-        content.insert("join_authorised_via_users_server".into(), json!(voucher));
+    content.insert("membership".into(), json!(membership));
+    if membership == "join" {
+        if let Some(voucher) = h.rooms.restricted_join_voucher(room, user)? {
+            content.insert("join_authorised_via_users_server".into(), json!(voucher));
+        }
     }
     let t = EventTemplate::state("m.room.member", user.as_str(), Value::Object(content));
     let obj = template_for(h, room, &meta, user, &t)?;
@@ -194,6 +218,101 @@ pub async fn send_join(
     }))
 }
 
+/// `send_knock`: the signed knock of a user of `origin` enters the room; answers the room's
+/// identifying state for the knocker.
+pub async fn send_knock(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    event_id: &ruma::EventId,
+    raw: &RawValue,
+) -> Result<Vec<Value>> {
+    let meta = room_for(h, room, origin)?;
+    let pdu = Arc::new(super::pdu::check(h, &meta.version, raw).await?);
+    accept_own_membership(h, origin, room, event_id, &meta.version, &pdu, "knock").await?;
+    invite_state_pdus(h, room)
+}
+
+/// Knocks on a room this server is not in, through the first of `via` that takes it; the
+/// knock is kept, with the state the room's server sent, until an invite or a refusal.
+pub async fn knock_remote(
+    h: &Haven,
+    room: &RoomId,
+    user: &OwnedUserId,
+    via: &[OwnedServerName],
+    profile: Map<String, Value>,
+    reason: Option<String>,
+) -> Result<()> {
+    let mut extra = profile;
+    if let Some(r) = reason {
+        extra.insert("reason".into(), json!(r));
+    }
+    let mut last = Error::not_found("No known room with this ID, and no server to ask for it");
+    for server in via.iter().filter(|s| **s != h.key.server_name) {
+        match handshake(h, room, user, server, "knock", extra.clone()).await {
+            Ok((version, knock, resp)) => {
+                let sent: Vec<Value> = resp["knock_room_state"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let state = strip_received_state(h, room, &version, &sent).await;
+                return h
+                    .rooms
+                    .record_remote_pending(&knock, user, server, &version, state)
+                    .await;
+            }
+            Err(e) => {
+                tracing::info!(%room, %server, error = %e, "remote knock failed");
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The room's identifying state as full PDUs, as invites and knocks carry it between servers.
+fn invite_state_pdus(h: &Haven, room: &RoomId) -> Result<Vec<Value>> {
+    h.rooms
+        .invite_state_events(room)?
+        .iter()
+        .map(|p| pdu_json(p))
+        .collect()
+}
+
+/// The room state another server sent with an invite or a knock answer, as clients get it:
+/// PDUs that are not correctly signed or not of the room are dropped; stripped events from
+/// servers older than Matrix 1.16 are kept as they are.
+async fn strip_received_state(
+    h: &Haven,
+    room: &RoomId,
+    version: &RoomVersionId,
+    sent: &[Value],
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for e in sent {
+        let is_pdu = ["auth_events", "prev_events", "signatures", "hashes"]
+            .iter()
+            .any(|k| e.get(k).is_some());
+        if !is_pdu {
+            if e["type"].is_string() && e["sender"].is_string() && e["content"].is_object() {
+                out.push(e.clone());
+            }
+            continue;
+        }
+        let Ok(raw) = serde_json::value::to_raw_value(e) else {
+            continue;
+        };
+        match super::pdu::check(h, version, &raw).await {
+            Ok(p) if p.room_id == room && p.state_key.is_some() => {
+                out.push(crate::events::client::stripped_state(&p));
+            }
+            Ok(_) => {}
+            Err(err) => tracing::info!(%room, error = %err, "invite/knock state event dropped"),
+        }
+    }
+    out
+}
+
 /// A stored PDU as the JSON other servers get.
 pub fn pdu_json(p: &Pdu) -> Result<Value> {
     serde_json::from_str(p.json.get()).map_err(Error::internal)
@@ -248,8 +367,9 @@ pub async fn receive_invite(
     .map_err(Error::internal)?;
     let signed_pdu = Pdu::from_json(pdu.event_id.clone(), signed.clone())?;
     if h.rooms.meta(room)?.is_none() {
+        let invite_state = strip_received_state(h, room, version, &invite_state).await;
         h.rooms
-            .record_remote_invite(&signed_pdu, &target, origin, invite_state)
+            .record_remote_pending(&signed_pdu, &target, origin, version, invite_state)
             .await?;
     }
     serde_json::to_value(&signed).map_err(Error::internal)
@@ -346,8 +466,10 @@ async fn handshake(
     obj.remove("hashes");
     obj.remove("signatures");
     let event = builder::sign_pdu(obj, &rules, &h.key)?;
+    // send_knock never had a v2.
+    let api = if kind == "knock" { "v1" } else { "v2" };
     let path = format!(
-        "/_matrix/federation/v2/send_{kind}/{}/{}",
+        "/_matrix/federation/{api}/send_{kind}/{}/{}",
         crate::util::encode(room.as_str()),
         crate::util::encode(event.event_id.as_str())
     );
@@ -520,11 +642,10 @@ pub async fn invite_remote(
             sender,
             t,
             |pdu: PduRef, version: RoomVersionId| async move {
-                let stripped: Vec<Value> = h.rooms.stripped_invite_state(&room_id)?;
                 let body = json!({
                     "room_version": version,
                     "event": pdu_json(&pdu)?,
-                    "invite_room_state": stripped,
+                    "invite_room_state": invite_state_pdus(h, &room_id)?,
                 });
                 let path = format!(
                     "/_matrix/federation/v2/invite/{}/{}",

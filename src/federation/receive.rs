@@ -48,10 +48,9 @@ pub async fn transaction(
     for raw in pdus {
         let outcome = async {
             let room = room_of(raw)?;
-            let meta = h
-                .rooms
-                .meta(&room)?
-                .ok_or_else(|| Error::not_found(format!("this server is not in room {room}")))?;
+            let Some(meta) = h.rooms.meta(&room)? else {
+                return outside_room(h, origin, &room, raw).await;
+            };
             let pdu = Arc::new(super::pdu::check(h, &meta.version, raw).await?);
             let id = pdu.event_id.clone();
             if !acl_allows(h, &room, origin)? {
@@ -91,6 +90,46 @@ pub async fn transaction(
     }
     h.db.t.federation_txns.put(&key, &())?;
     Ok(results)
+}
+
+/// An event of a room this server is not in: only a refusal, by a user of `origin`, of a
+/// local user's pending invite or knock (a rescinded invite, a denied knock) is taken.
+async fn outside_room(
+    h: &Haven,
+    origin: &ServerName,
+    room: &RoomId,
+    raw: &RawValue,
+) -> Result<(OwnedEventId, Result<(), String>)> {
+    #[derive(serde::Deserialize)]
+    struct Member {
+        #[serde(rename = "type")]
+        kind: String,
+        state_key: Option<String>,
+    }
+    let not_here = || Error::not_found(format!("this server is not in room {room}"));
+    let m: Member = serde_json::from_str(raw.get()).map_err(|_| Error::bad_json("not an event"))?;
+    let user = m
+        .state_key
+        .filter(|_| m.kind == "m.room.member")
+        .and_then(|s| UserId::parse(s).ok())
+        .filter(|u| u.server_name() == h.key.server_name)
+        .ok_or_else(not_here)?;
+    let pending = h.rooms.remote_invite(&user, room)?.ok_or_else(not_here)?;
+    let version: RoomVersionId =
+        serde_json::from_value(pending["room_version"].clone()).map_err(|_| not_here())?;
+    let pdu = super::pdu::check(h, &version, raw).await?;
+    let refusal = matches!(
+        pdu.content_str("membership").as_deref(),
+        Some("leave" | "ban")
+    );
+    if !refusal || pdu.sender.server_name() != origin {
+        return Ok((
+            pdu.event_id,
+            Err("this server is only told of refused invites and knocks".to_owned()),
+        ));
+    }
+    h.rooms.forget_remote_invite(&pdu, &user).await?;
+    Ok((pdu.event_id.clone(), Ok(())))
 }
 
 /// A verified PDU into its room: auth events and predecessors fetched first when missing.

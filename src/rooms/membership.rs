@@ -211,7 +211,8 @@ impl Rooms {
             Action::Ban => "ban",
             Action::Kick | Action::Unban => {
                 let expected = if action == Action::Kick {
-                    ["join", "invite"].as_slice()
+                    // A knock is turned down by kicking the knocker.
+                    ["join", "invite", "knock"].as_slice()
                 } else {
                     &["ban"]
                 };
@@ -280,8 +281,8 @@ impl Rooms {
         Ok(ev.and_then(|e| e.content_value()["name"].as_str().map(str::to_owned)))
     }
 
-    /// The stripped state an invitee (or knocker) is shown of the room.
-    pub fn stripped_invite_state(&self, room: &RoomId) -> Result<Vec<Value>> {
+    /// The state an invitee (or knocker) is shown of the room: what identifies it.
+    pub fn invite_state_events(&self, room: &RoomId) -> Result<Vec<crate::events::PduRef>> {
         let mut out = Vec::new();
         for kind in [
             StateEventType::RoomCreate,
@@ -293,9 +294,18 @@ impl Rooms {
             StateEventType::RoomTopic,
         ] {
             if let Some(pdu) = self.current_state(room, &kind, "")? {
-                out.push(crate::events::client::stripped_state(&pdu));
+                out.push(pdu);
             }
         }
         Ok(out)
+    }
+
+    /// [`Self::invite_state_events`] stripped, as clients get them.
+    pub fn stripped_invite_state(&self, room: &RoomId) -> Result<Vec<Value>> {
+        Ok(self
+            .invite_state_events(room)?
+            .iter()
+            .map(|p| crate::events::client::stripped_state(p))
+            .collect())
     }
 }

@@ -387,28 +387,35 @@ impl Rooms {
         self.publish_new(&join, pos).await
     }
 
-    /// Keeps an invite from another server to a room this server is not in, and shows it to
-    /// the user.
-    pub async fn record_remote_invite(
+    /// A local user's invite to, or knock on, a room this server is not in (membership from
+    /// the event): kept with the room's state as the other server sent it (shown to the user),
+    /// the server to answer through, and the room version to check what comes later.
+    pub async fn record_remote_pending(
         &self,
-        invite: &Pdu,
-        target: &ruma::UserId,
+        event: &Pdu,
+        user: &ruma::UserId,
         via: &ruma::ServerName,
-        invite_state: Vec<serde_json::Value>,
+        version: &ruma::RoomVersionId,
+        state: Vec<serde_json::Value>,
     ) -> Result<()> {
-        self.store_outlier(invite)?;
-        let stored = serde_json::json!({ "via": via, "invite_state": invite_state });
+        self.store_outlier(event)?;
+        let membership = event.content_str("membership").unwrap_or_default();
+        let stored = serde_json::json!({
+            "via": via,
+            "room_version": version,
+            "invite_state": state,
+        });
         self.set_remote_membership(
-            &invite.room_id,
-            target,
-            "invite",
-            &invite.event_id,
+            &event.room_id,
+            user,
+            &membership,
+            &event.event_id,
             Some(stored),
         )
         .await
     }
 
-    /// An invite from another server to a room this server is not in.
+    /// A local user's pending invite to, or knock on, a room this server is not in.
     pub fn remote_invite(
         &self,
         user: &ruma::UserId,

@@ -184,16 +184,24 @@ pub async fn resolve_room(h: &Haven, target: &RoomOrAliasId) -> Result<OwnedRoom
     }
 }
 
+/// The servers a client named for reaching a room, and the alias's server (it knows the room).
+fn servers_named(
+    target: &ruma::RoomOrAliasId,
+    via: &[ruma::OwnedServerName],
+) -> Vec<ruma::OwnedServerName> {
+    let mut out = via.to_vec();
+    if let Ok(alias) = <&ruma::RoomAliasId>::try_from(target) {
+        out.push(alias.server_name().to_owned());
+    }
+    out
+}
+
 pub async fn join_by_id_or_alias(
     State(h): State<Arc<Haven>>,
     r: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> ApiResult<join_room_by_id_or_alias::v3::Response> {
     let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
-    let mut via = r.body.via.clone();
-    if let Ok(alias) = <&ruma::RoomAliasId>::try_from(&*r.body.room_id_or_alias) {
-        // The alias's server knows the room.
-        via.push(alias.server_name().to_owned());
-    }
+    let via = servers_named(&r.body.room_id_or_alias, &r.body.via);
     join(&h, r.user()?, &room_id, r.body.reason.clone(), &via).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(
         room_id,
@@ -361,6 +369,23 @@ pub async fn knock(
 ) -> ApiResult<ruma::api::client::knock::knock_room::v3::Response> {
     let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
     let user = r.user()?;
+    if h.rooms.meta(&room_id)?.is_none() {
+        // A room this server is not in: knock through a server that is.
+        let via = servers_named(&r.body.room_id_or_alias, &r.body.via);
+        let via = crate::federation::membership::join_candidates(&h, &room_id, user, &via)?;
+        crate::federation::membership::knock_remote(
+            &h,
+            &room_id,
+            user,
+            &via,
+            h.users.member_profile(user)?,
+            r.body.reason.clone(),
+        )
+        .await?;
+        return Ok(RumaResponse(
+            ruma::api::client::knock::knock_room::v3::Response::new(room_id),
+        ));
+    }
     h.rooms
         .knock(
             &room_id,
