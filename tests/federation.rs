@@ -719,7 +719,9 @@ async fn a_remote_alias_resolves_and_joins() {
     let room = alice
         .create_room(|r| {
             r.room_alias_name = Some("lobby".into());
+            r.name = Some("The lobby".into());
             r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat);
+            r.visibility = ruma::api::client::room::Visibility::Public;
         })
         .await;
     let alias = format!("#lobby:127.0.0.1:{pa}");
@@ -771,6 +773,46 @@ async fn a_remote_alias_resolves_and_joins() {
         (404, Some("M_NOT_FOUND")),
         "{v}"
     );
+
+    // Alice's server's public rooms, from Bob's: all of them, then searched.
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/publicRooms?server=127.0.0.1:{pa}&limit=10"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["chunk"][0]["room_id"], room.as_str(), "{v}");
+    assert_eq!(v["chunk"][0]["name"], "The lobby", "{v}");
+    assert_eq!(v["chunk"][0]["num_joined_members"], 2, "{v}");
+    for (term, found) in [("lobby", 1), ("cellar", 0)] {
+        let (st, v) = bob
+            .raw(
+                "POST",
+                &format!("/_matrix/client/v3/publicRooms?server=127.0.0.1:{pa}"),
+                Some(&json!({ "filter": { "generic_search_term": term } }).to_string()),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            v["chunk"].as_array().map(Vec::len),
+            Some(found),
+            "{term}: {v}"
+        );
+    }
+    // A server that cannot be reached.
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!(
+                "/_matrix/client/v3/publicRooms?server=127.0.0.1:{}",
+                free_port()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(st, 502, "{v}");
 }
 
 /// Pages back through a room with `/messages` (`limit` per page) until the start; answers the

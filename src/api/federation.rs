@@ -503,3 +503,41 @@ pub async fn event_auth(
         out,
     )))
 }
+
+use ruma::api::federation::directory::{get_public_rooms, get_public_rooms_filtered};
+
+/// This server's public room directory, for another server's users.
+pub async fn public_rooms(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_public_rooms::v1::Request>,
+) -> ApiResult<get_public_rooms::v1::Response> {
+    let page = h
+        .rooms
+        .directory_page(r.body.since.as_deref(), r.body.limit, None, &[])?;
+    let mut resp = get_public_rooms::v1::Response::new();
+    resp.chunk = page.chunk;
+    resp.next_batch = page.next;
+    resp.prev_batch = page.prev;
+    resp.total_room_count_estimate = Some(page.total);
+    Ok(RumaResponse(resp))
+}
+
+pub async fn public_rooms_filtered(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<get_public_rooms_filtered::v1::Request>,
+) -> ApiResult<get_public_rooms_filtered::v1::Response> {
+    let b = &r.body;
+    let types = crate::rooms::directory::room_type_names(&b.filter.room_types);
+    let page = h.rooms.directory_page(
+        b.since.as_deref(),
+        b.limit,
+        b.filter.generic_search_term.as_deref(),
+        &types,
+    )?;
+    let mut resp = get_public_rooms_filtered::v1::Response::new();
+    resp.chunk = page.chunk;
+    resp.next_batch = page.next;
+    resp.prev_batch = page.prev;
+    resp.total_room_count_estimate = Some(page.total);
+    Ok(RumaResponse(resp))
+}

@@ -89,6 +89,12 @@ fn federation_routes(mut r: R) -> R {
         r = add::<fmb::prepare_leave_event::v1::Request, _, _>(r, federation::make_leave);
         r = add::<fmb::create_leave_event::v2::Request, _, _>(r, federation::send_leave);
         r = add::<fmb::prepare_knock_event::v1::Request, _, _>(r, federation::make_knock);
+        use ruma::api::federation::directory as fdir;
+        r = add::<fdir::get_public_rooms::v1::Request, _, _>(r, federation::public_rooms);
+        r = add::<fdir::get_public_rooms_filtered::v1::Request, _, _>(
+            r,
+            federation::public_rooms_filtered,
+        );
         r = add::<fmb::create_knock_event::v1::Request, _, _>(r, federation::send_knock);
         r = add::<fe::get_event::v1::Request, _, _>(r, federation::event);
         r = add::<fe::get_room_state_ids::v1::Request, _, _>(r, federation::state_ids);

@@ -63,3 +63,49 @@ pub async fn alias(
         .collect();
     Ok(Some((room, servers)))
 }
+
+/// A page of another server's public room directory.
+pub async fn public_rooms(
+    h: &Haven,
+    server: &ruma::ServerName,
+    since: Option<&str>,
+    limit: Option<ruma::UInt>,
+    term: Option<&str>,
+    types: &[Option<String>],
+) -> Result<crate::rooms::directory::DirectoryPage> {
+    let mut filter = serde_json::Map::new();
+    if let Some(t) = term {
+        filter.insert("generic_search_term".into(), t.into());
+    }
+    if !types.is_empty() {
+        filter.insert("room_types".into(), serde_json::json!(types));
+    }
+    let mut body = serde_json::json!({ "filter": filter });
+    if let Some(s) = since {
+        body["since"] = s.into();
+    }
+    if let Some(l) = limit {
+        body["limit"] = serde_json::json!(l);
+    }
+    let v = h
+        .federation
+        .post(h, server, "/_matrix/federation/v1/publicRooms", &body)
+        .await?;
+    let text = |k: &str| v[k].as_str().map(str::to_owned);
+    let chunk: Vec<ruma::directory::PublicRoomsChunk> = v["chunk"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| serde_json::from_value(e.clone()).ok())
+        .collect();
+    let total = v["total_room_count_estimate"]
+        .as_u64()
+        .and_then(|n| ruma::UInt::try_from(n).ok())
+        .unwrap_or_else(|| ruma::UInt::try_from(chunk.len()).unwrap_or_default());
+    Ok(crate::rooms::directory::DirectoryPage {
+        chunk,
+        next: text("next_batch"),
+        prev: text("prev_batch"),
+        total,
+    })
+}

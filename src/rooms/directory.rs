@@ -4,8 +4,30 @@
 use ruma::{OwnedRoomId, RoomId, UserId};
 use serde_json::{json, Value};
 
+use ruma::{directory::PublicRoomsChunk, UInt};
+
 use super::Rooms;
 use crate::{error::Result, events::PduRef};
+
+/// A page of a room directory: rooms, next and previous tokens, total.
+pub struct DirectoryPage {
+    pub chunk: Vec<PublicRoomsChunk>,
+    pub next: Option<String>,
+    pub prev: Option<String>,
+    pub total: UInt,
+}
+
+/// A directory filter's room types as names (`None`: rooms without a type).
+pub fn room_type_names(types: &[ruma::directory::RoomTypeFilter]) -> Vec<Option<String>> {
+    types
+        .iter()
+        .map(|t| {
+            serde_json::to_value(t)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+        })
+        .collect()
+}
 
 impl Rooms {
     pub fn is_published(&self, room: &RoomId) -> Result<bool> {
@@ -71,6 +93,72 @@ impl Rooms {
         set("avatar_url", avatar.as_ref().map(|c| &c["url"]));
         set("room_type", create.as_ref().map(|c| &c["type"]));
         Ok(e)
+    }
+
+    /// One page of the published rooms matching `term` (name, topic or alias) and `types`,
+    /// busiest first.
+    pub fn directory_page(
+        &self,
+        since: Option<&str>,
+        limit: Option<UInt>,
+        term: Option<&str>,
+        types: &[Option<String>],
+    ) -> Result<DirectoryPage> {
+        let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
+        let mut entries: Vec<Value> = Vec::new();
+        for room in self.published_rooms()? {
+            if self.meta(&room)?.is_none() {
+                continue;
+            }
+            let e = self.directory_entry(&room)?;
+            if let Some(t) = &term {
+                let hay = ["name", "topic", "canonical_alias"]
+                    .iter()
+                    .filter_map(|k| e[*k].as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase();
+                if !hay.contains(t.as_str()) {
+                    continue;
+                }
+            }
+            if !types.is_empty() {
+                let ty = e["room_type"].as_str().map(str::to_owned);
+                if !types.contains(&ty) {
+                    continue;
+                }
+            }
+            entries.push(e);
+        }
+        // Busiest first, then by ID for a stable order across pages.
+        entries.sort_by(|a, b| {
+            b["num_joined_members"]
+                .as_u64()
+                .cmp(&a["num_joined_members"].as_u64())
+                .then(a["room_id"].as_str().cmp(&b["room_id"].as_str()))
+        });
+        let total = UInt::try_from(entries.len()).unwrap_or_default();
+        let start: usize = match since {
+            Some(s) => s
+                .parse()
+                .map_err(|_| crate::error::Error::invalid_param("Unknown pagination token"))?,
+            None => 0,
+        };
+        let limit = limit.map_or(usize::MAX, |l| u64::from(l) as usize).max(1);
+        let page: Vec<PublicRoomsChunk> = entries
+            .iter()
+            .skip(start)
+            .take(limit)
+            .filter_map(|e| serde_json::from_value(e.clone()).ok())
+            .collect();
+        let next = (start + page.len() < entries.len()).then(|| (start + page.len()).to_string());
+        let prev = (start > 0).then(|| start.saturating_sub(limit).to_string());
+        Ok(DirectoryPage {
+            chunk: page,
+            next,
+            prev,
+            total,
+        })
     }
 
     /// Users `searcher` may find: those sharing a room with them and members of public rooms.

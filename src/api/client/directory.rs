@@ -13,7 +13,6 @@ use ruma::{
         thirdparty::get_protocols,
         user_directory::search_users,
     },
-    directory::PublicRoomsChunk,
     events::tag::Tags,
     OwnedServerName, RoomId, UInt, UserId,
 };
@@ -24,80 +23,27 @@ use crate::{
         client::events::visible_event,
         extract::{ApiResult, Ruma, RumaResponse},
     },
-    error::{ErrCode, Error},
-    rooms::{rules_for, state::power_levels, CurrentState},
+    error::Error,
+    rooms::{directory::DirectoryPage, rules_for, state::power_levels, CurrentState},
     users::account_data,
     Haven,
 };
 
-/// A page of the directory: rooms, next and previous tokens, total.
-type Page = (Vec<PublicRoomsChunk>, Option<String>, Option<String>, UInt);
-
-/// One page of the published rooms matching `term` (name, topic or alias) and `types`.
-fn public_rooms(
+/// One page of a server's directory: this server's, or another's over federation.
+async fn directory_page(
     h: &Haven,
     server: Option<&OwnedServerName>,
     since: Option<&str>,
     limit: Option<UInt>,
     term: Option<&str>,
     types: &[Option<String>],
-) -> Result<Page, Error> {
-    if server.is_some_and(|s| *s != h.config.server_name) {
-        return Err(Error::bad_request(
-            ErrCode::Unknown,
-            "Other servers' room directories need federation, which this server does not offer yet",
-        ));
+) -> Result<DirectoryPage, Error> {
+    match server.filter(|s| **s != h.config.server_name) {
+        Some(other) => {
+            crate::federation::query::public_rooms(h, other, since, limit, term, types).await
+        }
+        None => h.rooms.directory_page(since, limit, term, types),
     }
-    let term = term.map(str::to_lowercase).filter(|t| !t.is_empty());
-    let mut entries: Vec<Value> = Vec::new();
-    for room in h.rooms.published_rooms()? {
-        if h.rooms.meta(&room)?.is_none() {
-            continue;
-        }
-        let e = h.rooms.directory_entry(&room)?;
-        if let Some(t) = &term {
-            let hay = ["name", "topic", "canonical_alias"]
-                .iter()
-                .filter_map(|k| e[*k].as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-                .to_lowercase();
-            if !hay.contains(t.as_str()) {
-                continue;
-            }
-        }
-        if !types.is_empty() {
-            let ty = e["room_type"].as_str().map(str::to_owned);
-            if !types.contains(&ty) {
-                continue;
-            }
-        }
-        entries.push(e);
-    }
-    // Busiest first, then by ID for a stable order across pages.
-    entries.sort_by(|a, b| {
-        b["num_joined_members"]
-            .as_u64()
-            .cmp(&a["num_joined_members"].as_u64())
-            .then(a["room_id"].as_str().cmp(&b["room_id"].as_str()))
-    });
-    let total = UInt::try_from(entries.len()).unwrap_or_default();
-    let start: usize = match since {
-        Some(s) => s
-            .parse()
-            .map_err(|_| Error::invalid_param("Unknown pagination token"))?,
-        None => 0,
-    };
-    let limit = limit.map_or(usize::MAX, |l| u64::from(l) as usize).max(1);
-    let page: Vec<PublicRoomsChunk> = entries
-        .iter()
-        .skip(start)
-        .take(limit)
-        .filter_map(|e| serde_json::from_value(e.clone()).ok())
-        .collect();
-    let next = (start + page.len() < entries.len()).then(|| (start + page.len()).to_string());
-    let prev = (start > 0).then(|| start.saturating_sub(limit).to_string());
-    Ok((page, next, prev, total))
 }
 
 pub async fn public(
@@ -105,18 +51,19 @@ pub async fn public(
     r: Ruma<get_public_rooms::v3::Request>,
 ) -> ApiResult<get_public_rooms::v3::Response> {
     let b = &r.body;
-    let (chunk, next, prev, total) = public_rooms(
+    let page = directory_page(
         &h,
         b.server.as_ref(),
         b.since.as_deref(),
         b.limit,
         None,
         &[],
-    )?;
-    let mut resp = get_public_rooms::v3::Response::new(chunk);
-    resp.next_batch = next;
-    resp.prev_batch = prev;
-    resp.total_room_count_estimate = Some(total);
+    )
+    .await?;
+    let mut resp = get_public_rooms::v3::Response::new(page.chunk);
+    resp.next_batch = page.next;
+    resp.prev_batch = page.prev;
+    resp.total_room_count_estimate = Some(page.total);
     Ok(RumaResponse(resp))
 }
 
@@ -125,29 +72,21 @@ pub async fn public_filtered(
     r: Ruma<get_public_rooms_filtered::v3::Request>,
 ) -> ApiResult<get_public_rooms_filtered::v3::Response> {
     let b = &r.body;
-    let types: Vec<Option<String>> = b
-        .filter
-        .room_types
-        .iter()
-        .map(|t| {
-            serde_json::to_value(t)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-        })
-        .collect();
-    let (chunk, next, prev, total) = public_rooms(
+    let types = crate::rooms::directory::room_type_names(&b.filter.room_types);
+    let page = directory_page(
         &h,
         b.server.as_ref(),
         b.since.as_deref(),
         b.limit,
         b.filter.generic_search_term.as_deref(),
         &types,
-    )?;
+    )
+    .await?;
     let mut resp = get_public_rooms_filtered::v3::Response::new();
-    resp.chunk = chunk;
-    resp.next_batch = next;
-    resp.prev_batch = prev;
-    resp.total_room_count_estimate = Some(total);
+    resp.chunk = page.chunk;
+    resp.next_batch = page.next;
+    resp.prev_batch = page.prev;
+    resp.total_room_count_estimate = Some(page.total);
     Ok(RumaResponse(resp))
 }
 
