@@ -1114,3 +1114,128 @@ async fn knocks_cross_servers_and_are_let_in_or_refused() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_space_is_walked_across_servers() {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let here = format!("127.0.0.1:{pa}");
+    let make = |name: &str, space: bool, public: bool| {
+        let mut body =
+            json!({ "name": name, "preset": if public { "public_chat" } else { "private_chat" } });
+        if space {
+            body["creation_content"] = json!({ "type": "m.space" });
+        }
+        body
+    };
+    let space = alice.create_room_json(make("Space", true, true)).await;
+    let r1 = alice
+        .create_room_json(make("Public room", false, true))
+        .await;
+    let r2 = alice
+        .create_room_json(make("Private room", false, false))
+        .await;
+    let sub = alice.create_room_json(make("Subspace", true, true)).await;
+    let r3 = alice.create_room_json(make("Deep room", false, true)).await;
+    for (parent, child, suggested) in [
+        (&space, &r1, true),
+        (&space, &r2, false),
+        (&space, &sub, false),
+        (&sub, &r3, false),
+    ] {
+        let (st, v) = alice
+            .raw(
+                "PUT",
+                &format!("/_matrix/client/v3/rooms/{parent}/state/m.space.child/{child}"),
+                Some(&json!({ "via": [here], "suggested": suggested }).to_string()),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let names = |v: &Value| -> Vec<String> {
+        v["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let walk = |c: &common::Client, query: &str| {
+        let path = format!("/_matrix/client/v1/rooms/{space}/hierarchy?{query}");
+        let c = c.clone();
+        async move {
+            let (st, v) = c.raw("GET", &path, None).await;
+            assert_eq!(st, 200, "{v}");
+            v
+        }
+    };
+
+    // On the space's own server: everything, breadth first, a page at a time.
+    let v = walk(&alice, "").await;
+    assert_eq!(
+        names(&v),
+        [
+            "Space",
+            "Public room",
+            "Private room",
+            "Subspace",
+            "Deep room"
+        ]
+    );
+    assert_eq!(
+        v["rooms"][0]["children_state"].as_array().unwrap().len(),
+        3,
+        "{v}"
+    );
+    assert_eq!(v["rooms"][0]["room_type"], "m.space", "{v}");
+    let v = walk(&alice, "limit=2").await;
+    assert_eq!(names(&v), ["Space", "Public room"]);
+    let next = v["next_batch"].as_str().unwrap().to_owned();
+    let v = walk(&alice, &format!("limit=2&from={next}")).await;
+    assert_eq!(names(&v), ["Private room", "Subspace"]);
+    let v = walk(&alice, "max_depth=1").await;
+    assert_eq!(
+        names(&v),
+        ["Space", "Public room", "Private room", "Subspace"]
+    );
+    let v = walk(&alice, "suggested_only=true").await;
+    assert_eq!(names(&v), ["Space", "Public room"]);
+
+    // From another server, once in the space: the rooms it is not in come from the space's
+    // server, and the private one stays hidden.
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!(
+                "/_matrix/client/v3/join/{}?server_name={here}",
+                urlencode(&space)
+            ),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let v = walk(&bob, "").await;
+    assert_eq!(
+        names(&v),
+        ["Space", "Public room", "Subspace", "Deep room"],
+        "{v}"
+    );
+    let _ = (r2, r3);
+
+    // A room the user may not see is refused.
+    let (st, v) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v1/rooms/{r1}/hierarchy"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (403, Some("M_FORBIDDEN")),
+        "{v}"
+    );
+}

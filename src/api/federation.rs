@@ -541,3 +541,16 @@ pub async fn public_rooms_filtered(
     resp.total_room_count_estimate = Some(page.total);
     Ok(RumaResponse(resp))
 }
+
+/// A space's summary and children, for a server walking it.
+pub async fn hierarchy(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::federation::space::get_hierarchy::v1::Request>,
+) -> Result<axum::Json<serde_json::Value>> {
+    Ok(axum::Json(crate::federation::hierarchy::serve(
+        &h,
+        origin(&r)?,
+        &r.body.room_id,
+        r.body.suggested_only,
+    )?))
+}

@@ -89,6 +89,10 @@ fn federation_routes(mut r: R) -> R {
         r = add::<fmb::prepare_leave_event::v1::Request, _, _>(r, federation::make_leave);
         r = add::<fmb::create_leave_event::v2::Request, _, _>(r, federation::send_leave);
         r = add::<fmb::prepare_knock_event::v1::Request, _, _>(r, federation::make_knock);
+        r = add::<ruma::api::federation::space::get_hierarchy::v1::Request, _, _>(
+            r,
+            federation::hierarchy,
+        );
         use ruma::api::federation::directory as fdir;
         r = add::<fdir::get_public_rooms::v1::Request, _, _>(r, federation::public_rooms);
         r = add::<fdir::get_public_rooms_filtered::v1::Request, _, _>(
@@ -289,6 +293,7 @@ pub fn router(h: Arc<Haven>) -> Router {
         r = add::<rm2::report_content::v3::Request, _, _>(r, dir::report_event);
         r = add::<rm2::report_room::v3::Request, _, _>(r, dir::report_room);
         r = add::<rm2::get_summary::v1::Request, _, _>(r, dir::summary);
+        r = add::<ruma::api::client::space::get_hierarchy::v1::Request, _, _>(r, dir::hierarchy);
     }
     r = add::<ruma::api::client::presence::set_presence::v3::Request, _, _>(
         r,

@@ -5,6 +5,7 @@ pub mod announce;
 pub mod auth;
 pub mod backfill;
 pub mod devices;
+pub mod hierarchy;
 pub mod keys;
 pub mod membership;
 pub mod pdu;

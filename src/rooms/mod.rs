@@ -6,6 +6,7 @@ pub mod alias;
 pub mod backfill;
 pub mod create;
 pub mod directory;
+pub mod hierarchy;
 pub mod membership;
 mod persist;
 pub mod purge;

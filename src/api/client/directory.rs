@@ -24,7 +24,9 @@ use crate::{
         extract::{ApiResult, Ruma, RumaResponse},
     },
     error::Error,
-    rooms::{directory::DirectoryPage, rules_for, state::power_levels, CurrentState},
+    rooms::{
+        directory::DirectoryPage, hierarchy::Viewer, rules_for, state::power_levels, CurrentState,
+    },
     users::account_data,
     Haven,
 };
@@ -288,31 +290,54 @@ pub async fn summary(
             h.rooms.resolve_alias(&alias)?.ok_or_else(not_found)?
         }
     };
-    let meta = h.rooms.meta(&room)?.ok_or_else(not_found)?;
+    h.rooms.meta(&room)?.ok_or_else(not_found)?;
     let viewer = r.session().ok().map(|s| s.user_id.clone());
     let membership = match &viewer {
         Some(u) => h.rooms.membership(&room, u)?.map(|m| m.membership),
         None => None,
     };
-    let mut entry = h.rooms.directory_entry(&room)?;
-    let open = matches!(
-        entry["join_rule"].as_str(),
-        Some("public" | "knock" | "knock_restricted")
-    ) || entry["world_readable"] == true;
-    let member = matches!(membership.as_deref(), Some("join" | "invite" | "knock"));
-    if !open && !member {
+    let visible = match &viewer {
+        Some(u) => h.rooms.may_view(&room, Viewer::User(u))?,
+        None => h.rooms.may_view(&room, Viewer::Anyone)?,
+    };
+    if !visible {
         return Err(not_found());
     }
-    entry["room_version"] = json!(meta.version);
-    let encryption = h
-        .rooms
-        .current_state(&room, &"m.room.encryption".into(), "")?
-        .and_then(|e| e.content_value()["algorithm"].as_str().map(str::to_owned));
-    if let Some(a) = encryption {
-        entry["encryption"] = json!(a);
-    }
+    let entry = h.rooms.summary_entry(&room)?;
     let summary = serde_json::from_value(entry).map_err(Error::internal)?;
     let mut resp = ruma::api::client::room::get_summary::v1::Response::new(summary);
     resp.membership = membership.map(|m| m.as_str().into());
     Ok(RumaResponse(resp))
+}
+
+/// `GET /v1/rooms/{roomId}/hierarchy`: the rooms of a space, and of its subspaces, that the
+/// user may see.
+pub async fn hierarchy(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::client::space::get_hierarchy::v1::Request>,
+) -> Result<axum::Json<Value>, Error> {
+    let b = &r.body;
+    let skip: usize = match &b.from {
+        Some(t) => t
+            .parse()
+            .map_err(|_| Error::invalid_param("Unknown pagination token"))?,
+        None => 0,
+    };
+    let limit = b.limit.map_or(50, |l| u64::from(l).clamp(1, 100) as usize);
+    let max_depth = b.max_depth.map_or(10, |d| u64::from(d).min(10) as usize);
+    let (rooms, more) = crate::federation::hierarchy::walk(
+        &h,
+        r.user()?,
+        &b.room_id,
+        b.suggested_only,
+        max_depth,
+        skip,
+        limit,
+    )
+    .await?;
+    let mut out = json!({ "rooms": rooms });
+    if more {
+        out["next_batch"] = json!((skip + limit).to_string());
+    }
+    Ok(axum::Json(out))
 }
