@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod appservice;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod events;

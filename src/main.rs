@@ -1,17 +1,19 @@
-//! `haven`: runs the homeserver. `haven [--config PATH]` (default `config.toml`).
+//! `haven`: runs the homeserver. `haven [--config PATH] [COMMAND ARGS...]` (default
+//! `config.toml`); with a command, runs that operator command instead (see `haven --help`).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use haven::{config::Config, Haven};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: haven [--config PATH]");
+    eprintln!("usage: haven [--config PATH] [COMMAND ARGS...]");
     ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut path = PathBuf::from("config.toml");
+    let mut command: Vec<String> = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--config" | "-c" => match args.next() {
@@ -19,10 +21,14 @@ fn main() -> ExitCode {
                 None => return usage(),
             },
             "--help" | "-h" => {
-                println!("haven [--config PATH]\n\nRuns the Haven homeserver. Settings come from the TOML file and HAVEN_<SECTION>__<KEY> environment variables.");
+                println!(
+                    "haven [--config PATH] [COMMAND ARGS...]\n\nRuns the Haven homeserver, or with a command, that command. Settings come from the TOML file and HAVEN_<SECTION>__<KEY> environment variables.\n\nCommands:\n{}",
+                    haven::cli::COMMANDS
+                );
                 return ExitCode::SUCCESS;
             }
-            _ => return usage(),
+            s if s.starts_with('-') && command.is_empty() => return usage(),
+            _ => command.push(a),
         }
     }
     let config = match Config::load(&path) {
@@ -32,7 +38,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    init_tracing(&config);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -43,6 +48,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some((cmd, rest)) = command.split_first() {
+        return match rt.block_on(async { haven::cli::run(&config, cmd, rest) }) {
+            Ok(out) => {
+                println!("{out}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("haven {cmd}: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    init_tracing(&config);
     match rt.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

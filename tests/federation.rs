@@ -1239,3 +1239,66 @@ async fn a_space_is_walked_across_servers() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_signing_key_stays_published_and_federation_goes_on() {
+    let (pa, pb) = (free_port(), free_port());
+    let (mut a, _b, alice, bob, room) = common::federated_room(
+        &format!("127.0.0.1:{pa}"),
+        pa,
+        &format!("127.0.0.1:{pb}"),
+        pb,
+    )
+    .await;
+    alice.send_text(&room, "before rotation").await.unwrap();
+    sees(&bob, &room, "before rotation", "the first message").await;
+    let keys = || async {
+        insecure()
+            .get(format!("https://127.0.0.1:{pa}/_matrix/key/v2/server"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let before = keys().await;
+    let old_id = before["verify_keys"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+
+    // Not while the server runs: the database is its own.
+    let out = a.command(&["rotate-signing-key"]);
+    assert!(!out.status.success(), "{out:?}");
+    a.kill9();
+    let out = a.command(&["rotate-signing-key"]);
+    assert!(out.status.success(), "{out:?}");
+    a.spawn().await;
+
+    let after = keys().await;
+    let new_id = after["verify_keys"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    assert_ne!(new_id, old_id, "{after}");
+    let old = &after["old_verify_keys"][&old_id];
+    assert_eq!(old["key"], before["verify_keys"][&old_id]["key"], "{after}");
+    assert!(old["expired_ts"].as_u64().is_some(), "{after}");
+
+    // Events signed with the new key are accepted by the other server.
+    alice.send_text(&room, "after rotation").await.unwrap();
+    sees(
+        &bob,
+        &room,
+        "after rotation",
+        "a message signed with the new key",
+    )
+    .await;
+}

@@ -27,6 +27,13 @@ pub async fn verify_request(h: &Haven, req: &http::Request<&[u8]>) -> Result<Own
             "Requests cannot come from this server's own name",
         ));
     }
+    // A server this one stopped trying (it was down) reaches us signing with a key not known
+    // here (a rotated one): it is up again, so its key document may be fetched.
+    if h.federation.backing_off(&x.origin)
+        && !crate::federation::keys::knows(h, &x.origin, x.key.as_str())?
+    {
+        h.federation.forgive(&x.origin);
+    }
     let keys =
         crate::federation::keys::verify_keys(h, &x.origin, &[x.key.to_string()], now_ms()).await?;
     if !keys.contains_key(x.key.as_str()) {

@@ -37,7 +37,7 @@ pub fn own_document(h: &Haven) -> Result<Value> {
         "server_name": k.server_name,
         "valid_until_ts": now_ms() + OWN_VALIDITY_MS,
         "verify_keys": { k.key_id(): { "key": k.public_key_base64() } },
-        "old_verify_keys": {},
+        "old_verify_keys": k.old_keys,
     });
     sign(h, &mut doc)?;
     Ok(doc)
@@ -75,6 +75,15 @@ pub async fn verify_keys(
         }
     }
     cached_valid(h, server, valid_at)
+}
+
+/// Whether `key_id` of `server` is known here and still valid.
+pub fn knows(h: &Haven, server: &ServerName, key_id: &str) -> Result<bool> {
+    Ok(h.db
+        .t
+        .server_keys
+        .get(&(server.to_string(), key_id.to_owned()))?
+        .is_some_and(|Json(k)| k.valid_until_ts >= now_ms()))
 }
 
 fn cached(h: &Haven, server: &ServerName) -> Result<BTreeMap<String, KnownKey>> {

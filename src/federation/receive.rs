@@ -118,6 +118,10 @@ async fn outside_room(
     let version: RoomVersionId =
         serde_json::from_value(pending["room_version"].clone()).map_err(|_| not_here())?;
     let pdu = super::pdu::check(h, &version, raw).await?;
+    if h.rooms.has_event(&pdu.event_id)? {
+        // The invite itself, which came by `/invite` first.
+        return Ok((pdu.event_id, Ok(())));
+    }
     let refusal = matches!(
         pdu.content_str("membership").as_deref(),
         Some("leave" | "ban")

@@ -264,6 +264,10 @@ async fn worker(h: Arc<Haven>, dest: OwnedServerName, signals: Signals) {
                         tracing::error!(%dest, error = %e, "federation queue not trimmed");
                     }
                 }
+                // Durably, so that a restart does not send them again.
+                if let Err(e) = h.db.durable().await {
+                    tracing::error!(%dest, error = %e, "federation queue trim not flushed");
+                }
             }
             Err(e) => {
                 failures += 1;
@@ -293,9 +297,12 @@ async fn send(h: &Haven, dest: &ServerName, batch: &[((String, u64), Queued)]) -
             Queued::Edu(e) => edus.push(e.clone()),
         }
     }
-    // The first item's sequence number names the transaction: a retry reuses it, so the
-    // receiver can tell a repeat from a new one.
-    let txn = batch.first().map(|((_, seq), _)| *seq).unwrap_or(0);
+    // The first and last items' sequence numbers name the transaction: a retry of the same
+    // items reuses it, so the receiver can tell a repeat; a batch that grew meanwhile (items
+    // queued after it, or after a restart) is a new transaction, never mistaken for the old.
+    let first = batch.first().map(|((_, seq), _)| *seq).unwrap_or(0);
+    let last = batch.last().map(|((_, seq), _)| *seq).unwrap_or(0);
+    let txn = format!("{first}-{last}");
     let body = json!({
         "origin": h.key.server_name,
         "origin_server_ts": now_ms(),

@@ -1,5 +1,6 @@
 //! The server's ed25519 signing key: generated on first start, kept in the database, used to
-//! sign every PDU this server creates (and, later, federation requests).
+//! sign every PDU this server creates and every federation request. A rotated key's public half
+//! stays published (`old_verify_keys`) so that what it signed can still be checked.
 
 use ruma::{
     serde::Base64,
@@ -11,10 +12,14 @@ use crate::{error::Result, storage::Storage};
 
 const KEY_DER: &str = "signing_key_der";
 const KEY_VERSION: &str = "signing_key_version";
+/// JSON: key id -> `{ "key": public key, "expired_ts": ms }` of keys rotated out.
+const OLD_KEYS: &str = "signing_old_keys";
 
 pub struct ServerKey {
     pub server_name: OwnedServerName,
     pub pair: Ed25519KeyPair,
+    /// Keys this server used before, as `old_verify_keys` lists them.
+    pub old_keys: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ServerKey {
@@ -40,7 +45,36 @@ impl ServerKey {
         };
         let pair =
             Ed25519KeyPair::from_der(&der, version).map_err(crate::error::Error::internal)?;
-        Ok(Self { server_name, pair })
+        Ok(Self {
+            server_name,
+            pair,
+            old_keys: old_keys(db)?,
+        })
+    }
+
+    /// Replaces the signing key with a new one (for a key that may have leaked); the old one
+    /// is kept as expired now. Run with the server stopped. Answers the old and new key ids.
+    pub fn rotate(db: &Storage, server_name: OwnedServerName) -> Result<(String, String)> {
+        let old = Self::load_or_generate(db, server_name)?;
+        let mut expired = old.old_keys.clone();
+        expired.insert(
+            old.key_id(),
+            serde_json::json!({
+                "key": old.public_key_base64(),
+                "expired_ts": crate::util::now_ms(),
+            }),
+        );
+        let der = Ed25519KeyPair::generate().to_vec();
+        let version = format!("a_{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        db.t.meta.put(
+            &OLD_KEYS.to_owned(),
+            &serde_json::to_vec(&expired).map_err(crate::error::Error::internal)?,
+        )?;
+        db.t.meta.put(&KEY_DER.to_owned(), &der)?;
+        db.t.meta
+            .put(&KEY_VERSION.to_owned(), &version.clone().into_bytes())?;
+        db.flush_blocking()?;
+        Ok((old.key_id(), format!("ed25519:{version}")))
     }
 
     /// `ed25519:<version>`
@@ -54,5 +88,12 @@ impl ServerKey {
 
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.pair.sign(message).as_bytes().to_vec()
+    }
+}
+
+fn old_keys(db: &Storage) -> Result<serde_json::Map<String, serde_json::Value>> {
+    match db.t.meta.get(&OLD_KEYS.to_owned())? {
+        Some(b) => serde_json::from_slice(&b).map_err(crate::error::Error::internal),
+        None => Ok(serde_json::Map::new()),
     }
 }

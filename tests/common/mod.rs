@@ -140,6 +140,18 @@ impl Server {
         }
     }
 
+    /// Runs `haven --config <this server's config> args...` (an operator command) to its end.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
+        cmd.arg("--config")
+            .arg(self.dir.path().join("config.toml"))
+            .args(args);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run haven")
+    }
+
     /// SIGKILL: no shutdown, no final flush.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
