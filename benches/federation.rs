@@ -147,4 +147,37 @@ async fn main() {
         before,
         after
     );
+
+    // 3. Reading the room's history from before the join (backfilled from A as Bob pages back),
+    //    a page of 50 at a time as Element asks for it.
+    let t = Instant::now();
+    let (mut messages, mut pages, mut from) = (0, 0, String::new());
+    let mut slowest = std::time::Duration::ZERO;
+    loop {
+        let p = Instant::now();
+        let (st, v) = bob
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/rooms/{big}/messages?dir=b&limit=50{from}"),
+                None,
+            )
+            .await;
+        slowest = slowest.max(p.elapsed());
+        assert_eq!(st, 200, "{v}");
+        pages += 1;
+        messages += v["chunk"].as_array().map_or(0, |c| {
+            c.iter().filter(|e| e["type"] == "m.room.message").count()
+        });
+        match v["end"].as_str() {
+            Some(end) => from = format!("&from={end}"),
+            None => break,
+        }
+    }
+    println!(
+        "backfill: {messages} messages from before the join paged back in {pages} pages of 50 in {:.1} s ({:.0} events/s; slowest page {:.0} ms); joining server RSS {:.0} MB",
+        t.elapsed().as_secs_f64(),
+        (pages * 50) as f64 / t.elapsed().as_secs_f64(),
+        slowest.as_secs_f64() * 1000.0,
+        rss_mb(&b)
+    );
 }

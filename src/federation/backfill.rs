@@ -112,8 +112,19 @@ pub fn serve(
     let meta = h.rooms.meta_or_404(room)?;
     let rules = rules_for(&meta.version)?;
     let mut out = Vec::new();
+    // Events share the state they follow: one decision per state group.
+    let mut by_group: std::collections::HashMap<Option<u64>, bool> = Default::default();
     for pdu in h.rooms.history_before(room, from, limit.min(MAX_BATCH))? {
-        if visible_to_server(h, &pdu, origin)? {
+        let group = h.db.t.event_state_before.get(&pdu.event_id.to_string())?;
+        let visible = match by_group.get(&group) {
+            Some(v) => *v,
+            None => {
+                let v = visible_to_server(h, &pdu, origin)?;
+                by_group.insert(group, v);
+                v
+            }
+        };
+        if visible {
             out.push(super::membership::pdu_json(&pdu)?);
         } else {
             let redacted = ruma::canonical_json::redact(pdu.canonical()?, &rules.redaction, None)
