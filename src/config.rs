@@ -34,6 +34,16 @@ pub struct Config {
     pub media: MediaConfig,
     #[serde(default)]
     pub federation: FederationConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `/metrics` (Prometheus text format) is served, apart from the client listener so
+    /// that it need not be exposed; unset: not served.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

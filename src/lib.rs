@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod federation;
 pub mod media;
+pub mod metrics;
 pub mod push;
 pub mod ratelimit;
 pub mod rooms;
@@ -44,6 +45,8 @@ pub struct Haven {
     pub sliding: sync::sliding::Connections,
     /// Outbound federation (other servers).
     pub federation: federation::Federation,
+    /// Set once every configured listener is bound (`/readyz`).
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 /// Why the server could not start.
@@ -100,6 +103,7 @@ impl Haven {
             http,
             sliding: Default::default(),
             federation,
+            ready: Default::default(),
         }))
     }
 }

@@ -95,9 +95,24 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(addr) = haven.config.federation.listen {
         start_federation_listener(&haven.config.federation, addr, app.clone()).await?;
     }
+    if let Some(maddr) = haven.config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(maddr)
+            .await
+            .map_err(|e| format!("cannot listen on {maddr} (metrics.listen): {e}"))?;
+        let router = haven::api::metrics_router(haven.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+        tracing::info!(addr = %maddr, "metrics listener");
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    haven
+        .ready
+        .store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(%addr, server_name = %haven.config.server_name, "Haven is listening");
     axum::serve(
         listener,

@@ -5,6 +5,7 @@ pub mod client;
 pub mod extract;
 pub mod federation;
 pub mod media;
+mod observe;
 
 use std::sync::Arc;
 
@@ -68,8 +69,55 @@ async fn method_not_allowed() -> Error {
     )
 }
 
+/// The process is up.
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// Ready for traffic: every listener bound and the database answering.
+async fn readyz(
+    axum::extract::State(h): axum::extract::State<Arc<Haven>>,
+) -> Result<&'static str, Error> {
+    let listening = h.ready.load(std::sync::atomic::Ordering::Acquire);
+    let db = h.db.t.meta.get(&"schema_version".to_owned());
+    match (listening, db) {
+        (true, Ok(Some(_))) => Ok("ready"),
+        (false, _) => Err(Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrCode::Unknown,
+            "Starting: listeners not bound yet",
+        )),
+        (_, Err(e)) => Err(Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrCode::Unknown,
+            format!("The database does not answer: {e}"),
+        )),
+        (_, Ok(None)) => Err(Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrCode::Unknown,
+            "The database has no schema version",
+        )),
+    }
+}
+
+/// Prometheus text format, for the metrics listener.
+pub fn metrics_router(h: Arc<Haven>) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(h): axum::extract::State<Arc<Haven>>| async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        crate::metrics::METRICS.render(&h),
+                    )
+                },
+            ),
+        )
+        .with_state(h)
 }
 
 /// The server-server API.
@@ -181,7 +229,7 @@ pub fn router(h: Arc<Haven>) -> Router {
             "/_synapse/admin/v1/rooms/{room_id}",
             axum::routing::delete(admin::delete_room),
         )
-        .route("/readyz", get(healthz));
+        .route("/readyz", get(readyz));
 
     r = add::<account::register::v3::Request, _, _>(r, acc::register);
     r = add::<account::get_username_availability::v3::Request, _, _>(r, acc::register_available);
@@ -362,10 +410,11 @@ pub fn router(h: Arc<Haven>) -> Router {
             axum::http::header::ACCEPT,
             axum::http::HeaderName::from_static("x-requested-with"),
         ]);
-    r.fallback(unrecognized)
+    r.route_layer(axum::middleware::from_fn(observe::tag_endpoint))
+        .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(observe::observe))
         .with_state(h)
 }
 

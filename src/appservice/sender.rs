@@ -92,6 +92,16 @@ fn device_extensions(h: &Haven, asv: &Appservice, after: u64, upto: u64) -> Resu
     })))
 }
 
+/// How far each appservice's delivery is behind the stream (metrics).
+pub fn lags(h: &Haven) -> Result<Vec<(String, u64)>> {
+    let now = h.stream.current();
+    h.appservices
+        .list
+        .iter()
+        .map(|a| Ok((a.id().to_owned(), now.saturating_sub(load(h, a)?.last_pos))))
+        .collect()
+}
+
 fn load(h: &Haven, asv: &Appservice) -> Result<AsState> {
     Ok(h.db
         .t

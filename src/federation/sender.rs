@@ -185,6 +185,16 @@ impl Outbox {
         Ok(out)
     }
 
+    /// How many items wait, for every destination with something queued (metrics).
+    pub fn depths(&self) -> Result<std::collections::BTreeMap<String, usize>> {
+        let mut out = std::collections::BTreeMap::new();
+        for item in self.db.t.federation_queue.scan_prefix(&[]) {
+            let ((dest, _), _) = item?;
+            *out.entry(dest).or_default() += 1;
+        }
+        Ok(out)
+    }
+
     /// How many items wait for each destination (metrics, tests).
     pub fn depth(&self, dest: &ServerName) -> Result<usize> {
         Ok(self

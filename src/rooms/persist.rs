@@ -288,6 +288,7 @@ impl Rooms {
             kind: pdu.kind.to_string(),
         };
         t.timeline.put(&(room, pos), &entry)?;
+        crate::metrics::METRICS.events_persisted.inc();
         meta.forward_extremities = vec![pdu.event_id.clone()];
         meta.max_depth = meta.max_depth.max(u64::from(pdu.depth));
         meta.last_pos = pos;

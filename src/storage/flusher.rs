@@ -23,10 +23,12 @@ impl Flusher {
                     waiters.push(w);
                 }
                 let engine = engine.clone();
+                let timer = crate::metrics::METRICS.flush_seconds.start_timer();
                 let result = tokio::task::spawn_blocking(move || engine.flush())
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
+                timer.observe_duration();
                 for w in waiters {
                     let _ = w.send(result.clone());
                 }

@@ -79,6 +79,7 @@ pub async fn sync(
         if !wait {
             return Ok(resp);
         }
+        let _waiting = crate::metrics::SyncWaiter::start();
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) => continue,
             _ => return Ok(resp),

@@ -115,10 +115,19 @@ impl Server {
         )
         .unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_haven"));
+        // `TEST_SERVER_STDERR=<file>` among the extra variables: the server's log goes there.
+        let stderr = match self
+            .extra_env
+            .iter()
+            .find(|(k, _)| k == "TEST_SERVER_STDERR")
+        {
+            Some((_, path)) => Stdio::from(std::fs::File::create(path).expect("log file")),
+            None => Stdio::inherit(),
+        };
         cmd.arg("--config")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
