@@ -45,6 +45,10 @@ pub enum ErrCode {
     UnknownPos,
     /// Federation: the room's version is not one the joining server supports.
     IncompatibleRoomVersion,
+    /// An admin locked the account (Matrix 1.18).
+    UserLocked,
+    /// An admin suspended the account: it may read but not act (Matrix 1.18).
+    UserSuspended,
 }
 
 impl ErrCode {
@@ -80,6 +84,8 @@ impl ErrCode {
         ErrCode::WrongRoomKeysVersion,
         ErrCode::UnknownPos,
         ErrCode::IncompatibleRoomVersion,
+        ErrCode::UserLocked,
+        ErrCode::UserSuspended,
     ];
 
     /// The code named by another server's error (`M_UNKNOWN` for codes Haven does not use).
@@ -112,6 +118,8 @@ impl ErrCode {
             WrongRoomKeysVersion => "M_WRONG_ROOM_KEYS_VERSION",
             UnknownPos => "M_UNKNOWN_POS",
             IncompatibleRoomVersion => "M_INCOMPATIBLE_ROOM_VERSION",
+            UserLocked => "M_USER_LOCKED",
+            UserSuspended => "M_USER_SUSPENDED",
             InvalidParam => "M_INVALID_PARAM",
             MissingParam => "M_MISSING_PARAM",
             UnsupportedRoomVersion => "M_UNSUPPORTED_ROOM_VERSION",
@@ -219,6 +227,25 @@ impl Error {
             message: "Unknown access token".into(),
             extra: Some(json!({ "soft_logout": soft_logout })),
         }
+    }
+
+    /// A locked account: every request refused until an admin unlocks it.
+    pub fn user_locked() -> Self {
+        Error::Matrix {
+            status: StatusCode::UNAUTHORIZED,
+            code: ErrCode::UserLocked,
+            message: "This account has been locked by the server's administrators".into(),
+            extra: Some(json!({ "soft_logout": true })),
+        }
+    }
+
+    /// A suspended account trying to act.
+    pub fn user_suspended() -> Self {
+        Error::new(
+            StatusCode::FORBIDDEN,
+            ErrCode::UserSuspended,
+            "This account is suspended: it may read, not act",
+        )
     }
 
     pub fn internal(message: impl std::fmt::Display) -> Self {

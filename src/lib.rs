@@ -3,6 +3,7 @@
 //! Layers, top to bottom: `api` (HTTP handlers, thin) -> concern modules (`rooms`, `sync`,
 //! `users`, `events`) -> `storage` (typed tables over a key-value engine).
 
+pub mod admin;
 pub mod api;
 pub mod appservice;
 pub mod cli;

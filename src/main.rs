@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some((cmd, rest)) = command.split_first() {
-        return match rt.block_on(async { haven::cli::run(&config, cmd, rest) }) {
+        return match rt.block_on(haven::cli::run(config, cmd, rest)) {
             Ok(out) => {
                 println!("{out}");
                 ExitCode::SUCCESS
@@ -91,6 +91,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     haven::search::start(haven.clone());
     haven::federation::sender::start(haven.clone());
     haven::federation::announce::start(haven.clone());
+    haven::cli::serve(haven.clone())?;
     let app = haven::api::router(haven.clone());
     if let Some(addr) = haven.config.federation.listen {
         start_federation_listener(&haven.config.federation, addr, app.clone()).await?;

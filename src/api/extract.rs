@@ -120,10 +120,14 @@ fn authenticate(
     must_exist: bool,
 ) -> Result<Session, Error> {
     let Some(asv) = h.appservices.by_token(token) else {
-        return h
+        let session = h
             .users
             .authenticate(token)?
-            .ok_or_else(|| Error::unknown_token(false));
+            .ok_or_else(|| Error::unknown_token(false))?;
+        if h.users.get(&session.user_id)?.is_some_and(|u| u.locked) {
+            return Err(Error::user_locked());
+        }
+        return Ok(session);
     };
     let query = parts
         .uri

@@ -32,6 +32,7 @@ pub async fn upload(
     Query(q): Query<UploadQuery>,
     req: Request,
 ) -> Result<Json<serde_json::Value>, Error> {
+    h.users.require_not_suspended(&s.user_id)?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

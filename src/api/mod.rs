@@ -233,6 +233,10 @@ pub fn router(h: Arc<Haven>) -> Router {
 
     r = add::<account::register::v3::Request, _, _>(r, acc::register);
     r = add::<account::get_username_availability::v3::Request, _, _>(r, acc::register_available);
+    r = add::<account::check_registration_token_validity::v1::Request, _, _>(
+        r,
+        acc::registration_token_validity,
+    );
     r = add::<session::get_login_types::v3::Request, _, _>(r, acc::login_types);
     r = add::<session::login::v3::Request, _, _>(r, acc::login);
     r = add::<session::logout::v3::Request, _, _>(r, acc::logout);
@@ -410,6 +414,7 @@ pub fn router(h: Arc<Haven>) -> Router {
             axum::http::header::ACCEPT,
             axum::http::HeaderName::from_static("x-requested-with"),
         ]);
+    r = r.merge(admin::routes(h.clone()));
     r.route_layer(axum::middleware::from_fn(observe::tag_endpoint))
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)

@@ -118,12 +118,25 @@ impl Media {
         Ok(media_id)
     }
 
-    /// The record and the on-disk path of a local media item.
+    /// The record and the on-disk path of a local media item (none while an admin has it
+    /// quarantined).
     pub fn get(&self, db: &Storage, media_id: &str) -> Result<Option<(MediaRecord, PathBuf)>> {
+        if db.t.quarantined_media.contains(&media_id.to_owned())? {
+            return Ok(None);
+        }
         Ok(db.t.media.get(&media_id.to_owned())?.map(|Json(r)| {
             let p = self.content_path(&r.sha256);
             (r, p)
         }))
+    }
+
+    /// Removes stored content (no upload refers to it any more).
+    pub fn remove_content(&self, sha: &str) -> Result<()> {
+        match std::fs::remove_file(self.content_path(sha)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::internal(e)),
+        }
     }
 
     pub fn dir(&self) -> &Path {

@@ -122,6 +122,14 @@ pub struct Tables {
     pub backfill_index: Table<String, u64>,
     /// room -> what is still missing of its older history.
     pub backfill_edges: Table<String, Json<crate::rooms::backfill::BackfillEdge>>,
+    /// sequence -> an admin API call: who, what, on what, with what result.
+    pub audit_log: Table<u64, Json<serde_json::Value>>,
+    /// room -> present when an admin blocked it (no local user may join).
+    pub blocked_rooms: Table<String, ()>,
+    /// media id -> present while an admin has the upload quarantined.
+    pub quarantined_media: Table<String, ()>,
+    /// user -> their server notices room.
+    pub notice_rooms: Table<String, String>,
 }
 
 impl Tables {
@@ -184,6 +192,10 @@ impl Tables {
             backfill: Table::new(t("backfill")?),
             backfill_index: Table::new(t("backfill_index")?),
             backfill_edges: Table::new(t("backfill_edges")?),
+            audit_log: Table::new(t("audit_log")?),
+            blocked_rooms: Table::new(t("blocked_rooms")?),
+            quarantined_media: Table::new(t("quarantined_media")?),
+            notice_rooms: Table::new(t("notice_rooms")?),
         })
     }
 }

@@ -29,6 +29,12 @@ pub struct UserRecord {
     pub deactivated: bool,
     #[serde(default)]
     pub admin: bool,
+    /// Locked by an admin: every request refused (`M_USER_LOCKED`).
+    #[serde(default)]
+    pub locked: bool,
+    /// Suspended by an admin: reading allowed, acting refused (`M_USER_SUSPENDED`).
+    #[serde(default)]
+    pub suspended: bool,
     pub displayname: Option<String>,
     pub avatar_url: Option<String>,
     pub created_ts: u64,
@@ -211,6 +217,42 @@ impl Users {
             Some(h) => password::verify(password.to_owned(), h).await,
             None => Ok(false),
         }
+    }
+
+    /// Refuses an action of a suspended account.
+    pub fn require_not_suspended(&self, user: &UserId) -> Result<()> {
+        match self.get(user)? {
+            Some(u) if u.suspended => Err(Error::user_suspended()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Changes a user's record (admin flags, lock, suspension).
+    pub fn update(&self, user: &UserId, f: impl FnOnce(&mut UserRecord)) -> Result<UserRecord> {
+        let mut rec = self
+            .get(user)?
+            .ok_or_else(|| Error::not_found("Unknown user"))?;
+        f(&mut rec);
+        self.db.t.users.put(&user.to_string(), &Json(rec.clone()))?;
+        Ok(rec)
+    }
+
+    /// Every account, in user ID order after `from`, at most `limit`.
+    pub fn list(&self, from: Option<&str>, limit: usize) -> Result<Vec<(OwnedUserId, UserRecord)>> {
+        let mut out = Vec::new();
+        for item in self.db.t.users.scan_prefix(&[]) {
+            let (id, Json(rec)) = item?;
+            if from.is_some_and(|f| id.as_str() <= f) {
+                continue;
+            }
+            if let Ok(u) = OwnedUserId::try_from(id) {
+                out.push((u, rec));
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub async fn set_password(&self, user: &UserId, password: &str) -> Result<()> {

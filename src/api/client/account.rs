@@ -349,13 +349,7 @@ pub async fn deactivate(
 ) -> ApiResult<deactivate::v3::Response> {
     password_uia(&h, &r).await?;
     let user = r.user()?.clone();
-    // Leave every room so the account disappears from member lists.
-    for room in h.rooms.joined_rooms(&user)? {
-        let _ = h.rooms.leave(&room, &user, None).await;
-    }
-    h.users.deactivate(&user)?;
-    crate::users::keys::mark_changed(&h.db, &h.stream, &user).await?;
-    h.db.durable().await?;
+    crate::admin::deactivate_account(&h, &user).await?;
     Ok(RumaResponse(deactivate::v3::Response::new(
         ruma::api::client::account::ThirdPartyIdRemovalStatus::NoSupport,
     )))
@@ -442,4 +436,21 @@ pub async fn delete_devices(
     crate::users::keys::mark_changed(&h.db, &h.stream, r.user()?).await?;
     h.db.durable().await?;
     Ok(RumaResponse(delete_devices::v3::Response::new()))
+}
+
+/// `GET /v1/register/m.login.registration_token/validity`: whether a token would be accepted.
+pub async fn registration_token_validity(
+    State(h): State<Arc<Haven>>,
+    r: Ruma<ruma::api::client::account::check_registration_token_validity::v1::Request>,
+) -> ApiResult<ruma::api::client::account::check_registration_token_validity::v1::Response> {
+    let cfg = &h.config.registration;
+    if cfg.mode == crate::config::RegistrationMode::Closed {
+        return Err(Error::forbidden("Registration is closed on this server"));
+    }
+    let valid = h
+        .users
+        .registration_token_valid(&r.body.token, &cfg.tokens)?;
+    Ok(RumaResponse(
+        ruma::api::client::account::check_registration_token_validity::v1::Response::new(valid),
+    ))
 }

@@ -55,6 +55,7 @@ pub async fn send_message(
     r: Ruma<send_message_event::v3::Request>,
 ) -> ApiResult<send_message_event::v3::Response> {
     let s = r.session()?;
+    h.users.require_not_suspended(&s.user_id)?;
     h.rooms.require_joined(&r.body.room_id, &s.user_id)?;
     let content = content_of(&r.body.body)?;
     let t = EventTemplate::new(r.body.event_type.to_string(), content);
@@ -70,6 +71,7 @@ pub async fn send_state(
     r: Ruma<send_state_event::v3::Request>,
 ) -> ApiResult<send_state_event::v3::Response> {
     let user = r.user()?;
+    h.users.require_not_suspended(user)?;
     let content = content_of(&r.body.body)?;
     let kind = r.body.event_type.to_string();
     if kind == "m.room.member" {
@@ -391,6 +393,10 @@ pub async fn redact(
         .get_pdu(&b.event_id)?
         .filter(|p| p.room_id == b.room_id)
         .ok_or_else(|| Error::not_found("Event not found"))?;
+    if target.sender != s.user_id {
+        // A suspended account may still take back its own words.
+        h.users.require_not_suspended(&s.user_id)?;
+    }
     let meta = h.rooms.meta_or_404(&b.room_id)?;
     let rules = crate::rooms::rules_for(&meta.version)?;
     let mut content = json!({});

@@ -185,6 +185,7 @@ pub async fn set_displayname(
     r: Ruma<set_display_name::v3::Request>,
 ) -> ApiResult<set_display_name::v3::Response> {
     let user = r.user()?;
+    h.users.require_not_suspended(user)?;
     if *user != r.body.user_id {
         return Err(Error::forbidden("You may only change your own profile"));
     }
@@ -206,6 +207,7 @@ pub async fn set_avatar(
     r: Ruma<set_avatar_url::v3::Request>,
 ) -> ApiResult<set_avatar_url::v3::Response> {
     let user = r.user()?;
+    h.users.require_not_suspended(user)?;
     if *user != r.body.user_id {
         return Err(Error::forbidden("You may only change your own profile"));
     }

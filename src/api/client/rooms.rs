@@ -39,6 +39,7 @@ pub async fn create_room(
     r: Ruma<create_room::v3::Request>,
 ) -> ApiResult<create_room::v3::Response> {
     let user = r.user()?.clone();
+    h.users.require_not_suspended(&user)?;
     let b = &r.body;
     let version = b
         .room_version
@@ -150,6 +151,8 @@ async fn join(
     reason: Option<String>,
     via: &[ruma::OwnedServerName],
 ) -> Result<(), Error> {
+    h.users.require_not_suspended(user)?;
+    crate::admin::rooms::require_not_blocked(h, room_id)?;
     let profile = h.users.member_profile(user)?;
     if h.rooms.meta(room_id)?.is_none() {
         // A room this server is not in: join through a server that is.
@@ -241,6 +244,8 @@ pub async fn invite(
         ));
     };
     let user_id = &invitee.user_id;
+    h.users.require_not_suspended(r.user()?)?;
+    crate::admin::rooms::require_not_blocked(&h, &r.body.room_id)?;
     if user_id.server_name() != h.config.server_name {
         h.rooms.meta_or_404(&r.body.room_id)?;
         crate::federation::membership::invite_remote(
@@ -369,6 +374,7 @@ pub async fn knock(
 ) -> ApiResult<ruma::api::client::knock::knock_room::v3::Response> {
     let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
     let user = r.user()?;
+    h.users.require_not_suspended(user)?;
     if h.rooms.meta(&room_id)?.is_none() {
         // A room this server is not in: knock through a server that is.
         let via = servers_named(&r.body.room_id_or_alias, &r.body.via);
