@@ -24,6 +24,8 @@ pub const COMMANDS: &str = "\
   signing-key                                      the server's signing key id and public key
   check                                            read every table and report their sizes
   export-room ROOM_ID                              a room's full history as JSON, with redacted originals
+  backup DIR                                       a consistent copy of the database and media (writes pause meanwhile)
+  restore DIR                                      replace the database and media with a backup (server stopped)
   rotate-signing-key                               replace the signing key (server stopped)";
 
 /// The socket a running server takes commands on.
@@ -33,13 +35,19 @@ pub fn socket_path(config: &Config) -> PathBuf {
 
 /// Runs `command`: through the running server when there is one, else on the database.
 pub async fn run(config: Config, command: &str, args: &[String]) -> Result<String, Error> {
+    let offline_only = matches!(command, "rotate-signing-key" | "restore");
     if let Ok(stream) = tokio::net::UnixStream::connect(socket_path(&config)).await {
-        if command == "rotate-signing-key" {
-            return Err(Error::invalid_param(
-                "the server is running: stop it to rotate its signing key",
-            ));
+        if offline_only {
+            return Err(Error::invalid_param(format!(
+                "the server is running: stop it first ({command})"
+            )));
         }
         return ask_server(stream, command, args).await;
+    }
+    if command == "restore" {
+        let a = parse(args);
+        a.exactly(1, "restore DIR")?;
+        return restore(&config, std::path::Path::new(a.positional[0])).await;
     }
     if command == "rotate-signing-key" {
         let db = open_storage(&config)?;
@@ -333,6 +341,10 @@ pub async fn execute(h: &Haven, command: &str, args: &[String]) -> Result<String
                 .map_err(|_| Error::invalid_param("invalid room ID"))?;
             pretty(&export_room(h, &room)?)
         }
+        "backup" => {
+            a.exactly(1, "backup DIR")?;
+            backup(h, std::path::Path::new(a.positional[0])).await?
+        }
         other => {
             return Err(Error::invalid_param(format!(
                 "unknown command {other}; `haven --help` lists them"
@@ -427,4 +439,120 @@ pub fn export_room(h: &Haven, room: &ruma::RoomId) -> Result<Value, Error> {
         "exported_by": h.config.server_name,
         "events": events,
     }))
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<u64> {
+    std::fs::create_dir_all(to)?;
+    let mut n = 0;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            n += copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// `backup DIR`: the database as of one moment (writers wait while it is copied), then the
+/// media files, and a description of the backup.
+async fn backup(h: &Haven, dir: &std::path::Path) -> Result<String, Error> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(Error::internal)?
+            .next()
+            .is_some()
+    {
+        return Err(Error::invalid_param(format!(
+            "{} exists and is not empty",
+            dir.display()
+        )));
+    }
+    let start = std::time::Instant::now();
+    let db_dir = dir.join("db");
+    let entries = {
+        let db = h.db.clone();
+        let target = db_dir.clone();
+        tokio::task::spawn_blocking(move || db.snapshot_to(&target))
+            .await
+            .map_err(Error::internal)??
+    };
+    let paused = start.elapsed();
+    let media_dir = h.media.dir().to_owned();
+    let target = dir.join("media");
+    let files = tokio::task::spawn_blocking(move || copy_dir(&media_dir, &target))
+        .await
+        .map_err(Error::internal)?
+        .map_err(Error::internal)?;
+    let about = json!({
+        "server_name": h.config.server_name,
+        "created_ms": crate::util::now_ms(),
+        "schema_version": h.db.meta_u64("schema_version")?,
+        "entries": entries,
+        "media_files": files,
+    });
+    std::fs::write(dir.join("backup.json"), pretty(&about)).map_err(Error::internal)?;
+    Ok(format!(
+        "backup in {}: {entries} database entries (writes paused {:.2} s), {files} media files",
+        dir.display(),
+        paused.as_secs_f64()
+    ))
+}
+
+/// `restore DIR`: checks the backup, moves the current database (and media) aside, and puts
+/// the backup's in their place.
+async fn restore(config: &Config, dir: &std::path::Path) -> Result<String, Error> {
+    let about: Value = std::fs::read(dir.join("backup.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| Error::invalid_param(format!("{} is not a Haven backup", dir.display())))?;
+    if about["server_name"] != config.server_name.as_str() {
+        return Err(Error::invalid_param(format!(
+            "the backup is of {}, this server is {}",
+            about["server_name"], config.server_name
+        )));
+    }
+    // The backup must open with this version of Haven (not from a newer one).
+    drop(open_storage(&Config {
+        database: crate::config::Database {
+            path: dir.join("db"),
+            ..config.database.clone()
+        },
+        ..config.clone()
+    })?);
+    let data = &config.database.path;
+    let media = config
+        .media
+        .path
+        .clone()
+        .unwrap_or_else(|| data.join("media"));
+    let aside = |p: &std::path::Path| -> Result<Option<PathBuf>, Error> {
+        if !p.exists() {
+            return Ok(None);
+        }
+        let mut name = p.as_os_str().to_owned();
+        name.push(format!(".before-restore-{}", crate::util::now_ms()));
+        let to = PathBuf::from(name);
+        std::fs::rename(p, &to).map_err(Error::internal)?;
+        Ok(Some(to))
+    };
+    let old_data = aside(data)?;
+    let old_media = if media.starts_with(data) {
+        None
+    } else {
+        aside(&media)?
+    };
+    copy_dir(&dir.join("db"), data).map_err(Error::internal)?;
+    let _ = std::fs::remove_file(data.join("admin.sock"));
+    copy_dir(&dir.join("media"), &media).map_err(Error::internal)?;
+    Ok(format!(
+        "restored the backup of {} taken at {} ms; the replaced data is in {}{}",
+        about["server_name"],
+        about["created_ms"],
+        old_data.map_or("(none)".into(), |p| p.display().to_string()),
+        old_media.map_or(String::new(), |p| format!(" and {}", p.display()))
+    ))
 }

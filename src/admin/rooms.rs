@@ -10,11 +10,12 @@ use crate::{
 };
 
 /// Events in a room's timeline on this server.
-fn event_count(h: &Haven, room: &RoomId) -> usize {
-    h.db.t
-        .timeline
-        .scan_prefix(&crate::storage::prefix(room.as_str()))
-        .count()
+fn event_count(h: &Haven, room: &RoomId) -> Result<u64> {
+    Ok(h.db
+        .t
+        .room_event_counts
+        .get(&room.to_string())?
+        .unwrap_or(0))
 }
 
 /// One room: its names, version, creator, sizes, publication and block.
@@ -46,7 +47,7 @@ pub fn room_view(h: &Haven, room: &RoomId) -> Result<Value> {
         "joined_members": joined,
         "joined_local_members": local,
         "members": members.len(),
-        "events": event_count(h, room),
+        "events": event_count(h, room)?,
         "public": h.rooms.is_published(room)?,
         "blocked": is_blocked(h, room)?,
     }))

@@ -65,6 +65,20 @@ impl Rooms {
             t.timeline.remove(&(room.to_owned(), pos))?;
             out.events += 1;
         }
+        t.room_event_counts.remove(&room.to_owned())?;
+        // History fetched from other servers.
+        let backfilled: Vec<_> = t
+            .backfill
+            .scan_prefix(&p)
+            .collect::<std::result::Result<_, _>>()?;
+        for ((_, n), entry) in backfilled {
+            t.backfill_index.remove(&entry.event_id)?;
+            t.pdus.remove(&entry.event_id)?;
+            t.redacted_originals.remove(&entry.event_id)?;
+            t.event_extras.remove(&entry.event_id)?;
+            t.backfill.remove(&(room.to_owned(), n))?;
+        }
+        t.backfill_edges.remove(&room.to_owned())?;
         // State groups form chains within the room: remove each and its ancestors.
         let mut seen = BTreeSet::new();
         for g in groups {

@@ -37,6 +37,9 @@ pub trait KvEngine: Send + Sync + 'static {
     /// Blocks until all previous writes are durable.
     fn flush(&self) -> Result<(), StorageError>;
     fn size_on_disk(&self) -> Result<u64, StorageError>;
+    /// Copies every tree, as of one moment between writes, into a new database at `dir`;
+    /// writers wait meanwhile. Answers how many entries were copied.
+    fn snapshot_to(&self, dir: &std::path::Path) -> Result<u64, StorageError>;
 }
 
 /// One ordered keyspace.

@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod flusher;
 pub mod keys;
+pub mod migrations;
 pub mod schema;
 mod sled_engine;
 pub mod table;
@@ -19,7 +20,7 @@ pub use table::{Json, Table};
 
 /// The schema version this build writes. Older databases are migrated forward at start;
 /// newer ones are refused.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -47,7 +48,9 @@ impl Storage {
         let engine: Arc<dyn engine::KvEngine> =
             Arc::new(sled_engine::SledEngine::open(path, cache_bytes)?);
         let t = Tables::open(engine.as_ref())?;
-        check_schema_version(&t)?;
+        if !migrations::run(&t)?.is_empty() {
+            engine.flush()?;
+        }
         let flusher = flusher::Flusher::start(engine.clone());
         Ok(Arc::new(Self { engine, t, flusher }))
     }
@@ -77,34 +80,17 @@ impl Storage {
     pub fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.engine.size_on_disk()
     }
+
+    /// A consistent copy of the whole database in a new directory (see `KvEngine::snapshot_to`).
+    pub fn snapshot_to(&self, dir: &Path) -> Result<u64, StorageError> {
+        self.engine.snapshot_to(dir)
+    }
 }
 
 fn meta_u64(t: &Tables, key: &str) -> Result<u64, StorageError> {
     match t.meta.get(&key.to_owned())? {
         Some(v) => <u64 as table::Value>::from_bytes(&v),
         None => Ok(0),
-    }
-}
-
-fn check_schema_version(t: &Tables) -> Result<(), StorageError> {
-    match meta_u64(t, "schema_version")? {
-        0 => {
-            t.meta.put(
-                &"schema_version".to_owned(),
-                &table::Value::to_bytes(&SCHEMA_VERSION)?,
-            )?;
-            Ok(())
-        }
-        found => {
-            if found > SCHEMA_VERSION {
-                return Err(StorageError::TooNew {
-                    found,
-                    supported: SCHEMA_VERSION,
-                });
-            }
-            // Version 1 is the first schema: there is nothing to migrate from yet.
-            Ok(())
-        }
     }
 }
 

@@ -1,6 +1,10 @@
 //! The sled implementation of [`KvEngine`]. This file is the only place that names sled.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, RwLock},
+};
 
 use super::{
     engine::{Batch, KvEngine, KvIter, KvTree},
@@ -9,6 +13,9 @@ use super::{
 
 pub struct SledEngine {
     db: sled::Db,
+    /// Writers share it; a snapshot holds it alone, so it sees the database between two writes
+    /// (a state the write order keeps consistent, like a crash point).
+    gate: Arc<RwLock<()>>,
 }
 
 impl SledEngine {
@@ -21,7 +28,10 @@ impl SledEngine {
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(map_err)?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            gate: Arc::default(),
+        })
     }
 }
 
@@ -33,6 +43,7 @@ impl KvEngine for SledEngine {
     fn open_tree(&self, name: &str) -> Result<Arc<dyn KvTree>, StorageError> {
         Ok(Arc::new(SledTree(
             self.db.open_tree(name).map_err(map_err)?,
+            self.gate.clone(),
         )))
     }
 
@@ -43,9 +54,45 @@ impl KvEngine for SledEngine {
     fn size_on_disk(&self) -> Result<u64, StorageError> {
         self.db.size_on_disk().map_err(map_err)
     }
+
+    fn snapshot_to(&self, dir: &std::path::Path) -> Result<u64, StorageError> {
+        let _alone = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        self.db.flush().map_err(map_err)?;
+        let copy = sled::Config::new()
+            .path(dir)
+            .create_new(true)
+            .open()
+            .map_err(map_err)?;
+        let mut entries = 0;
+        for name in self.db.tree_names() {
+            let from = self.db.open_tree(&name).map_err(map_err)?;
+            let to = copy.open_tree(&name).map_err(map_err)?;
+            let mut batch = sled::Batch::default();
+            let mut n = 0;
+            for item in from.iter() {
+                let (k, v) = item.map_err(map_err)?;
+                batch.insert(k, v);
+                n += 1;
+                if n % 10_000 == 0 {
+                    to.apply_batch(std::mem::take(&mut batch))
+                        .map_err(map_err)?;
+                }
+            }
+            to.apply_batch(batch).map_err(map_err)?;
+            entries += n;
+        }
+        copy.flush().map_err(map_err)?;
+        Ok(entries)
+    }
 }
 
-struct SledTree(sled::Tree);
+struct SledTree(sled::Tree, Arc<RwLock<()>>);
+
+impl SledTree {
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.1.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 fn pair(r: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(Vec<u8>, Vec<u8>), StorageError> {
     r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err)
@@ -57,10 +104,12 @@ impl KvTree for SledTree {
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        let _w = self.writing();
         self.0.insert(key, value).map(|_| ()).map_err(map_err)
     }
 
     fn remove(&self, key: &[u8]) -> Result<(), StorageError> {
+        let _w = self.writing();
         self.0.remove(key).map(|_| ()).map_err(map_err)
     }
 
@@ -72,6 +121,7 @@ impl KvTree for SledTree {
                 None => b.remove(k),
             }
         }
+        let _w = self.writing();
         self.0.apply_batch(b).map_err(map_err)
     }
 
