@@ -135,7 +135,18 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
     .await;
     assert_eq!(st, 200, "{v}");
 
-    // Lock and suspend (the spec's endpoints).
+    // Lock and suspend (the spec's endpoints), offered to admins in their capabilities.
+    let (_, v) = call(&root, "GET", "/_matrix/client/v3/capabilities", None).await;
+    assert_eq!(
+        v["capabilities"]["m.account_moderation"],
+        json!({"lock": true, "suspend": true}),
+        "{v}"
+    );
+    let (_, v) = call(&bob, "GET", "/_matrix/client/v3/capabilities", None).await;
+    assert!(
+        v["capabilities"].get("m.account_moderation").is_none(),
+        "{v}"
+    );
     let lock = format!("/_matrix/client/v1/admin/lock/{bob_id}");
     let suspend = format!("/_matrix/client/v1/admin/suspend/{bob_id}");
     assert_eq!(

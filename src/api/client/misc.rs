@@ -55,9 +55,14 @@ pub async fn versions(
 
 pub async fn capabilities(
     State(h): State<Arc<Haven>>,
-    _r: Ruma<get_capabilities::v3::Request>,
+    r: Ruma<get_capabilities::v3::Request>,
 ) -> ApiResult<get_capabilities::v3::Response> {
     let mut caps = get_capabilities::v3::Capabilities::new();
+    // Admins may lock and suspend accounts (Matrix 1.18).
+    if crate::api::admin::is_admin(&h, r.session()?)? {
+        caps.account_moderation =
+            get_capabilities::v3::AccountModerationCapability::new(true, true);
+    }
     let available: BTreeMap<RoomVersionId, _> = crate::rooms::SUPPORTED_VERSIONS
         .iter()
         .map(|v| {
