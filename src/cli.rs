@@ -23,6 +23,7 @@ pub const COMMANDS: &str = "\
   revoke-registration-token TOKEN
   signing-key                                      the server's signing key id and public key
   check                                            read every table and report their sizes
+  compact                                          rewrite the database into fresh files (server stopped)
   export-room ROOM_ID                              a room's full history as JSON, with redacted originals
   backup DIR                                       a consistent copy of the database and media (writes pause meanwhile)
   restore DIR                                      replace the database and media with a backup (server stopped)
@@ -35,7 +36,7 @@ pub fn socket_path(config: &Config) -> PathBuf {
 
 /// Runs `command`: through the running server when there is one, else on the database.
 pub async fn run(config: Config, command: &str, args: &[String]) -> Result<String, Error> {
-    let offline_only = matches!(command, "rotate-signing-key" | "restore");
+    let offline_only = matches!(command, "rotate-signing-key" | "restore" | "compact");
     if let Ok(stream) = tokio::net::UnixStream::connect(socket_path(&config)).await {
         if offline_only {
             return Err(Error::invalid_param(format!(
@@ -43,6 +44,10 @@ pub async fn run(config: Config, command: &str, args: &[String]) -> Result<Strin
             )));
         }
         return ask_server(stream, command, args).await;
+    }
+    if command == "compact" {
+        parse(args).exactly(0, "compact")?;
+        return compact(&config);
     }
     if command == "restore" {
         let a = parse(args);
@@ -555,4 +560,53 @@ async fn restore(config: &Config, dir: &std::path::Path) -> Result<String, Error
         old_data.map_or("(none)".into(), |p| p.display().to_string()),
         old_media.map_or(String::new(), |p| format!(" and {}", p.display()))
     ))
+}
+
+/// `compact`: the database copied into fresh files (leaving out the space sled keeps for
+/// overwritten data) and put in place; the old files are kept aside until the operator removes
+/// them.
+fn compact(config: &Config) -> Result<String, Error> {
+    let data = &config.database.path;
+    let db = open_storage(config)?;
+    let before = db.size_on_disk()?;
+    let mut fresh = data.as_os_str().to_owned();
+    fresh.push(".compacting");
+    let fresh = PathBuf::from(fresh);
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).map_err(Error::internal)?;
+    }
+    let entries = db.snapshot_to(&fresh)?;
+    let mut old = data.as_os_str().to_owned();
+    old.push(format!(".before-compact-{}", crate::util::now_ms()));
+    let old = PathBuf::from(old);
+    std::fs::rename(data, &old).map_err(Error::internal)?;
+    std::fs::rename(&fresh, data).map_err(Error::internal)?;
+    // Media kept inside the data directory moves along.
+    let media = old.join("media");
+    if config.media.path.is_none() && media.exists() {
+        std::fs::rename(&media, data.join("media")).map_err(Error::internal)?;
+    }
+    let after = dir_size(data.as_path()).unwrap_or(0);
+    Ok(format!(
+        "{entries} entries rewritten: {before} -> {after} bytes; the old files are in {} \
+         (remove them once the server runs well)",
+        old.display()
+    ))
+}
+
+fn dir_size(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        n += if entry.file_type()?.is_dir() {
+            if entry.file_name() == "media" {
+                0
+            } else {
+                dir_size(&entry.path())?
+            }
+        } else {
+            entry.metadata()?.len()
+        };
+    }
+    Ok(n)
 }

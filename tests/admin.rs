@@ -592,6 +592,12 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
     assert!(command(&s, &["list-registration-tokens"]).contains(token.trim()));
     command(&s, &["revoke-registration-token", token.trim()]);
     command(&s, &["reset-password", "carol", "newpass"]);
+    let out = command(&s, &["deactivate", "dave"]);
+    assert!(out.contains("deactivated"), "{out}");
+    assert!(command(&s, &["list-users"]).contains(&format!("{} (deactivated)", dave.uid())));
+    let out = command(&s, &["compact"]);
+    assert!(out.contains("entries rewritten"), "{out}");
+    assert!(command(&s, &["check"]).trim_end().ends_with("ok"));
     let bad = s.command(&["reset-password", "nobody", "x"]);
     assert!(
         !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("no account"),
@@ -599,6 +605,10 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
     );
     s.spawn().await;
     login(&s, "carol", "newpass").await;
+    // Compacted, the data is all there: the room and its history.
+    let (st, v) = call(&root, "GET", &format!("{A}/rooms/{room}"), None).await;
+    assert_eq!(st, 200, "the admin's session survived too: {v}");
+    assert!(v["events"].as_u64().unwrap() >= 8, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
