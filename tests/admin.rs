@@ -264,6 +264,34 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
         404
     );
 
+    // Purging old history: the messages go, the room and its state stay.
+    let history = root.create_room(|r| r.name = Some("History".into())).await;
+    for i in 0..5 {
+        root.send_text(&history, &format!("old {i}")).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let cutoff = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    root.send_text(&history, "new").await.unwrap();
+    let (st, v) = call(
+        &root,
+        "POST",
+        &format!("{A}/rooms/{history}/purge_history"),
+        Some(json!({"before_ts": cutoff})),
+    )
+    .await;
+    assert_eq!((st, v["purged_events"].as_u64()), (200, Some(5)), "{v}");
+    assert_eq!(root.message_bodies(&history).await, ["new"]);
+    let (_, v) = call(&root, "GET", &format!("{A}/rooms/{history}"), None).await;
+    assert_eq!(v["name"], "History", "{v}");
+    root.send_text(&history, "after the purge").await.unwrap();
+    assert_eq!(
+        root.message_bodies(&history).await,
+        ["new", "after the purge"]
+    );
+
     // Registration tokens.
     let (st, v) = call(
         &root,

@@ -382,6 +382,25 @@ async fn room_delete(
     })))
 }
 
+#[derive(Deserialize)]
+struct PurgeHistory {
+    /// Events sent before this time (ms since the epoch) are removed.
+    before_ts: u64,
+}
+
+async fn room_purge_history(
+    State(h): State<Arc<Haven>>,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, Error> {
+    let req: PurgeHistory = body_json(&body)?;
+    let purged = h
+        .rooms
+        .purge_history(&room_id(&room)?, req.before_ts)
+        .await?;
+    Ok(Json(json!({ "purged_events": purged })))
+}
+
 async fn tokens_list(State(h): State<Arc<Haven>>) -> Result<Json<Value>, Error> {
     Ok(Json(
         json!({ "registration_tokens": crate::admin::registration_tokens(&h)? }),
@@ -617,6 +636,10 @@ pub fn routes(h: Arc<Haven>) -> Router<Arc<Haven>> {
         .route(&p("/rooms/{room_id}/state"), get(room_state))
         .route(&p("/rooms/{room_id}/members"), get(room_members))
         .route(&p("/rooms/{room_id}/block"), put(room_block))
+        .route(
+            &p("/rooms/{room_id}/purge_history"),
+            post(room_purge_history),
+        )
         .route(
             &p("/registration_tokens"),
             get(tokens_list).post(tokens_create),

@@ -137,3 +137,77 @@ impl Rooms {
         Ok(out)
     }
 }
+
+impl Rooms {
+    /// Removes a room's events sent before `before_ms` (retention, or an admin's purge) while
+    /// the room goes on: state events (the room's state and authorisation rest on them) and the
+    /// room's newest events are kept. Answers how many events went. Search postings and
+    /// relations of removed events are left to point at nothing, which readers skip.
+    pub async fn purge_history(&self, room_id: &RoomId, before_ms: u64) -> Result<u64> {
+        let lock = self.room_lock(room_id);
+        let _guard = lock.lock().await;
+        let meta = self.meta_or_404(room_id)?;
+        let t = &self.db.t;
+        let room = room_id.as_str().to_owned();
+        let p = prefix(room.as_str());
+        let old = |pdu: &crate::events::Pdu| {
+            u64::from(pdu.origin_server_ts.get()) < before_ms
+                && pdu.state_key.is_none()
+                && !meta.forward_extremities.contains(&pdu.event_id)
+        };
+        let mut removed = 0;
+        let remove_event = |id: &str| -> Result<()> {
+            t.pdus.remove(&id.to_owned())?;
+            t.redacted_originals.remove(&id.to_owned())?;
+            t.event_extras.remove(&id.to_owned())?;
+            t.has_relations.remove(&id.to_owned())?;
+            t.event_state_before.remove(&id.to_owned())?;
+            Ok(())
+        };
+        let timeline: Vec<_> = t
+            .timeline
+            .scan_prefix(&p)
+            .collect::<std::result::Result<_, _>>()?;
+        for ((_, pos), entry) in timeline {
+            let Some(pdu) = self.get_pdu(
+                &ruma::EventId::parse(&entry.event_id).map_err(crate::error::Error::internal)?,
+            )?
+            else {
+                continue;
+            };
+            if !old(&pdu) {
+                continue;
+            }
+            remove_event(&entry.event_id)?;
+            t.event_pos.remove(&entry.event_id)?;
+            t.stream_events.remove(&pos)?;
+            t.push_actions.remove(&(room.clone(), pos))?;
+            t.timeline.remove(&(room.clone(), pos))?;
+            removed += 1;
+        }
+        let backfilled: Vec<_> = t
+            .backfill
+            .scan_prefix(&p)
+            .collect::<std::result::Result<_, _>>()?;
+        for ((_, n), entry) in backfilled {
+            let Some(pdu) = self.get_pdu(
+                &ruma::EventId::parse(&entry.event_id).map_err(crate::error::Error::internal)?,
+            )?
+            else {
+                continue;
+            };
+            if old(&pdu) {
+                remove_event(&entry.event_id)?;
+                t.backfill_index.remove(&entry.event_id)?;
+                t.backfill.remove(&(room.clone(), n))?;
+                removed += 1;
+            }
+        }
+        let count = t.room_event_counts.get(&room)?.unwrap_or(0);
+        t.room_event_counts
+            .put(&room, &count.saturating_sub(removed))?;
+        self.db.durable().await?;
+        tracing::info!(%room_id, removed, "history purged");
+        Ok(removed)
+    }
+}
