@@ -584,34 +584,28 @@ async fn moderation(
     Ok(Json(json!({ field: v })))
 }
 
-async fn lock_get(
-    State(h): State<Arc<Haven>>,
-    Path(u): Path<String>,
-) -> Result<Json<Value>, Error> {
-    moderation(&h, &u, None, "locked").await
+/// `lock` or `suspend`: the moderation an account-moderation path names.
+fn moderation_field(action: &str) -> Result<&'static str, Error> {
+    match action {
+        "lock" => Ok("locked"),
+        "suspend" => Ok("suspended"),
+        _ => Err(Error::unrecognized()),
+    }
 }
 
-async fn lock_put(
+async fn moderation_get(
     State(h): State<Arc<Haven>>,
-    Path(u): Path<String>,
+    Path((action, u)): Path<(String, String)>,
+) -> Result<Json<Value>, Error> {
+    moderation(&h, &u, None, moderation_field(&action)?).await
+}
+
+async fn moderation_put(
+    State(h): State<Arc<Haven>>,
+    Path((action, u)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    moderation(&h, &u, Some(&body), "locked").await
-}
-
-async fn suspend_get(
-    State(h): State<Arc<Haven>>,
-    Path(u): Path<String>,
-) -> Result<Json<Value>, Error> {
-    moderation(&h, &u, None, "suspended").await
-}
-
-async fn suspend_put(
-    State(h): State<Arc<Haven>>,
-    Path(u): Path<String>,
-    body: Bytes,
-) -> Result<Json<Value>, Error> {
-    moderation(&h, &u, Some(&body), "suspended").await
+    moderation(&h, &u, Some(&body), moderation_field(&action)?).await
 }
 
 /// Every admin route, behind [`gate`].
@@ -653,12 +647,8 @@ pub fn routes(h: Arc<Haven>) -> Router<Arc<Haven>> {
         .route(&p("/events/{event_id}/original"), get(event_original))
         .route(&p("/audit"), get(audit_list))
         .route(
-            "/_matrix/client/v1/admin/lock/{user_id}",
-            get(lock_get).put(lock_put),
-        )
-        .route(
-            "/_matrix/client/v1/admin/suspend/{user_id}",
-            get(suspend_get).put(suspend_put),
+            "/_matrix/client/v1/admin/{action}/{user_id}",
+            get(moderation_get).put(moderation_put),
         )
         .route_layer(axum::middleware::from_fn_with_state(h, gate))
 }

@@ -156,13 +156,7 @@ async fn visit(
             let child = e["state_key"]
                 .as_str()
                 .and_then(|r| OwnedRoomId::try_from(r).ok());
-            let via: Vec<OwnedServerName> = e["content"]["via"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str())
-                .filter_map(|s| OwnedServerName::try_from(s).ok())
-                .collect();
+            let via = crate::rooms::hierarchy::via_servers(&e["content"]);
             if let (Some(child), false) = (child, via.is_empty()) {
                 children.push((child, via));
                 events.push(e.clone());

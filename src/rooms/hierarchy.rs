@@ -23,6 +23,17 @@ pub struct Child {
     pub via: Vec<OwnedServerName>,
 }
 
+/// The servers an `m.space.child` (or `m.space.parent`) content names to reach the room.
+pub fn via_servers(content: &Value) -> Vec<OwnedServerName> {
+    content["via"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+        .filter_map(|s| OwnedServerName::try_from(s).ok())
+        .collect()
+}
+
 impl Rooms {
     /// What a room is: its directory entry with its version, encryption and, for restricted
     /// rooms, the rooms whose members may join.
@@ -93,13 +104,7 @@ impl Rooms {
         });
         for pdu in found {
             let content = pdu.content_value();
-            let via: Vec<OwnedServerName> = content["via"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_str())
-                .filter_map(|s| OwnedServerName::try_from(s).ok())
-                .collect();
+            let via = via_servers(&content);
             let Some(child) = pdu
                 .state_key
                 .as_deref()
