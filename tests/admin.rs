@@ -53,15 +53,40 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
     let carol = s.user("carol").await;
     let bob_id = bob.uid().to_string();
 
-    // Non-admins are refused everywhere (and the attempt is audited).
+    // Non-admins are refused on every admin route (and the attempt is audited).
+    let (c, r) = (carol.uid(), "!r:localhost");
     for (m, p) in [
         ("GET", format!("{A}/users")),
+        ("POST", format!("{A}/users")),
+        ("GET", format!("{A}/users/{c}")),
+        ("POST", format!("{A}/users/{c}/deactivate")),
+        ("POST", format!("{A}/users/{c}/password")),
+        ("PUT", format!("{A}/users/{c}/admin")),
+        ("GET", format!("{A}/users/{c}/devices")),
+        ("DELETE", format!("{A}/users/{c}/devices/D")),
+        ("GET", format!("{A}/users/{c}/sessions")),
+        ("GET", format!("{A}/users/{c}/media")),
         ("GET", format!("{A}/rooms")),
+        ("GET", format!("{A}/rooms/{r}")),
+        ("DELETE", format!("{A}/rooms/{r}")),
+        ("GET", format!("{A}/rooms/{r}/state")),
+        ("GET", format!("{A}/rooms/{r}/members")),
+        ("PUT", format!("{A}/rooms/{r}/block")),
+        ("POST", format!("{A}/rooms/{r}/purge_history")),
+        ("GET", format!("{A}/registration_tokens")),
+        ("POST", format!("{A}/registration_tokens")),
+        ("DELETE", format!("{A}/registration_tokens/t")),
+        ("POST", format!("{A}/server_notices")),
+        ("GET", format!("{A}/reports")),
+        ("POST", format!("{A}/reports/1/resolve")),
+        ("POST", format!("{A}/media/m/quarantine")),
+        ("DELETE", format!("{A}/media/m")),
+        ("GET", format!("{A}/events/$e/original")),
         ("GET", format!("{A}/audit")),
-        (
-            "PUT",
-            format!("/_matrix/client/v1/admin/lock/{}", carol.uid()),
-        ),
+        ("GET", format!("/_matrix/client/v1/admin/lock/{c}")),
+        ("PUT", format!("/_matrix/client/v1/admin/lock/{c}")),
+        ("GET", format!("/_matrix/client/v1/admin/suspend/{c}")),
+        ("PUT", format!("/_matrix/client/v1/admin/suspend/{c}")),
     ] {
         let (st, v) = call(&bob, m, &p, Some(json!({"locked": true}))).await;
         assert_eq!(
