@@ -202,6 +202,16 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
+/// Two federating servers on loopback, Alice on the first and Bob on the second.
+async fn two_servers() -> (u16, u16, Server, Server, common::Client, common::Client) {
+    let (pa, pb) = (free_port(), free_port());
+    let a = Server::start_federating(pa, &[pb]).await;
+    let b = Server::start_federating(pb, &[pa]).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    (pa, pb, a, b, alice, bob)
+}
+
 /// Waits until `c`'s server has a message with this body in the room.
 async fn sees(c: &common::Client, room: &ruma::RoomId, body: &str, what: &str) {
     until(what, || async {
@@ -227,11 +237,7 @@ where
 
 #[tokio::test(flavor = "multi_thread")]
 async fn users_of_two_servers_share_a_room() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
+    let (_pa, _pb, _a, _b, alice, bob) = two_servers().await;
 
     // Alice invites Bob across servers; Bob's server shows him the invite.
     let room = alice.create_room(|r| r.name = Some("Across".into())).await;
@@ -610,11 +616,7 @@ async fn devices_keys_and_to_device_messages_cross_servers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_invite_reaches_the_inviting_server() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
+    let (_pa, _pb, _a, _b, alice, bob) = two_servers().await;
     let room = alice
         .create_room(|r| r.invite = vec![bob.uid().to_owned()])
         .await;
@@ -711,11 +713,7 @@ async fn a_server_acl_shuts_a_server_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_remote_alias_resolves_and_joins() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
+    let (pa, _pb, _a, _b, alice, bob) = two_servers().await;
     let room = alice
         .create_room(|r| {
             r.room_alias_name = Some("lobby".into());
@@ -843,11 +841,7 @@ async fn page_back(c: &common::Client, room: &ruma::RoomId, limit: u32) -> (Vec<
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_before_a_join_is_backfilled_from_other_servers() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
+    let (pa, _pb, _a, _b, alice, bob) = two_servers().await;
 
     // A room with history before Bob's server takes part: 120 messages, one of them redacted.
     let room = alice
@@ -1004,11 +998,7 @@ async fn history_before_a_join_is_backfilled_from_other_servers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn knocks_cross_servers_and_are_let_in_or_refused() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
+    let (pa, _pb, _a, b, alice, bob) = two_servers().await;
     let carol = b.user("carol").await;
     let room = alice
         .create_room_json(json!({
@@ -1117,11 +1107,7 @@ async fn knocks_cross_servers_and_are_let_in_or_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_space_is_walked_across_servers() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
-    let alice = a.user("alice").await;
-    let bob = b.user("bob").await;
+    let (pa, _pb, _a, _b, alice, bob) = two_servers().await;
     let here = format!("127.0.0.1:{pa}");
     let make = |name: &str, space: bool, public: bool| {
         let mut body =

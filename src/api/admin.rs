@@ -256,12 +256,10 @@ async fn user_admin(
     Ok(Json(json!({ "admin": req.admin })))
 }
 
-async fn user_devices(
-    State(h): State<Arc<Haven>>,
-    Path(user): Path<String>,
-) -> Result<Json<Value>, Error> {
-    let user = existing_user(&h, &user)?;
-    let devices: Vec<Value> = h
+/// The user's devices: when and from where each was last seen.
+fn device_rows(h: &Haven, user: &str) -> Result<(OwnedUserId, Vec<Value>), Error> {
+    let user = existing_user(h, user)?;
+    let rows = h
         .users
         .devices(&user)?
         .into_iter()
@@ -274,23 +272,29 @@ async fn user_devices(
             })
         })
         .collect();
-    Ok(Json(json!({ "devices": devices, "total": devices.len() })))
+    Ok((user, rows))
 }
 
-/// Where and when the user's devices were last seen: their sessions.
+async fn user_devices(
+    State(h): State<Arc<Haven>>,
+    Path(user): Path<String>,
+) -> Result<Json<Value>, Error> {
+    let (_, devices) = device_rows(&h, &user)?;
+    Ok(Json(json!({ "total": devices.len(), "devices": devices })))
+}
+
+/// The user's sessions: one per device, with its last connection.
 async fn user_sessions(
     State(h): State<Arc<Haven>>,
     Path(user): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let user = existing_user(&h, &user)?;
-    let sessions: Vec<Value> = h
-        .users
-        .devices(&user)?
+    let (user, devices) = device_rows(&h, &user)?;
+    let sessions: Vec<Value> = devices
         .into_iter()
-        .map(|(id, d)| {
+        .map(|d| {
             json!({
-                "device_id": id,
-                "connections": [{ "ip": d.last_seen_ip, "last_seen": d.last_seen_ts }],
+                "device_id": d["device_id"],
+                "connections": [{ "ip": d["last_seen_ip"], "last_seen": d["last_seen_ts"] }],
             })
         })
         .collect();
