@@ -76,10 +76,16 @@ impl EchoAs {
     }
 
     /// Bodies of the messages `sender` sent, as received, in order.
+    /// Bodies of `sender`'s messages as handled, each delivery once: a transaction the
+    /// appservice was killed while handling (logged, not yet recorded as done) comes again
+    /// under the same transaction ID and is logged again — at-least-once delivery. The same
+    /// event in two different transactions would still show twice.
     fn bodies_from(&self, sender: &str) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
         self.received()
             .iter()
             .filter(|e| e["type"] == "m.room.message" && e["sender"] == sender)
+            .filter(|e| seen.insert((e["txn"].to_string(), e["event_id"].to_string())))
             .map(|e| e["body"].as_str().unwrap_or_default().to_owned())
             .collect()
     }
