@@ -121,6 +121,20 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
         (200, Some(1), Some(false)),
         "{v}"
     );
+    for bad in ["users?limit=many", "audit?from=x", "reports?all=maybe"] {
+        let (st, v) = call(&root, "GET", &format!("{A}/{bad}"), None).await;
+        assert_eq!(
+            (st, v["errcode"].as_str()),
+            (400, Some("M_INVALID_PARAM")),
+            "{bad}: {v}"
+        );
+    }
+    let (st, v) = call(&root, "POST", &format!("{A}/reports/one/resolve"), None).await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{v}"
+    );
     let (st, v) = call(
         &root,
         "GET",

@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 
 use crate::{error::Result, storage::Json, Haven};
 
-/// Appends an entry to the audit log (durably: an admin action that happened is on record).
-pub async fn audit(h: &Haven, entry: Value) -> Result<()> {
+/// Appends an entry to the audit log, durably (an admin action is on record before it
+/// happens); answers its sequence number.
+pub async fn audit(h: &Haven, entry: Value) -> Result<u64> {
     let seq = crate::storage::blocking(|| -> Result<u64> {
-        let seq = h.db.meta_u64("audit_seq")? + 1;
-        h.db.put_meta_u64("audit_seq", seq)?;
+        let seq = h.db.next_number("audit_seq")?;
         let mut entry = entry;
         entry["seq"] = json!(seq);
         entry["ts"] = json!(crate::util::now_ms());
@@ -21,7 +21,16 @@ pub async fn audit(h: &Haven, entry: Value) -> Result<()> {
         Ok(seq)
     })?;
     h.db.durable().await?;
-    tracing::info!(seq, "admin action audited");
+    Ok(seq)
+}
+
+/// Records how an audited call ended.
+pub async fn audit_outcome(h: &Haven, seq: u64, status: u16) -> Result<()> {
+    if let Some(Json(mut entry)) = h.db.t.audit_log.get(&seq)? {
+        entry["status"] = json!(status);
+        h.db.t.audit_log.put(&seq, &Json(entry))?;
+        h.db.durable().await?;
+    }
     Ok(())
 }
 

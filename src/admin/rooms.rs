@@ -9,15 +9,6 @@ use crate::{
     Haven,
 };
 
-/// Events in a room's timeline on this server.
-fn event_count(h: &Haven, room: &RoomId) -> Result<u64> {
-    Ok(h.db
-        .t
-        .room_event_counts
-        .get(&room.to_string())?
-        .unwrap_or(0))
-}
-
 /// One room: its names, version, creator, sizes, publication and block.
 pub fn room_view(h: &Haven, room: &RoomId) -> Result<Value> {
     let meta = h.rooms.meta_or_404(room)?;
@@ -47,7 +38,7 @@ pub fn room_view(h: &Haven, room: &RoomId) -> Result<Value> {
         "joined_members": joined,
         "joined_local_members": local,
         "members": members.len(),
-        "events": event_count(h, room)?,
+        "events": meta.event_count,
         "public": h.rooms.is_published(room)?,
         "blocked": is_blocked(h, room)?,
     }))

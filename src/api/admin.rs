@@ -97,7 +97,15 @@ pub async fn gate(State(h): State<Arc<Haven>>, req: Request, next: Next) -> Resp
         Ok(crate::api::extract::Authed(s)) => s,
         Err(e) => return e.into_response(),
     };
-    let actor = session.user_id.clone();
+    // On record before anything happens: a call that cannot be audited is not made.
+    let entry = json!({ "actor": session.user_id, "method": method, "path": path });
+    let seq = match crate::admin::audit(&h, entry).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::error!(error = %e, "admin call not audited; refused");
+            return Error::internal("the audit log could not be written").into_response();
+        }
+    };
     let resp = match is_admin(&h, &session) {
         Ok(true) => {
             parts.extensions.insert(AdminSession(session));
@@ -106,17 +114,30 @@ pub async fn gate(State(h): State<Arc<Haven>>, req: Request, next: Next) -> Resp
         Ok(false) => Error::forbidden("You are not a server admin").into_response(),
         Err(e) => e.into_response(),
     };
-    let entry = json!({
-        "actor": actor,
-        "method": method,
-        "path": path,
-        "status": resp.status().as_u16(),
-    });
-    if let Err(e) = crate::admin::audit(&h, entry).await {
-        tracing::error!(error = %e, "admin call not audited");
-        return Error::internal("the audit log could not be written").into_response();
+    if let Err(e) = crate::admin::audit_outcome(&h, seq, resp.status().as_u16()).await {
+        // The call happened and is on record; only its status is missing.
+        tracing::error!(seq, error = %e, "admin call outcome not audited");
     }
     resp
+}
+
+/// Query parameters, refused as `M_INVALID_PARAM` (in Matrix's error format) when malformed.
+struct Params<T>(T);
+
+impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<Arc<Haven>>
+    for Params<T>
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        h: &Arc<Haven>,
+    ) -> Result<Self, Error> {
+        Query::<T>::from_request_parts(parts, h)
+            .await
+            .map(|Query(t)| Params(t))
+            .map_err(|e| Error::invalid_param(e.body_text()))
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -159,7 +180,7 @@ fn body_json<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Error> {
 
 async fn users_list(
     State(h): State<Arc<Haven>>,
-    Query(p): Query<Page>,
+    Params(p): Params<Page>,
 ) -> Result<Json<Value>, Error> {
     let (users, next) = crate::admin::list_users(&h, p.from.as_deref(), p.limit())?;
     Ok(Json(json!({ "users": users, "next_token": next })))
@@ -327,7 +348,7 @@ async fn user_media(
 
 async fn rooms_list(
     State(h): State<Arc<Haven>>,
-    Query(p): Query<Page>,
+    Params(p): Params<Page>,
 ) -> Result<Json<Value>, Error> {
     let (rooms, next) = crate::admin::rooms::list(&h, p.from.as_deref(), p.limit())?;
     Ok(Json(json!({ "rooms": rooms, "next_token": next })))
@@ -464,7 +485,7 @@ struct ReportsQuery {
 
 async fn reports_list(
     State(h): State<Arc<Haven>>,
-    Query(q): Query<ReportsQuery>,
+    Params(q): Params<ReportsQuery>,
 ) -> Result<Json<Value>, Error> {
     Ok(Json(
         json!({ "reports": crate::admin::content::reports(&h, q.all)? }),
@@ -480,9 +501,12 @@ struct Resolve {
 async fn report_resolve(
     State(h): State<Arc<Haven>>,
     Extension(AdminSession(s)): Extension<AdminSession>,
-    Path(id): Path<u64>,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
+    let id: u64 = id
+        .parse()
+        .map_err(|_| Error::invalid_param("A report ID is a number"))?;
     let req: Resolve = if body.is_empty() {
         Resolve::default()
     } else {
@@ -536,7 +560,7 @@ struct AuditQuery {
 
 async fn audit_list(
     State(h): State<Arc<Haven>>,
-    Query(q): Query<AuditQuery>,
+    Params(q): Params<AuditQuery>,
 ) -> Result<Json<Value>, Error> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let entries = crate::admin::audit_entries(&h, q.from, limit)?;

@@ -233,6 +233,7 @@ impl Rooms {
             max_depth: 0,
             state_group: 0,
             last_pos: 0,
+            event_count: 0,
         };
         if let Some(alias) = &req.alias {
             // Claimed before the events so that a race on the alias cannot create two rooms.

@@ -55,6 +55,9 @@ pub struct RoomMeta {
     pub state_group: u64,
     /// Stream position of the room's latest event.
     pub last_pos: u64,
+    /// Events in the room's timeline on this server (schema 2; for admins).
+    #[serde(default)]
+    pub event_count: u64,
 }
 
 /// A user's current membership in a room.

@@ -287,9 +287,8 @@ impl Rooms {
             sender: pdu.sender.to_string(),
             kind: pdu.kind.to_string(),
         };
-        let count = t.room_event_counts.get(&room)?.unwrap_or(0);
-        t.room_event_counts.put(&room, &(count + 1))?;
         t.timeline.put(&(room, pos), &entry)?;
+        meta.event_count += 1;
         crate::metrics::METRICS.events_persisted.inc();
         meta.forward_extremities = vec![pdu.event_id.clone()];
         meta.max_depth = meta.max_depth.max(u64::from(pdu.depth));

@@ -65,7 +65,6 @@ impl Rooms {
             t.timeline.remove(&(room.to_owned(), pos))?;
             out.events += 1;
         }
-        t.room_event_counts.remove(&room.to_owned())?;
         // History fetched from other servers.
         let backfilled: Vec<_> = t
             .backfill
@@ -185,6 +184,7 @@ impl Rooms {
             t.timeline.remove(&(room.clone(), pos))?;
             removed += 1;
         }
+        let live_removed = removed;
         let backfilled: Vec<_> = t
             .backfill
             .scan_prefix(&p)
@@ -203,9 +203,10 @@ impl Rooms {
                 removed += 1;
             }
         }
-        let count = t.room_event_counts.get(&room)?.unwrap_or(0);
-        t.room_event_counts
-            .put(&room, &count.saturating_sub(removed))?;
+        // The timeline's count (backfilled history is not in it).
+        let mut meta = self.meta_or_404(room_id)?;
+        meta.event_count = meta.event_count.saturating_sub(live_removed);
+        t.rooms.put(&room, &crate::storage::Json(meta))?;
         self.db.durable().await?;
         tracing::info!(%room_id, removed, "history purged");
         Ok(removed)

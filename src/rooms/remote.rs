@@ -366,6 +366,7 @@ impl Rooms {
             max_depth: u64::from(join.depth).saturating_sub(1),
             state_group: 0,
             last_pos: 0,
+            event_count: 0,
         };
         let mut commit = self.stream.begin(&self.db).await;
         let pos = crate::storage::blocking(|| {

@@ -49,7 +49,8 @@ fn set_version(t: &Tables, v: u64) -> Result<(), StorageError> {
         .put(&"schema_version".to_owned(), &table::Value::to_bytes(&v)?)
 }
 
-/// 1 -> 2: `room_event_counts` from the timelines (kept up to date from then on).
+/// 1 -> 2: each room's event count (`RoomMeta::event_count`) from its timeline; kept up to
+/// date from then on.
 fn room_event_counts(t: &Tables) -> Result<(), StorageError> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for item in t.timeline.scan_prefix(&[]) {
@@ -57,7 +58,10 @@ fn room_event_counts(t: &Tables) -> Result<(), StorageError> {
         *counts.entry(room).or_default() += 1;
     }
     for (room, n) in counts {
-        t.room_event_counts.put(&room, &n)?;
+        if let Some(super::Json(mut meta)) = t.rooms.get(&room)? {
+            meta.event_count = n;
+            t.rooms.put(&room, &super::Json(meta))?;
+        }
     }
     Ok(())
 }
@@ -65,7 +69,19 @@ fn room_event_counts(t: &Tables) -> Result<(), StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Storage;
+    use crate::storage::{Json, Storage};
+
+    fn meta() -> crate::rooms::RoomMeta {
+        crate::rooms::RoomMeta {
+            version: ruma::RoomVersionId::V12,
+            create_event_id: ruma::owned_event_id!("$create"),
+            forward_extremities: Vec::new(),
+            max_depth: 0,
+            state_group: 0,
+            last_pos: 0,
+            event_count: 0,
+        }
+    }
 
     fn entry(id: &str) -> crate::rooms::timeline::TimelineEntry {
         crate::rooms::timeline::TimelineEntry {
@@ -82,28 +98,29 @@ mod tests {
         assert_eq!(version(&db.t).unwrap(), SCHEMA_VERSION, "a new database");
         // As a version-1 build left it: two rooms' timelines, no counts.
         set_version(&db.t, 1).unwrap();
+        for room in ["!a:x", "!b:x"] {
+            db.t.rooms.put(&room.to_owned(), &Json(meta())).unwrap();
+        }
         for (room, pos) in [("!a:x", 1), ("!a:x", 2), ("!b:x", 3)] {
             db.t.timeline
                 .put(&(room.to_owned(), pos), &entry(&format!("$e{pos}")))
                 .unwrap();
         }
+        let count = |room: &str| {
+            db.t.rooms
+                .get(&room.to_owned())
+                .unwrap()
+                .map(|Json(m)| m.event_count)
+        };
         assert_eq!(run(&db.t).unwrap(), ["count each room's events"]);
         assert_eq!(version(&db.t).unwrap(), SCHEMA_VERSION);
-        assert_eq!(
-            db.t.room_event_counts.get(&"!a:x".to_owned()).unwrap(),
-            Some(2)
-        );
-        assert_eq!(
-            db.t.room_event_counts.get(&"!b:x".to_owned()).unwrap(),
-            Some(1)
-        );
+        assert_eq!((count("!a:x"), count("!b:x")), (Some(2), Some(1)));
         // Once: a count changed since is not recomputed at the next start.
-        db.t.room_event_counts.put(&"!a:x".to_owned(), &7).unwrap();
+        let mut m = meta();
+        m.event_count = 7;
+        db.t.rooms.put(&"!a:x".to_owned(), &Json(m)).unwrap();
         assert!(run(&db.t).unwrap().is_empty());
-        assert_eq!(
-            db.t.room_event_counts.get(&"!a:x".to_owned()).unwrap(),
-            Some(7)
-        );
+        assert_eq!(count("!a:x"), Some(7));
         // A database from a newer build is refused.
         set_version(&db.t, SCHEMA_VERSION + 1).unwrap();
         match run(&db.t) {

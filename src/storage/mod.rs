@@ -39,6 +39,8 @@ pub struct Storage {
     engine: Arc<dyn engine::KvEngine>,
     pub t: Tables,
     flusher: flusher::Flusher,
+    /// Serialises [`Storage::next_number`].
+    numbering: std::sync::Mutex<()>,
 }
 
 impl Storage {
@@ -52,7 +54,12 @@ impl Storage {
             engine.flush()?;
         }
         let flusher = flusher::Flusher::start(engine.clone());
-        Ok(Arc::new(Self { engine, t, flusher }))
+        Ok(Arc::new(Self {
+            engine,
+            t,
+            flusher,
+            numbering: std::sync::Mutex::new(()),
+        }))
     }
 
     /// Waits until every write made before this call is durable. Concurrent callers share one
@@ -69,6 +76,15 @@ impl Storage {
     /// A counter or version kept in the `meta` table (0 when absent).
     pub fn meta_u64(&self, key: &str) -> Result<u64, StorageError> {
         meta_u64(&self.t, key)
+    }
+
+    /// The next number of the counter `key` (1, 2, ...): never the same twice, even for
+    /// concurrent callers.
+    pub fn next_number(&self, key: &str) -> Result<u64, StorageError> {
+        let _one = self.numbering.lock().unwrap_or_else(|e| e.into_inner());
+        let n = self.meta_u64(key)? + 1;
+        self.put_meta_u64(key, n)?;
+        Ok(n)
     }
 
     pub fn put_meta_u64(&self, key: &str, value: u64) -> Result<(), StorageError> {

@@ -130,8 +130,6 @@ pub struct Tables {
     pub quarantined_media: Table<String, ()>,
     /// user -> their server notices room.
     pub notice_rooms: Table<String, String>,
-    /// room -> how many events its timeline holds (schema 2).
-    pub room_event_counts: Table<String, u64>,
 }
 
 impl Tables {
@@ -198,7 +196,6 @@ impl Tables {
             blocked_rooms: Table::new(t("blocked_rooms")?),
             quarantined_media: Table::new(t("quarantined_media")?),
             notice_rooms: Table::new(t("notice_rooms")?),
-            room_event_counts: Table::new(t("room_event_counts")?),
         })
     }
 }

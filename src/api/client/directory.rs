@@ -232,8 +232,7 @@ pub async fn protocols(
 }
 
 async fn store_report(h: &Haven, room: &RoomId, report: Value) -> Result<(), Error> {
-    let n = h.db.meta_u64("report_seq")? + 1;
-    h.db.put_meta_u64("report_seq", n)?;
+    let n = h.db.next_number("report_seq")?;
     h.db.t
         .reports
         .put(&(room.to_string(), n), &crate::storage::Json(report))?;
