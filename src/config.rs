@@ -252,6 +252,37 @@ pub enum ConfigError {
     Syntax { path: String, message: String },
     #[error("config key `{key}`: {message}")]
     Key { key: String, message: String },
+    /// A key error caused by an environment override: names the variable, which may not be
+    /// meant for Haven at all (any `HAVEN_*` variable is read as a key).
+    #[error("config key `{key}` (from environment variable {var}): {message}")]
+    EnvKey {
+        key: String,
+        var: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// The same error, naming the environment variable that set `key` or a key around it.
+    fn naming_variable(self, overrides: &[(String, String)]) -> Self {
+        let ConfigError::Key { key, message } = self else {
+            return self;
+        };
+        let within = |outer: &str, inner: &str| {
+            inner == outer || inner.starts_with(&format!("{outer}.")) || outer.is_empty()
+        };
+        match overrides
+            .iter()
+            .find(|(dotted, _)| within(dotted, &key) || within(&key, dotted))
+        {
+            Some((_, var)) => ConfigError::EnvKey {
+                key,
+                var: var.clone(),
+                message,
+            },
+            None => ConfigError::Key { key, message },
+        }
+    }
 }
 
 const ENV_PREFIX: &str = "HAVEN_";
@@ -277,20 +308,23 @@ impl Config {
                     path: origin.to_owned(),
                     message: e.message().to_owned(),
                 })?;
+        // Each override's key (dotted) and variable, to name the variable in errors.
+        let mut overrides: Vec<(String, String)> = Vec::new();
         for (name, value) in env {
             if let Some(rest) = name.strip_prefix(ENV_PREFIX) {
                 let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-                apply_override(&mut table, &path, &value)?;
+                overrides.push((path.join("."), name.clone()));
+                apply_override(&mut table, &path, &value)
+                    .map_err(|e| e.naming_variable(&overrides))?;
             }
         }
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                ConfigError::Key {
-                    key: e.path().to_string(),
-                    message: e.inner().message().to_owned(),
-                }
-            })?;
-        config.validate()?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Key {
+                key: e.path().to_string(),
+                message: e.inner().message().to_owned(),
+            })
+            .and_then(|c: Config| c.validate().map(|()| c))
+            .map_err(|e| e.naming_variable(&overrides))?;
         Ok(config)
     }
 
@@ -413,5 +447,28 @@ mod tests {
         assert!(err.contains("rooms.default_version"), "{err}");
         let err = Config::from_toml("server_name = \"bad name!\"", vec![], "t").unwrap_err();
         assert!(err.to_string().contains("server_name"), "{err}");
+    }
+
+    #[test]
+    fn an_environment_variable_behind_a_bad_key_is_named() {
+        let env = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        let err = Config::from_toml(BASE, env("HAVEN_HOME", "/home/x"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_HOME") && err.contains("home"), "{err}");
+        let err = Config::from_toml(BASE, env("HAVEN_RATE_LIMITS__PER_SECOND", "0"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_RATE_LIMITS__PER_SECOND"), "{err}");
+        let err = Config::from_toml(BASE, env("HAVEN_LISTEN__ADDRES", "x"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HAVEN_LISTEN__ADDRES"), "{err}");
+        // A bad key in the file is not blamed on an unrelated variable.
+        let text = format!("{BASE}[listen]\naddress = \"nope\"\n");
+        let err = Config::from_toml(&text, env("HAVEN_RATE_LIMITS__ENABLED", "false"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("HAVEN_"), "{err}");
     }
 }
