@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod federation;
+pub mod listeners;
 pub mod media;
 pub mod metrics;
 pub mod push;

@@ -1,9 +1,11 @@
 //! `haven`: runs the homeserver. `haven [--config PATH] [COMMAND ARGS...]` (default
 //! `config.toml`); with a command, runs that operator command instead (see `haven --help`).
+//! Listening sockets handed over at start (systemd's `LISTEN_FDS`) are used for the configured
+//! addresses they are bound to (see `listeners`).
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use haven::{config::Config, Haven};
+use haven::{config::Config, listeners::Inherited, Haven};
 
 fn usage() -> ExitCode {
     eprintln!("usage: haven [--config PATH] [COMMAND ARGS...]");
@@ -11,6 +13,8 @@ fn usage() -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: the sockets a service manager or test harness handed over.
+    let inherited = Inherited::from_env();
     let mut args = std::env::args().skip(1);
     let mut path = PathBuf::from("config.toml");
     let mut command: Vec<String> = Vec::new();
@@ -20,9 +24,13 @@ fn main() -> ExitCode {
                 Some(p) => path = PathBuf::from(p),
                 None => return usage(),
             },
+            "--version" | "-V" => {
+                println!("haven {}", env!("CARGO_PKG_VERSION"));
+                return ExitCode::SUCCESS;
+            }
             "--help" | "-h" => {
                 println!(
-                    "haven [--config PATH] [COMMAND ARGS...]\n\nRuns the Haven homeserver, or with a command, that command. Settings come from the TOML file and HAVEN_<SECTION>__<KEY> environment variables.\n\nCommands:\n{}",
+                    "haven [--config PATH] [COMMAND ARGS...]\nhaven --version\n\nRuns the Haven homeserver, or with a command, that command. Settings come from the TOML file and HAVEN_<SECTION>__<KEY> environment variables.\n\nCommands:\n{}",
                     haven::cli::COMMANDS
                 );
                 return ExitCode::SUCCESS;
@@ -61,7 +69,7 @@ fn main() -> ExitCode {
         };
     }
     init_tracing(&config);
-    match rt.block_on(run(config)) {
+    match rt.block_on(run(config, inherited)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("haven: {e}");
@@ -82,7 +90,7 @@ fn init_tracing(config: &Config) {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(config: Config, inherited: Inherited) -> Result<(), Box<dyn std::error::Error>> {
     let addr = config.listen.address;
     let haven = Haven::open(config)?;
     haven::appservice::ensure_senders(&haven).await?;
@@ -94,12 +102,12 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     haven::cli::serve(haven.clone())?;
     let app = haven::api::router(haven.clone());
     if let Some(addr) = haven.config.federation.listen {
-        start_federation_listener(&haven.config.federation, addr, app.clone()).await?;
+        let listener = inherited.listen(addr, "federation.listen").await?;
+        start_federation_listener(&haven.config.federation, listener, app.clone())?;
     }
     if let Some(maddr) = haven.config.metrics.listen {
-        let listener = tokio::net::TcpListener::bind(maddr)
-            .await
-            .map_err(|e| format!("cannot listen on {maddr} (metrics.listen): {e}"))?;
+        let listener = inherited.listen(maddr, "metrics.listen").await?;
+        let maddr = listener.local_addr()?;
         let router = haven::api::metrics_router(haven.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
@@ -108,9 +116,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         });
         tracing::info!(addr = %maddr, "metrics listener");
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = inherited.listen(addr, "listen.address").await?;
+    let addr = listener.local_addr()?;
     haven
         .ready
         .store(true, std::sync::atomic::Ordering::Release);
@@ -144,14 +151,12 @@ async fn shutdown_signal() {
 
 /// The listener other servers connect to: HTTPS with the configured certificate, or plain HTTP
 /// behind a TLS-terminating proxy.
-async fn start_federation_listener(
+fn start_federation_listener(
     fed: &haven::config::FederationConfig,
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     app: axum::Router,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr} (federation.listen): {e}"))?;
+    let addr = listener.local_addr()?;
     match (&fed.tls_certificate, &fed.tls_private_key) {
         (Some(cert), Some(key)) => {
             let tls = haven::federation::tls::acceptor(cert, key)?;
