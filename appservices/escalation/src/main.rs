@@ -1,4 +1,4 @@
-//! `escalation CONFIG.toml`: runs the escalation handler. The file holds the appservice
+//! `escalation --config PATH`: runs the escalation handler. The file holds the appservice
 //! runtime's settings and the `[escalation]` table (programs, affiliates, risk lexicon,
 //! webhooks; see docs/escalation.md). Secrets come from the environment.
 
@@ -63,14 +63,19 @@ async fn housekeeping(h: Arc<Handler>) {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    appservice_runtime::init_logging();
-    let path = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .ok_or("usage: escalation CONFIG.toml")?,
-    );
+fn main() -> std::process::ExitCode {
+    appservice_runtime::cli::run(
+        appservice_runtime::cli::Program {
+            name: "escalation",
+            version: env!("CARGO_PKG_VERSION"),
+            about: "Runs crisis and volunteer conversations: queues, claims, escalations, retention, as a Matrix appservice.",
+            after_help: "Secrets come from the environment (ESCALATION_*). Settings: docs/escalation.md.",
+        },
+        run,
+    )
+}
+
+async fn run(path: PathBuf) -> Result<(), BoxError> {
     let (config, esc) =
         Config::load_with::<EscConfig>(&path, "ESCALATION_CONFIG", Some("escalation"))?;
     esc.validate()?;

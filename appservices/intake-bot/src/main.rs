@@ -1,4 +1,4 @@
-//! `intake-bot CONFIG.toml`: runs the intake bot as an appservice. The file holds the
+//! `intake-bot --config PATH`: runs the intake bot as an appservice. The file holds the
 //! runtime's settings (homeserver_url, server_name, registration, listen, state_dir) and an
 //! optional `[intake]` table (see `config.rs` and docs/intake-bot.md). Without a
 //! `[intake.model]` (or `INTAKE_MODEL_BASE_URL`) the offline interviewer runs.
@@ -36,14 +36,19 @@ async fn display_name(client: &AsClient, bot: &ruma::UserId) -> String {
     .unwrap_or_else(|| bot.localpart().to_owned())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    appservice_runtime::init_logging();
-    let path = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .ok_or("usage: intake-bot CONFIG.toml")?,
-    );
+fn main() -> std::process::ExitCode {
+    appservice_runtime::cli::run(
+        appservice_runtime::cli::Program {
+            name: "intake-bot",
+            version: env!("CARGO_PKG_VERSION"),
+            about: "Interviews volunteers into profiles and takes texters' intake, as a Matrix appservice.",
+            after_help: "Without [intake.model] (or INTAKE_MODEL_BASE_URL) the offline interviewer runs. Settings: docs/intake-bot.md.",
+        },
+        run,
+    )
+}
+
+async fn run(path: PathBuf) -> Result<(), BoxError> {
     let (config, mut intake) =
         Config::load_with::<IntakeConfig>(&path, "INTAKE_CONFIG", Some("intake"))?;
     intake.apply_env()?;

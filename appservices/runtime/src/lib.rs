@@ -6,6 +6,7 @@
 //! calls the client-server API as the bot or any namespace user, [`store`] keeps small state,
 //! [`config`] loads settings and the registration file.
 
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod metrics;

@@ -255,9 +255,55 @@ pub fn router<H: Handler>(hs_token: String, store: Store, handler: H) -> Router 
         .with_state(ctx)
 }
 
+/// Listening sockets handed over by whoever started the process (systemd's `LISTEN_FDS`
+/// protocol: a service manager, or a test harness that holds the port so nobody else can take
+/// it), by the address each is bound to.
+static INHERITED: std::sync::OnceLock<
+    std::sync::Mutex<std::collections::HashMap<std::net::SocketAddr, std::net::TcpListener>>,
+> = std::sync::OnceLock::new();
+
+/// Takes the sockets named by `LISTEN_FDS` (the variables are then removed): call before any
+/// other thread starts, as [`crate::cli::run`] does. [`serve`] uses the one bound to its address.
+pub fn take_inherited_sockets() {
+    INHERITED.get_or_init(|| {
+        let mut fds = listenfd::ListenFd::from_env();
+        let mut by_addr = std::collections::HashMap::new();
+        for i in 0..fds.len() {
+            if let Ok(Some(l)) = fds.take_tcp_listener(i) {
+                if let Ok(addr) = l.local_addr() {
+                    by_addr.insert(addr, l);
+                }
+            }
+        }
+        std::sync::Mutex::new(by_addr)
+    });
+}
+
+/// A listener on `addr`: the inherited socket bound there, else a new one (port 0: one the
+/// system picks). The address listened on is printed to stdout as `listening appservice ADDR`.
+async fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let inherited = INHERITED
+        .get()
+        .and_then(|m| m.lock().unwrap_or_else(|e| e.into_inner()).remove(&addr));
+    let listener = match inherited {
+        Some(l) => {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)?
+        }
+        None => tokio::net::TcpListener::bind(addr).await?,
+    };
+    let bound = listener.local_addr()?;
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "listening appservice {bound}");
+    Ok(listener)
+}
+
 /// Serves `router` on `addr` until SIGINT or SIGTERM.
 pub async fn serve(addr: std::net::SocketAddr, router: Router) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = listen(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr} (listen): {e}"))
+    })?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "appservice listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown())

@@ -1,4 +1,4 @@
-//! `sms-bridge CONFIG.toml`: runs the SMS bridge. Secrets come from the environment:
+//! `sms-bridge --config PATH`: runs the SMS bridge. Secrets come from the environment:
 //! `SMS_BRIDGE_TWILIO_AUTH_TOKEN` (or the API key secret), `SMS_BRIDGE_HASH_KEY` (base64, 32+
 //! bytes, names puppets), `SMS_BRIDGE_NUMBER_KEYS` (`id=base64key,...`, AES-256) and
 //! `SMS_BRIDGE_NUMBER_KEY_ID` (the key that encrypts new numbers).
@@ -34,14 +34,19 @@ fn env(name: &str) -> Result<String, BoxError> {
     std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    appservice_runtime::init_logging();
-    let path = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .ok_or("usage: sms-bridge CONFIG.toml")?,
-    );
+fn main() -> std::process::ExitCode {
+    appservice_runtime::cli::run(
+        appservice_runtime::cli::Program {
+            name: "sms-bridge",
+            version: env!("CARGO_PKG_VERSION"),
+            about: "Bridges SMS (Twilio and partner carriers) to Matrix rooms, as a Matrix appservice.",
+            after_help: "Secrets come from the environment: SMS_BRIDGE_TWILIO_AUTH_TOKEN, SMS_BRIDGE_HASH_KEY, SMS_BRIDGE_NUMBER_KEYS, SMS_BRIDGE_NUMBER_KEY_ID. Settings: docs/sms-bridge.md.",
+        },
+        run,
+    )
+}
+
+async fn run(path: PathBuf) -> Result<(), BoxError> {
     let config = Config::load(&path)?;
     let reg = load_registration(&config.bridge.registration)?;
     let namer = privacy::PuppetNamer::new(&STANDARD.decode(env("SMS_BRIDGE_HASH_KEY")?)?)?;

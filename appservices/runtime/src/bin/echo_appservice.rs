@@ -1,4 +1,4 @@
-//! `echo-appservice CONFIG.toml`: a minimal appservice built on the runtime, used by the
+//! `echo-appservice --config PATH`: a minimal appservice built on the runtime, used by the
 //! integration tests and as an example. Its bot joins rooms it is invited to and answers each
 //! text message with "echo: <text>"; every event it receives is appended to
 //! `<state_dir>/received.jsonl` (transaction ID, event ID, type, sender, body). Users matching
@@ -68,14 +68,19 @@ impl Handler for Echo {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    appservice_runtime::init_logging();
-    let path = PathBuf::from(
-        std::env::args()
-            .nth(1)
-            .ok_or("usage: echo-appservice CONFIG.toml")?,
-    );
+fn main() -> std::process::ExitCode {
+    appservice_runtime::cli::run(
+        appservice_runtime::cli::Program {
+            name: "echo-appservice",
+            version: env!("CARGO_PKG_VERSION"),
+            about: "A minimal appservice: its bot answers each text with \"echo: <text>\".",
+            after_help: "Settings: homeserver_url, server_name, registration, listen, state_dir (ECHO_<KEY> overrides).",
+        },
+        run,
+    )
+}
+
+async fn run(path: PathBuf) -> Result<(), BoxError> {
     let config = Config::load(&path, "ECHO")?;
     let s = &config.settings;
     std::fs::create_dir_all(&s.state_dir)?;

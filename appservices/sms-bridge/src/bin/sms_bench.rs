@@ -119,6 +119,7 @@ async fn main() -> Res<()> {
     .await?;
     let _bridge = Proc(
         Command::new(bin_dir.join("sms-bridge"))
+            .arg("--config")
             .arg(&br_cfg)
             .env("SMS_BRIDGE_TWILIO_AUTH_TOKEN", AUTH)
             .env("SMS_BRIDGE_HASH_KEY", STANDARD.encode([5u8; 32]))

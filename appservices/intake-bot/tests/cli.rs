@@ -1,0 +1,9 @@
+//! `intake-bot`'s command line: `--config PATH`, `--help`, `--version`, errors for people.
+
+#[test]
+fn intake_bot_command_line_speaks_to_people() {
+    haven_testkit::check_command_line(
+        std::path::Path::new(env!("CARGO_BIN_EXE_intake-bot")),
+        "intake-bot",
+    );
+}
