@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, Client, Server};
+use common::{Client, Server};
 
 fn rss_mb(s: &Server) -> f64 {
     let pid = s.child.as_ref().map(|c| c.id()).unwrap_or(0);
@@ -68,14 +68,8 @@ async fn main() {
     let members = args.get(1).copied().unwrap_or(1000);
     let history = args.get(2).copied().unwrap_or(10_000);
 
-    let (pa, pb) = (free_port(), free_port());
-    let (a, b, alice, bob, room) = common::federated_room(
-        &format!("127.0.0.1:{pa}"),
-        pa,
-        &format!("127.0.0.1:{pb}"),
-        pb,
-    )
-    .await;
+    let (a, b, alice, bob, room) = common::federated_room("127.0.0.1", "127.0.0.1").await;
+    let pa = a.fed_port();
 
     // 1. Throughput.
     let t0 = Instant::now();

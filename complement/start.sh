@@ -9,6 +9,7 @@ CA_DIR="${COMPLEMENT_CA_DIR:-/complement/ca}"
 DATA="${START_DATA_DIR:-/data}"
 CLIENT_PORT="${START_CLIENT_PORT:-8008}"
 FEDERATION_PORT="${START_FEDERATION_PORT:-8448}"
+LISTEN_HOST="${START_LISTEN_HOST:-0.0.0.0}"
 HOST="${SERVER_NAME%:*}"
 
 mkdir -p "$DATA/tls"
@@ -27,7 +28,7 @@ cat > "$DATA/config.toml" <<CONFIG
 server_name = "$SERVER_NAME"
 
 [listen]
-address = "0.0.0.0:$CLIENT_PORT"
+address = "$LISTEN_HOST:$CLIENT_PORT"
 
 [database]
 path = "$DATA/db"
@@ -41,7 +42,7 @@ per_second = 100.0
 burst = 1000
 
 [federation]
-listen = "0.0.0.0:$FEDERATION_PORT"
+listen = "$LISTEN_HOST:$FEDERATION_PORT"
 tls_certificate = "$DATA/tls/cert.pem"
 tls_private_key = "$DATA/tls/key.pem"
 ca_file = "$CA_DIR/ca.crt"

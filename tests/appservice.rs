@@ -9,54 +9,36 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, Server};
+use common::{Port, Server};
 use serde_json::{json, Value};
 
 const AS_TOKEN: &str = "as_token_for_tests_0123456789";
 const HS_TOKEN: &str = "hs_token_for_tests_0123456789";
 
-/// The echo appservice binary, built on demand when only this test target was built.
+/// The runtime's echo appservice (built by `cargo test --workspace`; built here when only this
+/// test target was).
 fn echo_binary() -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = dir.join("echo-appservice");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "appservice-runtime",
-                "--bin",
-                "echo-appservice",
-            ])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    bin
+    haven_testkit::sibling_binary("appservice-runtime", "echo-appservice")
 }
 
 struct EchoAs {
     child: Option<Child>,
     config: PathBuf,
     state: PathBuf,
-    port: u16,
+    port: Port,
 }
 
 impl EchoAs {
     fn start(&mut self) {
-        let child = Command::new(echo_binary())
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        let child = haven_testkit::spawn_on(
+            Command::new(echo_binary())
+                .arg("--config")
+                .arg(&self.config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit()),
+            &[&self.port],
+        )
+        .unwrap();
         self.child = Some(child);
     }
 
@@ -104,7 +86,8 @@ fn setup(dir: &Path, hs_port: u16) -> (PathBuf, EchoAs) {
 
 /// `extra`: more registration lines (e.g. `org.haven.admin: true`).
 fn setup_with(dir: &Path, hs_port: u16, extra: &str) -> (PathBuf, EchoAs) {
-    let as_port = free_port();
+    let port = Port::new();
+    let as_port = port.port();
     let reg = dir.join("echo.yaml");
     std::fs::write(
         &reg,
@@ -130,7 +113,7 @@ fn setup_with(dir: &Path, hs_port: u16, extra: &str) -> (PathBuf, EchoAs) {
             child: None,
             config,
             state,
-            port: as_port,
+            port,
         },
     )
 }
@@ -141,11 +124,12 @@ async fn start_pair() -> (Server, EchoAs, tempfile::TempDir) {
 
 async fn start_pair_with(mut env: Vec<(&str, &str)>) -> (Server, EchoAs, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let hs_port = free_port();
+    let hs = Port::new();
+    let hs_port = hs.port();
     let (reg, mut echo) = setup(dir.path(), hs_port);
     let regs = format!("[\"{}\"]", reg.display());
     env.push(("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str()));
-    let server = Server::start_on(hs_port, env).await;
+    let server = Server::start_on(vec![hs], env).await;
     echo.start();
     (server, echo, dir)
 }
@@ -275,7 +259,7 @@ async fn tokens_namespaces_masquerading_and_queries() {
     // The appservice rejects a missing or wrong hs_token.
     let url = format!(
         "http://127.0.0.1:{}/_matrix/app/v1/transactions/forged",
-        echo.port
+        echo.port.port()
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     let resp = loop {
@@ -407,12 +391,13 @@ fn a_bad_registration_stops_the_server_naming_file_and_field() {
 #[tokio::test(flavor = "multi_thread")]
 async fn new_users_get_a_direct_room_with_the_greeting_bot() {
     let dir = tempfile::tempdir().unwrap();
-    let hs_port = free_port();
+    let hs = Port::new();
+    let hs_port = hs.port();
     let (reg, mut echo) = setup(dir.path(), hs_port);
     let regs = format!("[\"{}\"]", reg.display());
     let bots = format!("[\"@echo:localhost:{hs_port}\"]");
     let server = Server::start_on(
-        hs_port,
+        vec![hs],
         vec![
             ("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str()),
             ("HAVEN_REGISTRATION__GREETING_BOTS", bots.as_str()),
@@ -646,14 +631,15 @@ async fn appservices_get_device_lists_and_key_counts_msc3202() {
 #[tokio::test(flavor = "multi_thread")]
 async fn only_admins_and_granted_appservices_delete_rooms() {
     let dir = tempfile::tempdir().unwrap();
-    let hs_port = free_port();
+    let hs = Port::new();
+    let hs_port = hs.port();
     let (reg, _echo) = setup_with(dir.path(), hs_port, "org.haven.admin: true\n");
     // A second appservice without the grant.
     let plain = dir.path().join("plain.yaml");
     std::fs::write(&plain, "id: plain\nurl: null\nas_token: plain_as_token_0123456789\nhs_token: plain_hs_token_0123456789\nsender_localpart: plain\nrate_limited: false\nnamespaces:\n  users: []\n").unwrap();
     let regs = format!("[\"{}\", \"{}\"]", reg.display(), plain.display());
     let server = Server::start_on(
-        hs_port,
+        vec![hs],
         vec![("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str())],
     )
     .await;

@@ -21,29 +21,30 @@ async fn the_complement_entry_point_starts_a_federating_haven() {
     std::fs::write(ca_dir.join("ca.crt"), ca.pem()).unwrap();
     std::fs::write(ca_dir.join("ca.key"), key.serialize_pem()).unwrap();
 
-    let (client, fed) = (common::free_port(), common::free_port());
+    haven_testkit::outside::debian_command("openssl", &["openssl"]);
+    let (client_port, fed_port) = (common::Port::new(), common::Port::new());
+    let (client, fed) = (client_port.port(), fed_port.port());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/complement/start.sh");
-    let mut child = Command::new("sh")
-        .arg(script)
-        .env("SERVER_NAME", format!("localhost:{fed}"))
-        .env("COMPLEMENT_CA_DIR", &ca_dir)
-        .env("START_DATA_DIR", dir.path().join("data"))
-        .env("START_CLIENT_PORT", client.to_string())
-        .env("START_FEDERATION_PORT", fed.to_string())
-        .env("START_BIN", env!("CARGO_BIN_EXE_haven"))
-        .env("START_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let http = reqwest::Client::new();
-    let up = common::poll(20, || async {
-        http.get(format!("http://127.0.0.1:{client}/_matrix/client/versions"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ())
-    })
+    let mut child = haven_testkit::spawn_on(
+        Command::new("sh")
+            .arg(script)
+            .env("SERVER_NAME", format!("localhost:{fed}"))
+            .env("COMPLEMENT_CA_DIR", &ca_dir)
+            .env("START_DATA_DIR", dir.path().join("data"))
+            .env("START_CLIENT_PORT", client.to_string())
+            .env("START_FEDERATION_PORT", fed.to_string())
+            .env("START_LISTEN_HOST", "127.0.0.1")
+            .env("START_BIN", env!("CARGO_BIN_EXE_haven"))
+            .env("START_LOG", "warn")
+            .stdout(Stdio::null()),
+        &[&client_port, &fed_port],
+    )
+    .unwrap();
+    haven_testkit::wait_started(
+        &mut child,
+        "complement/start.sh",
+        &format!("http://127.0.0.1:{client}/_matrix/client/versions"),
+    )
     .await;
     // Federation: HTTPS with a certificate for the name, trusted through the CA alone.
     let tls = reqwest::Client::builder()
@@ -57,7 +58,6 @@ async fn the_complement_entry_point_starts_a_federating_haven() {
         .await;
     let _ = child.kill();
     let _ = child.wait();
-    assert!(up.is_some(), "the client API never answered");
     let keys: serde_json::Value = keys.expect("federation over TLS").json().await.unwrap();
     assert_eq!(keys["server_name"], format!("localhost:{fed}"), "{keys}");
 }

@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{free_port, Server};
+use common::{Port, Server};
+use haven_testkit::unused_port;
 use ruma::{
     api::federation::authentication::{XMatrix, XMatrixSigningInput},
     signatures::{Ed25519KeyPair, PublicKeyMap},
@@ -69,9 +70,10 @@ async fn signed_get(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn servers_fetch_keys_and_verify_requests() {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
+    let (fa, fb) = (Port::new(), Port::new());
+    let (pa, pb) = (fa.port(), fb.port());
+    let a = Server::start_federating(fa, &[pb]).await;
+    let b = Server::start_federating(fb, &[pa]).await;
     let (name_a, name_b) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
     let fed_b = format!("https://127.0.0.1:{pb}");
 
@@ -204,9 +206,10 @@ fn urlencode(s: &str) -> String {
 
 /// Two federating servers on loopback, Alice on the first and Bob on the second.
 async fn two_servers() -> (u16, u16, Server, Server, common::Client, common::Client) {
-    let (pa, pb) = (free_port(), free_port());
-    let a = Server::start_federating(pa, &[pb]).await;
-    let b = Server::start_federating(pb, &[pa]).await;
+    let (fa, fb) = (Port::new(), Port::new());
+    let (pa, pb) = (fa.port(), fb.port());
+    let a = Server::start_federating(fa, &[pb]).await;
+    let b = Server::start_federating(fb, &[pa]).await;
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
     (pa, pb, a, b, alice, bob)
@@ -396,14 +399,7 @@ async fn change_power_levels(c: &common::Client, room: &ruma::RoomId, f: impl Fn
 
 #[tokio::test(flavor = "multi_thread")]
 async fn servers_catch_up_and_agree_after_a_partition() {
-    let (pa, pb) = (free_port(), free_port());
-    let (mut a, mut b, alice, bob, room) = common::federated_room(
-        &format!("127.0.0.1:{pa}"),
-        pa,
-        &format!("127.0.0.1:{pb}"),
-        pb,
-    )
-    .await;
+    let (mut a, mut b, alice, bob, room) = common::federated_room("127.0.0.1", "127.0.0.1").await;
     // Bob may change power levels too.
     let bob_id = bob.uid().to_string();
     change_power_levels(&alice, &room, |pl| {
@@ -491,14 +487,7 @@ async fn servers_catch_up_and_agree_after_a_partition() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn devices_keys_and_to_device_messages_cross_servers() {
-    let (pa, pb) = (free_port(), free_port());
-    let (_a, _b, alice, bob, _room) = common::federated_room(
-        &format!("127.0.0.1:{pa}"),
-        pa,
-        &format!("127.0.0.1:{pb}"),
-        pb,
-    )
-    .await;
+    let (_a, _b, alice, bob, _room) = common::federated_room("127.0.0.1", "127.0.0.1").await;
     let (_, who) = bob
         .raw("GET", "/_matrix/client/v3/account/whoami", None)
         .await;
@@ -667,14 +656,7 @@ async fn a_refused_invite_reaches_the_inviting_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_acl_shuts_a_server_out() {
     // Distinct host names, since ACLs match hosts, not ports.
-    let (pa, pb) = (free_port(), free_port());
-    let (_a, _b, alice, bob, room) = common::federated_room(
-        &format!("127.0.0.1:{pa}"),
-        pa,
-        &format!("localhost:{pb}"),
-        pb,
-    )
-    .await;
+    let (_a, _b, alice, bob, room) = common::federated_room("127.0.0.1", "localhost").await;
     bob.send_text(&room, "before the acl").await.unwrap();
     sees(
         &alice,
@@ -805,7 +787,7 @@ async fn a_remote_alias_resolves_and_joins() {
             "GET",
             &format!(
                 "/_matrix/client/v3/publicRooms?server=127.0.0.1:{}",
-                free_port()
+                unused_port()
             ),
             None,
         )
@@ -1228,14 +1210,8 @@ async fn a_space_is_walked_across_servers() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_signing_key_stays_published_and_federation_goes_on() {
-    let (pa, pb) = (free_port(), free_port());
-    let (mut a, _b, alice, bob, room) = common::federated_room(
-        &format!("127.0.0.1:{pa}"),
-        pa,
-        &format!("127.0.0.1:{pb}"),
-        pb,
-    )
-    .await;
+    let (mut a, _b, alice, bob, room) = common::federated_room("127.0.0.1", "127.0.0.1").await;
+    let pa = a.fed_port();
     alice.send_text(&room, "before rotation").await.unwrap();
     sees(&bob, &room, "before rotation", "the first message").await;
     let keys = || async {

@@ -8,15 +8,15 @@ use common::Server;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn matrix_js_sdk_does_what_element_does() {
+    let dir = haven_testkit::outside::node_packages();
     let s = Server::start().await;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/npm");
     let out = tokio::process::Command::new("node")
         .arg(dir.join("element_flow.mjs"))
         .arg(&s.base)
         .current_dir(&dir)
         .output()
         .await
-        .expect("node runs (the README's test command installs tests/npm)");
+        .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -3,21 +3,24 @@
 
 mod common;
 
-use common::{free_port, Server};
+use common::{Port, Server};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_metrics_request_ids_and_clean_logs() {
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("haven.log");
-    let mport = free_port();
-    let maddr = format!("127.0.0.1:{mport}");
+    let metrics_port = Port::new();
+    let maddr = metrics_port.addr();
     let log_s = log.display().to_string();
-    let s = Server::start_with(vec![
-        ("HAVEN_METRICS__LISTEN", maddr.as_str()),
-        ("TEST_SERVER_STDERR", log_s.as_str()),
-        ("HAVEN_LOGGING__FORMAT", "json"),
-        ("RUST_LOG", "debug"),
-    ])
+    let s = Server::start_on(
+        vec![Port::new(), metrics_port],
+        vec![
+            ("HAVEN_METRICS__LISTEN", maddr.as_str()),
+            ("TEST_SERVER_STDERR", log_s.as_str()),
+            ("HAVEN_LOGGING__FORMAT", "json"),
+            ("RUST_LOG", "debug"),
+        ],
+    )
     .await;
     let http = reqwest::Client::new();
     for (path, body) in [("/healthz", "ok"), ("/readyz", "ready")] {

@@ -1,5 +1,5 @@
-//! Haven and Synapse (from PyPI, `tests/synapse/requirements.txt`, installed by `.ci/run` into
-//! `tests/synapse/.venv`) federating on loopback: a user of each joins the other's room and
+//! Haven and Synapse (from PyPI, `tests/synapse/requirements.txt`, installed on first use into
+//! `tests/synapse/.venv` by `haven_testkit::outside`) federating on loopback: a user of each joins the other's room and
 //! they exchange messages both ways.
 
 mod common;
@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{free_port, Server};
+use common::{Port, Server};
 use serde_json::{json, Value};
 
 /// A Synapse process with its own TLS listener, killed when dropped.
@@ -18,6 +18,7 @@ struct Synapse {
     _dir: tempfile::TempDir,
     base: String,
     http: reqwest::Client,
+    port: u16,
 }
 
 impl Drop for Synapse {
@@ -27,32 +28,22 @@ impl Drop for Synapse {
     }
 }
 
-/// The Python that has Synapse: `tests/synapse/.venv`, made from the pinned requirements when
-/// missing (as `.ci/run` does beforehand).
-fn python() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/synapse");
-    let py = dir.join(".venv/bin/python");
-    if !py.exists() {
-        let ok = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(dir.join(".venv"))
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(dir.join(".venv/bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(dir.join("requirements.txt"))
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "could not install Synapse into tests/synapse/.venv (needs python3 and PyPI)"
-        );
-    }
-    py
-}
-
 impl Synapse {
-    async fn start(port: u16) -> Self {
+    /// Starts Synapse on a free port. Synapse cannot be handed a bound socket, so the port is
+    /// held until just before Synapse starts; should another process take it meanwhile, Synapse
+    /// stops at once and is started again on another port.
+    async fn start() -> Self {
+        for _ in 0..3 {
+            if let Some(s) = Self::try_start(Port::new()).await {
+                return s;
+            }
+        }
+        panic!("synapse could not get a port three times");
+    }
+
+    /// `None` when the port was taken before Synapse could bind it.
+    async fn try_start(held: Port) -> Option<Self> {
+        let port = held.port();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
@@ -67,7 +58,7 @@ impl Synapse {
             .replace("@DIR@", &d.display().to_string());
         let cfg = d.join("homeserver.yaml");
         std::fs::write(&cfg, config).unwrap();
-        let py = python();
+        let py = haven_testkit::outside::synapse_python();
         let gen = Command::new(&py)
             .args(["-m", "synapse.app.homeserver", "--generate-keys", "-c"])
             .arg(&cfg)
@@ -80,7 +71,8 @@ impl Synapse {
             String::from_utf8_lossy(&gen.stderr)
         );
         let log = std::fs::File::create(d.join("synapse.log")).unwrap();
-        let child = Command::new(&py)
+        drop(held);
+        let mut child = Command::new(&py)
             .args(["-m", "synapse.app.homeserver", "-c"])
             .arg(&cfg)
             .current_dir(d)
@@ -93,7 +85,7 @@ impl Synapse {
             .build()
             .unwrap();
         let base = format!("https://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + haven_testkit::START_DEADLINE;
         loop {
             if let Ok(r) = http
                 .get(format!("{base}/_matrix/client/versions"))
@@ -104,18 +96,28 @@ impl Synapse {
                     break;
                 }
             }
+            let log = || std::fs::read_to_string(d.join("synapse.log")).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = log();
+                if log.contains("Address already in use") {
+                    return None;
+                }
+                panic!("synapse exited ({status}):\n{log}");
+            }
             if Instant::now() > deadline {
-                let log = std::fs::read_to_string(d.join("synapse.log")).unwrap_or_default();
-                panic!("synapse did not start:\n{log}");
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("synapse did not start:\n{}", log());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Synapse {
+        Some(Synapse {
             child,
             _dir: dir,
             base,
             http,
-        }
+            port,
+        })
     }
 
     fn log(&self) -> String {
@@ -198,9 +200,8 @@ where
 
 #[tokio::test(flavor = "multi_thread")]
 async fn haven_and_synapse_share_rooms_both_ways() {
-    let (ph, ps) = (free_port(), free_port());
-    let haven = Server::start_federating(ph, &[ps]).await;
-    let syn = Synapse::start(ps).await;
+    let syn = Synapse::start().await;
+    let haven = Server::start_federating(Port::new(), &[syn.port]).await;
     let alice = haven.user("alice").await;
     let (sam_token, sam) = syn.register("sam").await;
     let fail = |what: &str| -> ! { panic!("{what}\n--- synapse log ---\n{}", syn.log()) };

@@ -2,45 +2,31 @@
 //! registers, is invited, joins, receives a message and replies. matrix-bot-sdk 0.5 reads the
 //! hs_token from the `access_token` query parameter only, so this server runs with
 //! `appservices.legacy_query_auth` (Synapse needs `use_appservice_legacy_authorization` for
-//! the same bots). Node packages are installed from tests/npm's lockfile when missing.
+//! the same bots). Node packages are installed from tests/npm's lockfile when missing
+//! (`haven_testkit::outside`).
 
 mod common;
 
 use std::{
     io::{BufRead, BufReader},
-    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use common::{free_port, Server};
+use common::{Port, Server};
 use serde_json::Value;
 
 const AS_TOKEN: &str = "sdkbot_as_token_0123456789abcdef";
 const HS_TOKEN: &str = "sdkbot_hs_token_0123456789abcdef";
 
-fn npm_dir() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/npm"))
-}
-
-fn ensure_node_modules() {
-    if npm_dir().join("node_modules/matrix-bot-sdk").exists() {
-        return;
-    }
-    let ok = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(npm_dir())
-        .status()
-        .expect("npm is needed for this test (Node.js and npm from Debian's packages)");
-    assert!(ok.success(), "npm ci failed in tests/npm");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn matrix_bot_sdk_appservice_joins_and_replies() {
-    ensure_node_modules();
+    let npm_dir = haven_testkit::outside::node_packages();
     let dir = tempfile::tempdir().unwrap();
-    let hs_port = free_port();
-    let as_port = free_port();
+    let hs = Port::new();
+    let hs_port = hs.port();
+    let as_listener = Port::new();
+    let as_port = as_listener.port();
     let reg = dir.path().join("sdkbot.yaml");
     std::fs::write(
         &reg,
@@ -49,7 +35,7 @@ async fn matrix_bot_sdk_appservice_joins_and_replies() {
     .unwrap();
     let regs = format!("[\"{}\"]", reg.display());
     let server = Server::start_on(
-        hs_port,
+        vec![hs],
         vec![
             ("HAVEN_APPSERVICES__REGISTRATIONS", regs.as_str()),
             ("HAVEN_APPSERVICES__LEGACY_QUERY_AUTH", "true"),
@@ -64,19 +50,21 @@ async fn matrix_bot_sdk_appservice_joins_and_replies() {
             let _ = self.0.wait();
         }
     }
-    let mut bot = Command::new("node")
-        .arg(npm_dir().join("bot.js"))
-        .args([
-            server.base.as_str(),
-            &format!("localhost:{hs_port}"),
-            &as_port.to_string(),
-            AS_TOKEN,
-            HS_TOKEN,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node");
+    let mut bot = haven_testkit::spawn_on(
+        Command::new("node")
+            .arg(npm_dir.join("bot.js"))
+            .args([
+                server.base.as_str(),
+                &format!("localhost:{hs_port}"),
+                "fd:3",
+                AS_TOKEN,
+                HS_TOKEN,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+        &[&as_listener],
+    )
+    .expect("node");
     let (tx, rx) = std::sync::mpsc::channel::<Value>();
     let out = bot.stdout.take().unwrap();
     let _bot = KillOnDrop(bot);

@@ -15,6 +15,8 @@ use ruma::api::{
 };
 use serde_json::Value;
 
+pub use haven_testkit::Port;
+
 pub struct Server {
     pub child: Option<Child>,
     pub port: u16,
@@ -23,14 +25,9 @@ pub struct Server {
     pub extra_env: Vec<(String, String)>,
     /// Files the server needs for as long as it runs (TLS certificates).
     pub keep: Vec<tempfile::TempDir>,
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    /// The ports the server listens on, held by the test and handed to each start: the client
+    /// port first, then any other listener's (federation, metrics).
+    pub ports: Vec<Port>,
 }
 
 impl Server {
@@ -39,12 +36,14 @@ impl Server {
     }
 
     pub async fn start_with(extra_env: Vec<(&str, &str)>) -> Self {
-        Self::start_on(free_port(), extra_env).await
+        Self::start_on(vec![Port::new()], extra_env).await
     }
 
-    /// Starts on a given port (when other processes must know it in advance).
-    pub async fn start_on(port: u16, extra_env: Vec<(&str, &str)>) -> Self {
+    /// Starts on given ports (when other processes must know them in advance): the client
+    /// port first, then the ports of other listeners `extra_env` configures.
+    pub async fn start_on(ports: Vec<Port>, extra_env: Vec<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let port = ports[0].port();
         let mut s = Server {
             child: None,
             port,
@@ -55,29 +54,30 @@ impl Server {
                 .map(|(a, b)| (a.to_owned(), b.to_owned()))
                 .collect(),
             keep: Vec::new(),
+            ports,
         };
         s.spawn().await;
         s
     }
 
-    /// A server that federates: named `127.0.0.1:<fed_port>`, its federation listener on that
+    /// A server that federates: named `127.0.0.1:<fed port>`, its federation listener on that
     /// port speaking TLS with a fresh self-signed certificate, trusting the certificates of the
     /// servers on `peers` (their federation ports) without checking them.
-    pub async fn start_federating(fed_port: u16, peers: &[u16]) -> Self {
+    pub async fn start_federating(fed: Port, peers: &[u16]) -> Self {
         let peers: Vec<String> = peers.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        Self::start_federating_as(&format!("127.0.0.1:{fed_port}"), fed_port, &peers).await
+        Self::start_federating_as(&fed.addr(), fed, &peers).await
     }
 
     /// [`Server::start_federating`] with a chosen server name (`host:fed_port`) and peers
     /// named in full.
-    pub async fn start_federating_as(name: &str, fed_port: u16, peers: &[String]) -> Self {
+    pub async fn start_federating_as(name: &str, fed: Port, peers: &[String]) -> Self {
         let certs = tempfile::tempdir().unwrap();
         let ck = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
             .unwrap();
         let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
         std::fs::write(&cert, ck.cert.pem()).unwrap();
         std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
-        let listen = format!("127.0.0.1:{fed_port}");
+        let listen = fed.addr();
         let peers = format!(
             "[{}]",
             peers
@@ -94,9 +94,14 @@ impl Server {
             ("HAVEN_FEDERATION__TLS_PRIVATE_KEY", key.as_str()),
             ("HAVEN_FEDERATION__INSECURE_PEERS", peers.as_str()),
         ];
-        let mut s = Self::start_on(free_port(), env).await;
+        let mut s = Self::start_on(vec![Port::new(), fed], env).await;
         s.keep.push(certs);
         s
+    }
+
+    /// The federation listener's port (a server started federating).
+    pub fn fed_port(&self) -> u16 {
+        self.ports[1].port()
     }
 
     pub fn data_path(&self) -> PathBuf {
@@ -131,22 +136,15 @@ impl Server {
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        self.child = Some(cmd.spawn().expect("start haven"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let http = reqwest::Client::new();
-        loop {
-            if let Ok(r) = http
-                .get(format!("{}/_matrix/client/versions", self.base))
-                .send()
-                .await
-            {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let ports: Vec<&Port> = self.ports.iter().collect();
+        let mut child = haven_testkit::spawn_on(&mut cmd, &ports).expect("start haven");
+        haven_testkit::wait_started(
+            &mut child,
+            "haven",
+            &format!("{}/_matrix/client/versions", self.base),
+        )
+        .await;
+        self.child = Some(child);
     }
 
     /// Runs `haven --config <this server's config> args...` (an operator command) to its end.
@@ -395,16 +393,18 @@ where
     }
 }
 
-/// Two federating servers named `name_a` and `name_b` (listening on `pa` and `pb`), Alice on the
-/// first and Bob on the second, Bob invited to and joined in a room of Alice's.
+/// Two federating servers named `<host_a>:<port>` and `<host_b>:<port>` (each port its
+/// federation listener's), Alice on the first and Bob on the second, Bob invited to and joined
+/// in a room of Alice's.
 pub async fn federated_room(
-    name_a: &str,
-    pa: u16,
-    name_b: &str,
-    pb: u16,
+    host_a: &str,
+    host_b: &str,
 ) -> (Server, Server, Client, Client, ruma::OwnedRoomId) {
-    let a = Server::start_federating_as(name_a, pa, &[name_b.to_owned()]).await;
-    let b = Server::start_federating_as(name_b, pb, &[name_a.to_owned()]).await;
+    let (pa, pb) = (Port::new(), Port::new());
+    let name_a = format!("{host_a}:{}", pa.port());
+    let name_b = format!("{host_b}:{}", pb.port());
+    let a = Server::start_federating_as(&name_a, pa, std::slice::from_ref(&name_b)).await;
+    let b = Server::start_federating_as(&name_b, pb, &[name_a]).await;
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
     let room = alice

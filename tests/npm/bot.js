@@ -3,13 +3,15 @@
 // does as JSON lines on stdout for the Rust test that starts it.
 //
 // usage: node bot.js <homeserver_url> <server_name> <port> <as_token> <hs_token>
+// <port> is a number, or fd:N for a listening socket the test started it with (it holds the
+// port, so nothing else can take it before the bot listens).
 const { Appservice, SimpleRetryJoinStrategy, LogService, LogLevel } = require("matrix-bot-sdk");
 
 const [hsUrl, serverName, port, asToken, hsToken] = process.argv.slice(2);
 LogService.setLevel(LogLevel.ERROR);
 
 const appservice = new Appservice({
-  port: Number(port),
+  port: /^fd:\d+$/.test(port) ? { fd: Number(port.slice(3)) } : Number(port),
   bindAddress: "127.0.0.1",
   homeserverName: serverName,
   homeserverUrl: hsUrl,

@@ -320,7 +320,7 @@ async fn a_texters_conversation_from_first_sms_to_closed() {
     env.state_is(&room, "follow_up_scheduled").await;
     env.esc = None; // SIGKILL
     tokio::time::sleep(Duration::from_millis(500)).await;
-    env.esc = Some(spawn_handler(&env.esc_cfg));
+    env.esc = Some(spawn_handler(&env.esc_cfg, &env.esc_port).await);
     env.state_is(&room, "follow_up_active").await;
     env.texts(TEXTER, "checking in").await;
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use haven_testkit::{free_port, sibling_binary, Proc};
+use haven_testkit::{sibling_binary, Port, Proc};
 use serde_json::{json, Value};
 
 const AS_TOKEN: &str = "intake_as_token_for_tests_0123";
@@ -29,36 +29,30 @@ struct Env {
 /// `intake_toml` as its `[intake]` table).
 async fn start(model_base: Option<String>, intake_toml: &str) -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let (hs_port, bot_port) = (free_port(), free_port());
+    let (hs_listener, bot_listener) = (Port::new(), Port::new());
+    let (hs_port, bot_port) = (hs_listener.port(), bot_listener.port());
     let server = format!("localhost:{hs_port}");
     let reg = dir.path().join("intake.yaml");
     std::fs::write(&reg, format!("id: intake-bot\nurl: http://127.0.0.1:{bot_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: intake\nrate_limited: false\nnamespaces:\n  users: []\n")).unwrap();
     let hs_cfg = dir.path().join("haven.toml");
     std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[registration]\nmode = \"open\"\ngreeting_bots = [\"@intake:{server}\"]\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\"]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", dir.path().join("hs").display(), reg.display())).unwrap();
-    let hs_proc = Proc(
+    let mut hs_proc = Proc::start(
         Command::new(haven_binary())
             .arg("--config")
             .arg(&hs_cfg)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+            .stdout(Stdio::null()),
+        &[&hs_listener],
     );
     let bot_cfg = dir.path().join("intake.toml");
     std::fs::write(&bot_cfg, format!("homeserver_url = \"http://127.0.0.1:{hs_port}\"\nserver_name = \"{server}\"\nregistration = \"{}\"\nlisten = \"127.0.0.1:{bot_port}\"\nstate_dir = \"{}\"\n[intake]\n{intake_toml}\n", reg.display(), dir.path().join("bot").display())).unwrap();
     let http = reqwest::Client::new();
-    let hs = format!("http://127.0.0.1:{hs_port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{hs}/_matrix/client/versions"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let hs = hs_listener.url();
+    hs_proc
+        .wait_ready("haven", &format!("{hs}/_matrix/client/versions"))
+        .await;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_intake-bot"));
-    cmd.arg(&bot_cfg)
+    cmd.arg("--config")
+        .arg(&bot_cfg)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());
     if let Some(base) = &model_base {
@@ -66,16 +60,9 @@ async fn start(model_base: Option<String>, intake_toml: &str) -> Env {
             .env("INTAKE_MODEL", "test-model")
             .env("INTAKE_MODEL_TIMEOUT_MS", "2000");
     }
-    let bot = Proc(cmd.spawn().unwrap());
-    while http
-        .get(format!("http://127.0.0.1:{bot_port}/health"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut bot = Proc::start(&mut cmd, &[&bot_listener]);
+    bot.wait_ready("intake-bot", &format!("{}/health", bot_listener.url()))
+        .await;
     Env {
         hs,
         bot_url: format!("http://127.0.0.1:{bot_port}"),
@@ -348,12 +335,12 @@ async fn model_double() -> (ModelDouble, String) {
     let app = Router::new()
         .route("/v1/chat/completions", post(complete))
         .with_state(d.clone());
-    let port = free_port();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (d, format!("http://127.0.0.1:{port}"))
+    (d, url)
 }
 
 #[tokio::test(flavor = "multi_thread")]

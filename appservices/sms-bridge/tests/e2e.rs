@@ -9,7 +9,7 @@ use std::{
 
 use axum::{extract::State, routing::post, Form, Json, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
-use haven_testkit::{free_port, sibling_binary, texts_to, wait_for, Proc};
+use haven_testkit::{sibling_binary, texts_to, wait_for, Port, Proc};
 use serde_json::{json, Value};
 
 const AS_TOKEN: &str = "sms_as_token_for_tests_0123456789";
@@ -30,7 +30,18 @@ const PARTNER_SECRET: &str = "partner_shared_secret";
 const PARTNER_NUMBER: &str = "+15550002222";
 
 /// The partner carrier double: records each signed JSON send.
-async fn partner_double(port: u16) -> PartnerSent {
+/// Serves `app` on a port the system picks; answers its base URL.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// Answers the records and the double's base URL.
+async fn partner_double() -> (PartnerSent, String) {
     let sent: PartnerSent = Default::default();
     async fn send(
         State(s): State<PartnerSent>,
@@ -48,15 +59,12 @@ async fn partner_double(port: u16) -> PartnerSent {
     let app = Router::new()
         .route("/send", post(send))
         .with_state(sent.clone());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    sent
+    (sent, serve(app).await)
 }
 
 /// The Twilio double: records every Messages.json request and answers like Twilio.
-async fn twilio_double(port: u16) -> Sent {
+/// Answers the records and the double's base URL.
+async fn twilio_double() -> (Sent, String) {
     let sent: Sent = Default::default();
     async fn create(State(s): State<Sent>, Form(form): Form<Vec<(String, String)>>) -> Json<Value> {
         let mut all = s.lock().unwrap();
@@ -76,11 +84,7 @@ async fn twilio_double(port: u16) -> Sent {
         .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create))
         .route("/media/pic", axum::routing::get(media))
         .with_state(sent.clone());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    sent
+    (sent, serve(app).await)
 }
 
 struct Env {
@@ -92,15 +96,18 @@ struct Env {
     partner_sent: PartnerSent,
     data: PathBuf,
     bridge_cfg: PathBuf,
+    /// The bridge's port, held for its restarts.
+    bridge_port: Port,
     bridge_proc: Option<Proc>,
     _intake: Option<Proc>,
     _hs: Proc,
     _dir: tempfile::TempDir,
 }
 
-fn spawn_bridge(cfg: &std::path::Path) -> Proc {
-    Proc(
+fn spawn_bridge(cfg: &std::path::Path, port: &Port) -> Proc {
+    Proc::start(
         Command::new(env!("CARGO_BIN_EXE_sms-bridge"))
+            .arg("--config")
             .arg(cfg)
             .env("SMS_BRIDGE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
             .env("SMS_BRIDGE_HASH_KEY", STANDARD.encode([9u8; 32]))
@@ -118,9 +125,8 @@ fn spawn_bridge(cfg: &std::path::Path) -> Proc {
                     .append(true)
                     .open(cfg.with_file_name("bridge.log"))
                     .unwrap(),
-            )
-            .spawn()
-            .unwrap(),
+            ),
+        &[port],
     )
 }
 
@@ -132,13 +138,17 @@ impl Env {
     /// With `intake`, the real intake bot runs too, asking the crisis program's questions.
     async fn start_opts(intake: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (hs_port, bridge_port, tw_port, partner_port) =
-            (free_port(), free_port(), free_port(), free_port());
-        let partner_sent = partner_double(partner_port).await;
+        let (hs_listener, bridge_listener, intake_listener) =
+            (Port::new(), Port::new(), Port::new());
+        let (hs_port, bridge_port, intake_port) = (
+            hs_listener.port(),
+            bridge_listener.port(),
+            intake_listener.port(),
+        );
+        let (partner_sent, partner_url) = partner_double().await;
         let server = format!("localhost:{hs_port}");
         let reg = dir.path().join("sms.yaml");
         std::fs::write(&reg, format!("id: sms-bridge\nurl: http://127.0.0.1:{bridge_port}\nas_token: {AS_TOKEN}\nhs_token: {HS_TOKEN}\nsender_localpart: sms_bridge\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sms_.*:{server}'\n")).unwrap();
-        let intake_port = free_port();
         let intake_reg = dir.path().join("intake.yaml");
         std::fs::write(&intake_reg, format!("id: intake-bot\nurl: http://127.0.0.1:{intake_port}\nas_token: intake_as_token_for_bridge_tests\nhs_token: intake_hs_token_for_bridge_tests\nsender_localpart: intake\nrate_limited: false\nnamespaces:\n  users: []\n")).unwrap();
         let registrations = if intake {
@@ -150,17 +160,16 @@ impl Env {
         let hs_cfg = dir.path().join("haven.toml");
         std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [{registrations}]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", data.display())).unwrap();
         let hs_log = std::fs::File::create(dir.path().join("hs.log")).unwrap();
-        let hs = Proc(
+        let mut hs = Proc::start(
             Command::new(haven_binary())
                 .arg("--config")
                 .arg(&hs_cfg)
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::null())
-                .stderr(hs_log)
-                .spawn()
-                .unwrap(),
+                .stderr(hs_log),
+            &[&hs_listener],
         );
-        let sent = twilio_double(tw_port).await;
+        let (sent, twilio_base) = twilio_double().await;
         let bridge_cfg = dir.path().join("bridge.toml");
         std::fs::write(
             &bridge_cfg,
@@ -176,12 +185,12 @@ state_dir = "{state}"
 {intake_bot}
 
 [twilio]
-api_base_url = "http://127.0.0.1:{tw_port}"
+api_base_url = "{twilio_base}"
 account_sid = "ACtest"
 
 [[partners]]
 id = "acme"
-send_url = "http://127.0.0.1:{partner_port}/send"
+send_url = "{partner_url}/send"
 
 [[affiliates]]
 id = "riverside"
@@ -217,52 +226,38 @@ supervisors = ["@sup:{server}"]
         )
         .unwrap();
         let http = reqwest::Client::new();
-        let hs_url = format!("http://127.0.0.1:{hs_port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http
-            .get(format!("{hs_url}/_matrix/client/versions"))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "homeserver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let hs_url = hs_listener.url();
+        hs.wait_ready("haven", &format!("{hs_url}/_matrix/client/versions"))
+            .await;
         let intake_proc = intake.then(|| {
             let cfg = dir.path().join("intake.toml");
             std::fs::write(&cfg, format!("homeserver_url = \"{hs_url}\"\nserver_name = \"{server}\"\nregistration = \"{}\"\nlisten = \"127.0.0.1:{intake_port}\"\nstate_dir = \"{}\"\n[intake.programs.crisis]\nquestions = [\"How old are you?\", \"Which town are you in?\"]\nclosing = \"Thanks. A counsellor will be with you soon.\"\n", intake_reg.display(), dir.path().join("intake-state").display())).unwrap();
-            Proc(
+            Proc::start(
                 Command::new(sibling_binary("intake-bot", "intake-bot"))
+                    .arg("--config")
                     .arg(&cfg)
                     .env("RUST_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .spawn()
-                    .unwrap(),
+                    .stdout(Stdio::null()),
+                &[&intake_listener],
             )
         });
-        if intake {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while http
-                .get(format!("http://127.0.0.1:{intake_port}/health"))
-                .send()
-                .await
-                .is_err()
-            {
-                assert!(Instant::now() < deadline, "intake bot did not start");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        let mut intake_proc = intake_proc;
+        if let Some(p) = intake_proc.as_mut() {
+            p.wait_ready("intake-bot", &format!("{}/health", intake_listener.url()))
+                .await;
         }
-        let bridge = spawn_bridge(&bridge_cfg);
-        let env = Env {
+        let bridge = spawn_bridge(&bridge_cfg, &bridge_listener);
+        let mut env = Env {
             _intake: intake_proc,
             hs: hs_url,
             bridge: format!("http://127.0.0.1:{bridge_port}"),
             http,
             sent,
-            twilio_base: format!("http://127.0.0.1:{tw_port}"),
+            twilio_base,
             partner_sent,
             data,
             bridge_cfg,
+            bridge_port: bridge_listener,
             bridge_proc: Some(bridge),
             _hs: hs,
             _dir: dir,
@@ -271,17 +266,10 @@ supervisors = ["@sup:{server}"]
         env
     }
 
-    async fn wait_bridge(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self
-            .http
-            .get(format!("{}/health", self.bridge))
-            .send()
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "bridge did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+    async fn wait_bridge(&mut self) {
+        let url = format!("{}/health", self.bridge);
+        if let Some(p) = self.bridge_proc.as_mut() {
+            p.wait_ready("sms-bridge", &url).await;
         }
     }
 
@@ -303,7 +291,7 @@ supervisors = ["@sup:{server}"]
     }
 
     async fn start_bridge(&mut self) {
-        self.bridge_proc = Some(spawn_bridge(&self.bridge_cfg));
+        self.bridge_proc = Some(spawn_bridge(&self.bridge_cfg, &self.bridge_port));
         self.wait_bridge().await;
     }
 

@@ -1,8 +1,12 @@
-//! Shared by the appservices' end-to-end tests: free ports, child processes killed on drop,
-//! sibling binaries, waiting, local doubles of outside services (Twilio's Messages API, webhook
-//! receivers) and a small client-server API client.
+//! Shared by the end-to-end tests: ports held for the processes under test, child processes
+//! killed on drop, sibling binaries, waiting, outside packages the tests need (see [`outside`]),
+//! local doubles of outside services (Twilio's Messages API, webhook receivers, a model server)
+//! and a small client-server API client.
+
+pub mod outside;
 
 use std::{
+    os::fd::AsFd,
     path::PathBuf,
     process::{Child, Command},
     sync::{
@@ -13,14 +17,83 @@ use std::{
 };
 
 use axum::{extract::State, routing::post, Form, Json, Router};
+use command_fds::{CommandFdExt, FdMapping};
 use serde_json::{json, Value};
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("an address")
-        .port()
+/// How long a process under test may take to start answering: generous, because a debug build on
+/// a loaded two-core machine can take many seconds, and a process that exits is noticed at once.
+pub const START_DEADLINE: Duration = Duration::from_secs(180);
+
+/// A loopback port held by the test: bound when made (port 0, so the system picks a free one) and
+/// kept for as long as the value lives. Processes started with [`spawn_on`] are handed the bound
+/// socket itself, so no other process can take the port between choosing it and using it, and a
+/// restarted process gets the same port back.
+#[derive(Debug)]
+pub struct Port(std::net::TcpListener);
+
+impl Port {
+    pub fn new() -> Self {
+        Self(std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port"))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("a bound address").port()
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port())
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+}
+
+impl Default for Port {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Starts `cmd` with `ports` handed over as its listening sockets, following systemd's socket
+/// activation protocol (descriptors 3, 4, ... and `LISTEN_FDS`): Haven and the appservice
+/// runtime listen on the handed-over socket bound to each configured address.
+pub fn spawn_on(cmd: &mut Command, ports: &[&Port]) -> std::io::Result<Child> {
+    let mappings = ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Ok(FdMapping {
+                parent_fd: p.0.as_fd().try_clone_to_owned()?,
+                child_fd: 3 + i as i32,
+            })
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    cmd.fd_mappings(mappings)
+        .map_err(std::io::Error::other)?
+        .env("LISTEN_FDS", ports.len().to_string())
+        .env_remove("LISTEN_PID")
+        .spawn()
+}
+
+impl Proc {
+    /// [`spawn_on`], killed when dropped; panics when it cannot start.
+    pub fn start(cmd: &mut Command, ports: &[&Port]) -> Proc {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        Proc(spawn_on(cmd, ports).unwrap_or_else(|e| panic!("cannot start {program}: {e}")))
+    }
+
+    /// Waits until the process answers `url` (see [`wait_started`]).
+    pub async fn wait_ready(&mut self, what: &str, url: &str) {
+        wait_started(&mut self.0, what, url).await;
+    }
+}
+
+/// A port nothing listens on: bound for a moment and released (for "this server is down").
+pub fn unused_port() -> u16 {
+    Port::new().port()
 }
 
 /// A child process, killed when dropped.
@@ -71,9 +144,32 @@ pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 /// Waits until `url` answers at all (a server has started).
 pub async fn wait_http(url: &str) {
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + START_DEADLINE;
     while http.get(url).send().await.is_err() {
         assert!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `url` answers with a success status while `child` runs: panics at once if the
+/// process exits first (with its status), or after [`START_DEADLINE`].
+pub async fn wait_started(child: &mut Child, what: &str, url: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited before it answered {url}: {status}");
+        }
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not answer {url} within {START_DEADLINE:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -405,4 +501,44 @@ impl Matrix {
         }
         rooms
     }
+}
+
+/// Checks an appservice binary's command line as a person meets it: `--help` and `--version`
+/// answer on stdout with status 0, a missing settings file and a bare path are explained in a
+/// sentence (status 1 and 2), never in Rust's debug form.
+pub fn check_command_line(bin: &std::path::Path, name: &str) {
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0), "{name} --help");
+    assert!(
+        out.contains("--config <PATH>") && out.contains("--version"),
+        "{out}"
+    );
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, Some(0), "{name} --version");
+    assert!(out.starts_with(&format!("{name} ")), "{out}");
+    let (code, _, err) = run(&["--config", "/nonexistent/settings.toml"]);
+    assert_eq!(code, Some(1), "{name} with a missing file: {err}");
+    assert!(
+        err.starts_with(&format!("{name}: "))
+            && err.contains("/nonexistent/settings.toml")
+            && err.contains("No such file"),
+        "{err}"
+    );
+    assert!(!err.contains("Read {") && !err.contains("Error:"), "{err}");
+    let (code, _, err) = run(&["settings.toml"]);
+    assert_eq!(code, Some(2), "{name} with a bare path: {err}");
+    assert!(err.contains("--config"), "{err}");
+    let (code, _, err) = run(&[]);
+    assert_eq!(code, Some(2), "{name} with no arguments: {err}");
 }

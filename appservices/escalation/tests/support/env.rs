@@ -11,8 +11,8 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD, Engine};
 use haven_testkit::{
-    free_port, sibling_binary, texts_to, twilio_double, wait_for, wait_http, webhook_double,
-    Matrix, Proc, TwilioSent, Webhooks,
+    sibling_binary, texts_to, twilio_double, wait_for, webhook_double, Matrix, Port, Proc,
+    TwilioSent, Webhooks,
 };
 use serde_json::{json, Value};
 
@@ -38,26 +38,33 @@ pub struct Env {
     pub bridge: String,
     pub esc_url: String,
     pub esc_cfg: PathBuf,
+    /// The handler's port, held for its restarts.
+    pub esc_port: Port,
     pub esc: Option<Proc>,
     pub ann: Staff,
     pub bo: Staff,
     pub sue: Staff,
     pub ada: Staff,
     pub _procs: Vec<Proc>,
+    pub _ports: Vec<Port>,
     pub _dir: tempfile::TempDir,
 }
 
-pub fn spawn_handler(cfg: &std::path::Path) -> Proc {
-    Proc(
+/// Starts the handler on `port` and waits until it answers.
+pub async fn spawn_handler(cfg: &std::path::Path, port: &Port) -> Proc {
+    let mut p = Proc::start(
         Command::new(env!("CARGO_BIN_EXE_escalation"))
+            .arg("--config")
             .arg(cfg)
             .env("ESCALATION_EMERGENCY_SECRET", EMERGENCY_SECRET)
             .env("ESCALATION_SUBSCRIBER_DASH_SECRET", DASH_SECRET)
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("escalation handler"),
-    )
+            .stdout(Stdio::null()),
+        &[port],
+    );
+    p.wait_ready("escalation", &format!("{}/health", port.url()))
+        .await;
+    p
 }
 
 impl Env {
@@ -69,7 +76,12 @@ impl Env {
     pub async fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let (hs_port, bridge_port, esc_port) = (free_port(), free_port(), free_port());
+        let (hs_listener, bridge_listener, esc_listener) = (Port::new(), Port::new(), Port::new());
+        let (hs_port, bridge_port, esc_port) = (
+            hs_listener.port(),
+            bridge_listener.port(),
+            esc_listener.port(),
+        );
         let server = format!("localhost:{hs_port}");
         let sms_reg = d.join("sms.yaml");
         std::fs::write(&sms_reg, format!("id: sms\nurl: http://127.0.0.1:{bridge_port}\nas_token: {SMS_AS}\nhs_token: sms_hs_token_for_escalation_tests\nsender_localpart: sms_bridge\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sms_.*:{server}'\n")).unwrap();
@@ -77,16 +89,16 @@ impl Env {
         std::fs::write(&esc_reg, format!("id: escalation\nurl: http://127.0.0.1:{esc_port}\nas_token: {ESC_AS}\nhs_token: esc_hs_token_for_escalation_tests\nsender_localpart: escalation\nrate_limited: false\norg.haven.admin: true\nnamespaces:\n  users: []\n")).unwrap();
         let hs_cfg = d.join("haven.toml");
         std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\", \"{}\"]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", d.join("hs").display(), sms_reg.display(), esc_reg.display())).unwrap();
-        let hs = Proc(
+        let mut hs = Proc::start(
             Command::new(sibling_binary("haven", "haven"))
                 .arg("--config")
                 .arg(&hs_cfg)
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
+                .stdout(Stdio::null()),
+            &[&hs_listener],
         );
-        let hs_url = format!("http://127.0.0.1:{hs_port}");
-        wait_http(&format!("{hs_url}/_matrix/client/versions")).await;
+        let hs_url = hs_listener.url();
+        hs.wait_ready("haven", &format!("{hs_url}/_matrix/client/versions"))
+            .await;
         let m = Matrix::new(&hs_url);
         let mut staff = Vec::new();
         for name in ["ann", "bo", "sue", "ada"] {
@@ -155,9 +167,8 @@ entry_survey = ["How old are you?"]
             ),
         )
         .unwrap();
-        let esc = spawn_handler(&esc_cfg);
-        let esc_url = format!("http://127.0.0.1:{esc_port}");
-        wait_http(&format!("{esc_url}/health")).await;
+        let esc = spawn_handler(&esc_cfg, &esc_listener).await;
+        let esc_url = esc_listener.url();
         let bridge_cfg = d.join("bridge.toml");
         std::fs::write(
             &bridge_cfg,
@@ -204,8 +215,9 @@ help_text = "Youth line."
             ),
         )
         .unwrap();
-        let bridge = Proc(
+        let mut bridge = Proc::start(
             Command::new(sibling_binary("sms-bridge", "sms-bridge"))
+                .arg("--config")
                 .arg(&bridge_cfg)
                 .env("SMS_BRIDGE_TWILIO_AUTH_TOKEN", AUTH_TOKEN)
                 .env("SMS_BRIDGE_HASH_KEY", STANDARD.encode([9u8; 32]))
@@ -215,12 +227,13 @@ help_text = "Youth line."
                 )
                 .env("SMS_BRIDGE_NUMBER_KEY_ID", "k1")
                 .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap(),
+                .stdout(Stdio::null()),
+            &[&bridge_listener],
         );
-        let bridge_url = format!("http://127.0.0.1:{bridge_port}");
-        wait_http(&format!("{bridge_url}/health")).await;
+        let bridge_url = bridge_listener.url();
+        bridge
+            .wait_ready("sms-bridge", &format!("{bridge_url}/health"))
+            .await;
         let mut staff = staff.into_iter();
         let mut next = || staff.next().unwrap();
         let (ann, bo, sue, ada) = (next(), next(), next(), next());
@@ -232,12 +245,14 @@ help_text = "Youth line."
             bridge: bridge_url,
             esc_url,
             esc_cfg,
+            esc_port: esc_listener,
             esc: Some(esc),
             ann,
             bo,
             sue,
             ada,
             _procs: vec![bridge, hs],
+            _ports: vec![hs_listener, bridge_listener],
             _dir: dir,
         }
     }
