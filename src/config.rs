@@ -46,7 +46,7 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FederationConfig {
     /// A second listener for other servers (normally port 8448). The main listener serves the
@@ -62,6 +62,27 @@ pub struct FederationConfig {
     pub insecure_peers: Vec<String>,
     /// Notary servers asked for a server's keys when it cannot be reached directly.
     pub trusted_key_servers: Vec<OwnedServerName>,
+    /// Address ranges (CIDR) never connected to for federation, checked after DNS
+    /// resolution: by default loopback, private, link-local, unique-local, CGNAT, multicast and
+    /// reserved ranges, so that no request can make this server reach its own network.
+    pub ip_range_denylist: Vec<ipnet::IpNet>,
+    /// Ranges connected to even when denied above: other servers on a private network, tests.
+    pub ip_range_allowlist: Vec<ipnet::IpNet>,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            tls_certificate: None,
+            tls_private_key: None,
+            ca_file: None,
+            insecure_peers: Vec::new(),
+            trusted_key_servers: Vec::new(),
+            ip_range_denylist: crate::federation::ip_policy::default_denylist(),
+            ip_range_allowlist: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,6 +92,14 @@ pub struct MediaConfig {
     pub path: Option<PathBuf>,
     /// Largest accepted upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Largest image (width x height, as its header declares) a thumbnail is made of; larger
+    /// ones answer 413 `M_TOO_LARGE` without being decoded.
+    pub max_thumbnail_pixels: u64,
+    /// How many images may be decoded for thumbnails at once; further requests wait.
+    pub thumbnail_concurrency: usize,
+    /// The thumbnail sizes made (`{ width, height, method = "crop" | "scale" }`); a request is
+    /// served the nearest size at least as large as asked.
+    pub thumbnail_sizes: Vec<crate::media::thumbnail::Size>,
 }
 
 impl Default for MediaConfig {
@@ -78,6 +107,9 @@ impl Default for MediaConfig {
         Self {
             path: None,
             max_upload_bytes: 50 * 1024 * 1024,
+            max_thumbnail_pixels: 32_000_000,
+            thumbnail_concurrency: 2,
+            thumbnail_sizes: crate::media::thumbnail::default_sizes(),
         }
     }
 }
@@ -364,6 +396,20 @@ impl Config {
             return Err(key_err(
                 "federation.tls_certificate",
                 "set both tls_certificate and tls_private_key, or neither",
+            ));
+        }
+        if self.media.thumbnail_concurrency == 0 {
+            return Err(key_err("media.thumbnail_concurrency", "must be at least 1"));
+        }
+        if self
+            .media
+            .thumbnail_sizes
+            .iter()
+            .any(|s| s.width == 0 || s.height == 0 || s.width > 4096 || s.height > 4096)
+        {
+            return Err(key_err(
+                "media.thumbnail_sizes",
+                "widths and heights must be 1 to 4096",
             ));
         }
         if self.rate_limits.per_second <= 0.0 {

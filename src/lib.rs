@@ -86,7 +86,7 @@ impl Haven {
             .path
             .clone()
             .unwrap_or_else(|| config.database.path.join("media"));
-        let media = media::Media::new(media_dir, config.media.max_upload_bytes)?;
+        let media = media::Media::new(media_dir, &config.media)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()

@@ -39,7 +39,7 @@ fn signed_by(obj: &Value, server: &str, keys: &PublicKeyMap) -> bool {
     ruma::signatures::verify_json(keys, &canonical).is_ok()
 }
 
-/// A request to `base` + `path` signed as `origin` with `pair` for `destination`.
+/// A GET of `base` + `path` signed as `origin` with `pair` for `destination`.
 async fn signed_get(
     base: &str,
     path: &str,
@@ -47,10 +47,24 @@ async fn signed_get(
     destination: &str,
     pair: &Ed25519KeyPair,
 ) -> (u16, Value) {
+    signed_request("GET", base, path, None, origin, destination, pair).await
+}
+
+/// A request to `base` + `path` (with a JSON `body`) signed as `origin` for `destination`.
+async fn signed_request(
+    method: &str,
+    base: &str,
+    path: &str,
+    body: Option<Value>,
+    origin: &str,
+    destination: &str,
+    pair: &Ed25519KeyPair,
+) -> (u16, Value) {
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
     let req = http::Request::builder()
-        .method("GET")
+        .method(method)
         .uri(path)
-        .body(Vec::<u8>::new())
+        .body(bytes.clone())
         .unwrap();
     let input = XMatrixSigningInput::new(
         OwnedServerName::try_from(origin).unwrap(),
@@ -58,12 +72,13 @@ async fn signed_get(
         pair,
     );
     let x = XMatrix::sign_http_request(&req, input).unwrap();
-    let resp = insecure()
-        .get(format!("{base}{path}"))
-        .header("authorization", http::HeaderValue::from(&x))
-        .send()
-        .await
-        .unwrap();
+    let mut rb = insecure()
+        .request(method.parse().unwrap(), format!("{base}{path}"))
+        .header("authorization", http::HeaderValue::from(&x));
+    if !bytes.is_empty() {
+        rb = rb.header("content-type", "application/json").body(bytes);
+    }
+    let resp = rb.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -1263,4 +1278,107 @@ async fn a_rotated_signing_key_stays_published_and_federation_goes_on() {
         "a message signed with the new key",
     )
     .await;
+}
+
+/// Takes the signing key out of a stopped server's database (to speak as that server).
+fn signing_key_of(server: &Server, name: &str) -> Ed25519KeyPair {
+    let db = haven::storage::Storage::open(&server.data_path(), 8 << 20).unwrap();
+    haven::signing::ServerKey::load_or_generate(&db, OwnedServerName::try_from(name).unwrap())
+        .unwrap()
+        .pair
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_hidden_from_a_server_stays_hidden_on_every_federation_endpoint() {
+    let (fa, fb) = (Port::new(), Port::new());
+    let (pa, pb) = (fa.port(), fb.port());
+    let a = Server::start_federating(fa, &[pb]).await;
+    let mut b = Server::start_federating(fb, &[pa]).await;
+    let (name_a, name_b) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let room = alice
+        .create_room_json(json!({
+            "preset": "public_chat",
+            "initial_state": [{"type": "m.room.history_visibility", "state_key": "",
+                               "content": {"history_visibility": "joined"}}],
+        }))
+        .await;
+    let room = ruma::RoomId::parse(room).unwrap();
+    let secret = alice.send_text(&room, "before bob").await.unwrap();
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!(
+                "/_matrix/client/v3/join/{}?server_name={name_a}",
+                urlencode(room.as_str())
+            ),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let after = alice.send_text(&room, "after bob").await.unwrap();
+    sees(&bob, &room, "after bob", "the message after the join").await;
+
+    // Speak as B's server, with its own key (A has it from the join).
+    b.kill9();
+    let pair = signing_key_of(&b, &name_b);
+    let fed_a = format!("https://{name_a}");
+    let get = |path: String| {
+        let (fed_a, name_a, name_b, pair) = (&fed_a, &name_a, &name_b, &pair);
+        async move { signed_get(fed_a, &path, name_b, name_a, pair).await }
+    };
+    let enc = |id: &ruma::EventId| urlencode(id.as_str());
+
+    // /event: the event from before the join comes redacted (it still checks), the later one whole.
+    let (st, v) = get(format!("/_matrix/federation/v1/event/{}", enc(&secret))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["pdus"][0]["content"], json!({}), "{v}");
+    let (st, v) = get(format!("/_matrix/federation/v1/event/{}", enc(&after))).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["pdus"][0]["content"]["body"], "after bob", "{v}");
+
+    // /get_missing_events from the latest event back: the earlier message without its body.
+    let (st, v) = signed_request(
+        "POST",
+        &fed_a,
+        &format!(
+            "/_matrix/federation/v1/get_missing_events/{}",
+            urlencode(room.as_str())
+        ),
+        Some(json!({"earliest_events": [], "latest_events": [after.as_str()], "limit": 50})),
+        &name_b,
+        &name_a,
+        &pair,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let events = v["events"].as_array().unwrap();
+    // (PDUs of this room version carry no event ID: the message is the one without content.)
+    let hidden = events
+        .iter()
+        .find(|e| e["type"] == "m.room.message" && e["content"] == json!({}));
+    assert!(hidden.is_some(), "{v}");
+    assert!(
+        events.iter().all(|e| e["content"]["body"] != "before bob"),
+        "{v}"
+    );
+
+    // /event_auth and /state of the later event: no message content before the join either.
+    for path in [
+        format!(
+            "/_matrix/federation/v1/event_auth/{}/{}",
+            urlencode(room.as_str()),
+            enc(&after)
+        ),
+        format!(
+            "/_matrix/federation/v1/state/{}?event_id={}",
+            urlencode(room.as_str()),
+            enc(&after)
+        ),
+    ] {
+        let (st, v) = get(path).await;
+        assert_eq!(st, 200, "{v}");
+        assert!(!v.to_string().contains("before bob"), "{v}");
+    }
 }

@@ -60,8 +60,9 @@ async fn thumbnails_are_made_of_images() {
     )
     .await;
     assert_eq!(st, 200);
+    // Served from the nearest configured size at least as large: 320x240, scaled to fit.
     let img = image::load_from_memory(&body).unwrap();
-    assert_eq!((img.width(), img.height()), (100, 50));
+    assert_eq!((img.width(), img.height()), (320, 160));
     assert!(ct.unwrap().starts_with("image/"));
     let (_, _, body) = get(
         format!("/_matrix/client/v1/media/thumbnail/{mxc}?width=64&height=64&method=crop"),
@@ -69,7 +70,7 @@ async fn thumbnails_are_made_of_images() {
     )
     .await;
     let img = image::load_from_memory(&body).unwrap();
-    assert_eq!((img.width(), img.height()), (64, 64));
+    assert_eq!((img.width(), img.height()), (96, 96));
     // The legacy path needs no token; the authenticated one does.
     let (st, _, _) = get(
         format!("/_matrix/media/v3/thumbnail/{mxc}?width=32&height=32"),
@@ -118,4 +119,120 @@ async fn thumbnails_are_made_of_images() {
     )
     .await;
     assert_eq!(st, 403, "{}", String::from_utf8_lossy(&body));
+}
+
+/// The server's peak resident memory so far, in MiB.
+fn peak_rss_mib(s: &Server) -> u64 {
+    let pid = s.child.as_ref().expect("running").id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024
+}
+
+async fn upload(s: &Server, token: &str, png: Vec<u8>) -> String {
+    let up: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/_matrix/media/v3/upload", s.base))
+        .bearer_auth(token)
+        .header("content-type", "image/png")
+        .body(png)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    up["content_uri"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("mxc://")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decompression_bomb_is_refused_and_sizes_are_a_fixed_set() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let token = alice.token.clone().unwrap();
+    let http = reqwest::Client::new();
+    // 6000x6000 pixels (36 M, over the 32 M budget) of one colour: a file of a few tens of KB
+    // that would take 144 MB as RGBA once decoded.
+    let mut bomb = std::io::Cursor::new(Vec::new());
+    image::GrayImage::new(6000, 6000)
+        .write_to(&mut bomb, image::ImageFormat::Png)
+        .unwrap();
+    let bomb = bomb.into_inner();
+    assert!(bomb.len() < 1_000_000, "{}", bomb.len());
+    let bomb = upload(&s, &token, bomb).await;
+    let before = peak_rss_mib(&s);
+    let requests = (0..8).map(|i| {
+        let http = http.clone();
+        let url = format!(
+            "{}/_matrix/media/v3/thumbnail/{bomb}?width={}&height={}",
+            s.base,
+            100 + i,
+            100 + i
+        );
+        let token = token.clone();
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    });
+    for (status, body) in futures::future::join_all(requests).await {
+        assert_eq!(
+            (status, body["errcode"].as_str()),
+            (413, Some("M_TOO_LARGE")),
+            "{body}"
+        );
+    }
+    let after = peak_rss_mib(&s);
+    assert!(after < before + 64, "peak RSS {before} -> {after} MiB");
+
+    // Every width and height asked for makes at most the configured sizes (five by default).
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_fn(1000, 700, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 7])
+    })
+    .write_to(&mut png, image::ImageFormat::Png)
+    .unwrap();
+    let pic = upload(&s, &token, png.into_inner()).await;
+    for w in (10..1200).step_by(37) {
+        for method in ["crop", "scale"] {
+            let r = http
+                .get(format!(
+                    "{}/_matrix/client/v1/media/thumbnail/{pic}?width={w}&height={w}&method={method}",
+                    s.base
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    }
+    let thumbs = walk(&s.data_path().join("media/thumbnails"));
+    assert!((1..=5).contains(&thumbs), "{thumbs} thumbnails on disk");
+}
+
+/// Files below `dir`.
+fn walk(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }

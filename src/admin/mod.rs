@@ -130,18 +130,22 @@ pub fn create_registration_token(
             "A registration token is 1-64 characters of [A-Za-z0-9._~-]",
         ));
     }
-    if h.db.t.registration_tokens.contains(&token)? {
-        return Err(crate::error::Error::bad_request(
-            crate::error::ErrCode::InvalidParam,
-            "This registration token exists already",
-        ));
-    }
     let rec = crate::users::RegistrationToken {
         uses_allowed,
         completed: 0,
         expiry_time,
     };
-    h.db.t.registration_tokens.put(&token, &Json(rec.clone()))?;
+    if !h
+        .db
+        .t
+        .registration_tokens
+        .insert_new(&token, &Json(rec.clone()))?
+    {
+        return Err(crate::error::Error::bad_request(
+            crate::error::ErrCode::InvalidParam,
+            "This registration token exists already",
+        ));
+    }
     Ok(token_view(&token, &rec))
 }
 

@@ -75,7 +75,7 @@ pub async fn delete_room(
 // Every call goes through `gate`: admins only, and audited whatever its outcome.
 
 use axum::{
-    extract::{Query, Request},
+    extract::Request,
     middleware::Next,
     response::{IntoResponse, Response},
     routing::{delete, get, post, put},
@@ -121,24 +121,7 @@ pub async fn gate(State(h): State<Arc<Haven>>, req: Request, next: Next) -> Resp
     resp
 }
 
-/// Query parameters, refused as `M_INVALID_PARAM` (in Matrix's error format) when malformed.
-struct Params<T>(T);
-
-impl<T: serde::de::DeserializeOwned + Send> axum::extract::FromRequestParts<Arc<Haven>>
-    for Params<T>
-{
-    type Rejection = Error;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        h: &Arc<Haven>,
-    ) -> Result<Self, Error> {
-        Query::<T>::from_request_parts(parts, h)
-            .await
-            .map(|Query(t)| Params(t))
-            .map_err(|e| Error::invalid_param(e.body_text()))
-    }
-}
+use super::errors::Params;
 
 #[derive(Deserialize, Default)]
 #[serde(default)]

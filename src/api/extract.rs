@@ -86,28 +86,35 @@ where
 
 /// The access token from `Authorization: Bearer` or the deprecated `access_token` query.
 pub fn access_token(parts: &axum::http::request::Parts) -> Result<Option<String>, Error> {
-    if let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) {
-        let s = h.to_str().map_err(|_| Error::unknown_token(false))?;
-        let token = s
-            .strip_prefix("Bearer ")
-            .or_else(|| s.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                Error::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrCode::MissingToken,
-                    "Authorization must be a Bearer token",
-                )
-            })?;
-        return Ok(Some(token.trim().to_owned()));
+    let query = parts.uri.query().and_then(|q| {
+        form_urlencoded_pairs(q)
+            .into_iter()
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v)
+    });
+    let Some(h) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(query);
+    };
+    let s = h.to_str().map_err(|_| Error::unknown_token(false))?;
+    let token = s
+        .strip_prefix("Bearer ")
+        .or_else(|| s.strip_prefix("bearer "))
+        .ok_or_else(|| {
+            Error::new(
+                StatusCode::UNAUTHORIZED,
+                ErrCode::MissingToken,
+                "Authorization must be a Bearer token",
+            )
+        })?
+        .trim()
+        .to_owned();
+    // Two different tokens: which one the client meant is anyone's guess, so neither is used.
+    if query.as_ref().is_some_and(|q| *q != token) {
+        return Err(Error::invalid_param(
+            "The Authorization header and the access_token query parameter name different tokens",
+        ));
     }
-    if let Some(q) = parts.uri.query() {
-        for (k, v) in form_urlencoded_pairs(q) {
-            if k == "access_token" {
-                return Ok(Some(v));
-            }
-        }
-    }
-    Ok(None)
+    Ok(Some(token))
 }
 
 /// Resolves an access token: an appservice's as_token (acting as its sender, or as
@@ -124,8 +131,11 @@ fn authenticate(
             .users
             .authenticate(token)?
             .ok_or_else(|| Error::unknown_token(false))?;
-        if h.users.get(&session.user_id)?.is_some_and(|u| u.locked) {
-            return Err(Error::user_locked());
+        match h.users.get(&session.user_id)? {
+            // A deactivated account's tokens are deleted; should one survive, it is still dead.
+            Some(u) if u.deactivated => return Err(Error::unknown_token(false)),
+            Some(u) if u.locked => return Err(Error::user_locked()),
+            _ => {}
         }
         return Ok(session);
     };
@@ -151,10 +161,20 @@ fn authenticate(
             "The appservice cannot act as this user",
         ));
     }
-    if must_exist && !h.users.exists(&user_id)? {
-        return Err(Error::forbidden(
-            "The appservice has not registered this user",
-        ));
+    match h.users.get(&user_id)? {
+        None if must_exist => {
+            return Err(Error::forbidden(
+                "The appservice has not registered this user",
+            ))
+        }
+        Some(u) if u.deactivated => {
+            return Err(Error::new(
+                StatusCode::FORBIDDEN,
+                ErrCode::UserDeactivated,
+                "This user has been deactivated",
+            ))
+        }
+        _ => {}
     }
     let device_id = match param("device_id").or_else(|| param("org.matrix.msc4326.device_id")) {
         Some(d) => {

@@ -120,7 +120,7 @@ use ruma::api::federation::{
     transactions::send_transaction_message,
 };
 
-use crate::federation::{membership as fm, receive};
+use crate::federation::{membership as fm, receive, visibility::ServerView};
 
 /// The authenticated origin of a federation request.
 fn origin<T>(r: &Ruma<T>) -> Result<&ruma::OwnedServerName> {
@@ -236,11 +236,13 @@ pub async fn event(
         .rooms
         .get_pdu(&r.body.event_id)?
         .ok_or_else(|| Error::not_found("Event not found"))?;
-    may_read(&h, &pdu.room_id, origin(&r)?)?;
+    let origin = origin(&r)?;
+    may_read(&h, &pdu.room_id, origin)?;
+    let json = ServerView::new(&h, origin).json(&pdu)?;
     Ok(RumaResponse(get_event::v1::Response::new(
         h.key.server_name.clone(),
         ruma::MilliSecondsSinceUnixEpoch::now(),
-        raw_json(&fm::pdu_json(&pdu)?)?,
+        raw_json(&json)?,
     )))
 }
 
@@ -282,7 +284,8 @@ pub async fn missing_events(
     r: Ruma<get_missing_events::v1::Request>,
 ) -> ApiResult<get_missing_events::v1::Response> {
     let b = &r.body;
-    may_read(&h, &b.room_id, origin(&r)?)?;
+    let origin = origin(&r)?;
+    may_read(&h, &b.room_id, origin)?;
     let limit = u64::from(b.limit).min(100) as usize;
     let events = h.rooms.events_between(
         &b.room_id,
@@ -291,9 +294,10 @@ pub async fn missing_events(
         limit,
         u64::from(b.min_depth),
     )?;
+    let mut view = ServerView::new(&h, origin);
     let mut out = Vec::new();
     for p in events {
-        out.push(raw_json(&fm::pdu_json(&p)?)?);
+        out.push(raw_json(&view.json(&p)?)?);
     }
     Ok(RumaResponse(get_missing_events::v1::Response::new(out)))
 }
@@ -467,12 +471,14 @@ pub async fn state(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_room_state::v1::Request>,
 ) -> ApiResult<get_room_state::v1::Response> {
-    let (state, chain) = state_at(&h, &r.body.room_id, &r.body.event_id, origin(&r)?)?;
-    let full = |ids: &mut dyn Iterator<Item = &ruma::OwnedEventId>| -> Result<Vec<_>> {
+    let origin = origin(&r)?;
+    let (state, chain) = state_at(&h, &r.body.room_id, &r.body.event_id, origin)?;
+    let mut view = ServerView::new(&h, origin);
+    let mut full = |ids: &mut dyn Iterator<Item = &ruma::OwnedEventId>| -> Result<Vec<_>> {
         let mut out = Vec::new();
         for id in ids {
             if let Some(p) = h.rooms.get_pdu(id)? {
-                out.push(raw_json(&fm::pdu_json(&p)?)?);
+                out.push(raw_json(&view.json(&p)?)?);
             }
         }
         Ok(out)
@@ -487,16 +493,18 @@ pub async fn event_auth(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_event_authorization::v1::Request>,
 ) -> ApiResult<get_event_authorization::v1::Response> {
-    may_read(&h, &r.body.room_id, origin(&r)?)?;
+    let origin = origin(&r)?;
+    may_read(&h, &r.body.room_id, origin)?;
     let pdu = h
         .rooms
         .get_pdu(&r.body.event_id)?
         .filter(|p| p.room_id == r.body.room_id)
         .ok_or_else(|| Error::not_found("Event not found"))?;
+    let mut view = ServerView::new(&h, origin);
     let mut out = Vec::new();
     for id in h.rooms.auth_chain(pdu.auth_events.iter())? {
         if let Some(p) = h.rooms.get_pdu(&id)? {
-            out.push(raw_json(&fm::pdu_json(&p)?)?);
+            out.push(raw_json(&view.json(&p)?)?);
         }
     }
     Ok(RumaResponse(get_event_authorization::v1::Response::new(

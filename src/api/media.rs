@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    extract::{Path, Query, Request, State},
+    extract::{Path, Request, State},
     http::{header, HeaderValue},
     response::{IntoResponse, Response},
     Json,
@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::{
-    api::extract::Authed,
+    api::{errors::Params, extract::Authed},
     error::Error,
     media::{content_disposition, inline_safe},
     Haven,
@@ -29,7 +29,7 @@ pub struct UploadQuery {
 pub async fn upload(
     State(h): State<Arc<Haven>>,
     Authed(s): Authed,
-    Query(q): Query<UploadQuery>,
+    Params(q): Params<UploadQuery>,
     req: Request,
 ) -> Result<Json<serde_json::Value>, Error> {
     h.users.require_not_suspended(&s.user_id)?;
@@ -207,13 +207,10 @@ async fn thumb(
             "No thumbnail can be made of this media",
         ));
     }
-    let dir = h.media.dir().to_owned();
-    let sha = rec.sha256.clone();
-    let (bytes, out_type) = tokio::task::spawn_blocking(move || {
-        thumbnail::thumbnail(&dir, &path, &sha, q.width, q.height, method)
-    })
-    .await
-    .map_err(Error::internal)??;
+    let (bytes, out_type) = h
+        .media
+        .thumbnail(&rec, path, q.width, q.height, method)
+        .await?;
     let mut resp = bytes.into_response();
     safe_media_headers(
         resp.headers_mut(),
@@ -228,7 +225,7 @@ pub async fn thumbnail(
     State(h): State<Arc<Haven>>,
     _auth: Authed,
     Path((server, id)): Path<(String, String)>,
-    Query(q): Query<ThumbnailQuery>,
+    Params(q): Params<ThumbnailQuery>,
 ) -> Result<Response, Error> {
     thumb(&h, &server, &id, q).await
 }
@@ -237,7 +234,7 @@ pub async fn thumbnail(
 pub async fn thumbnail_legacy(
     State(h): State<Arc<Haven>>,
     Path((server, id)): Path<(String, String)>,
-    Query(q): Query<ThumbnailQuery>,
+    Params(q): Params<ThumbnailQuery>,
 ) -> Result<Response, Error> {
     thumb(&h, &server, &id, q).await
 }

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod errors;
 pub mod extract;
 pub mod federation;
 pub mod media;
@@ -418,6 +419,7 @@ pub fn router(h: Arc<Haven>) -> Router {
     r.route_layer(axum::middleware::from_fn(observe::tag_endpoint))
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(errors::matrix_errors))
         .layer(cors)
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(h)

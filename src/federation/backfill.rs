@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use ruma::{events::StateEventType, OwnedEventId, RoomId, ServerName};
+use ruma::{OwnedEventId, RoomId, ServerName};
 use serde_json::Value;
 
 use crate::{
     error::{Error, Result},
     events::PduRef,
-    rooms::{rules_for, state::StateMap},
+    rooms::rules_for,
     Haven,
 };
 
@@ -109,68 +109,10 @@ pub fn serve(
     from: &[OwnedEventId],
     limit: usize,
 ) -> Result<Vec<Value>> {
-    let meta = h.rooms.meta_or_404(room)?;
-    let rules = rules_for(&meta.version)?;
-    let mut out = Vec::new();
-    // Events share the state they follow: one decision per state group.
-    let mut by_group: std::collections::HashMap<Option<u64>, bool> = Default::default();
-    for pdu in h.rooms.history_before(room, from, limit.min(MAX_BATCH))? {
-        let group = h.db.t.event_state_before.get(&pdu.event_id.to_string())?;
-        let visible = match by_group.get(&group) {
-            Some(v) => *v,
-            None => {
-                let v = visible_to_server(h, &pdu, origin)?;
-                by_group.insert(group, v);
-                v
-            }
-        };
-        if visible {
-            out.push(super::membership::pdu_json(&pdu)?);
-        } else {
-            let redacted = ruma::canonical_json::redact(pdu.canonical()?, &rules.redaction, None)
-                .map_err(Error::internal)?;
-            out.push(serde_json::to_value(redacted).map_err(Error::internal)?);
-        }
-    }
-    Ok(out)
-}
-
-/// Whether the room's history visibility at `pdu` lets `server` see it: always for `shared`
-/// and `world_readable`, else only if one of its users was a member then (joined, or invited
-/// for `invited`). Without the state at the event (history this server backfilled itself),
-/// the room's current state decides.
-fn visible_to_server(h: &Haven, pdu: &PduRef, server: &ServerName) -> Result<bool> {
-    let state: StateMap = match h.rooms.state_before_event(&pdu.event_id)? {
-        Some(s) => s,
-        None => {
-            crate::rooms::state::load_group(&h.db, h.rooms.meta_or_404(&pdu.room_id)?.state_group)?
-        }
-    };
-    let get = |kind: &StateEventType, sk: &str| -> Result<Option<PduRef>> {
-        match state.get(&(kind.to_string(), sk.to_owned())) {
-            Some(id) => h.rooms.get_pdu(id),
-            None => Ok(None),
-        }
-    };
-    let visibility = get(&StateEventType::RoomHistoryVisibility, "")?
-        .and_then(|p| p.content_str("history_visibility"))
-        .unwrap_or_else(|| "shared".to_owned());
-    if matches!(visibility.as_str(), "shared" | "world_readable") {
-        return Ok(true);
-    }
-    let suffix = format!(":{server}");
-    for ((kind, sk), id) in &state {
-        if kind != "m.room.member" || !sk.ends_with(&suffix) {
-            continue;
-        }
-        let membership = h
-            .rooms
-            .get_pdu(id)?
-            .and_then(|p| p.content_str("membership"))
-            .unwrap_or_default();
-        if membership == "join" || (membership == "invite" && visibility == "invited") {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    let mut view = super::visibility::ServerView::new(h, origin);
+    h.rooms
+        .history_before(room, from, limit.min(MAX_BATCH))?
+        .iter()
+        .map(|pdu| view.json(pdu))
+        .collect()
 }

@@ -226,25 +226,52 @@ fn verify_signed_by(
     ruma::signatures::verify_json(keys, &only).map_err(|_| ())
 }
 
+/// Most servers one notary request may name: each can cost this server a fetch.
+pub const MAX_NOTARY_SERVERS: usize = 20;
+/// How long one notary request may spend fetching keys, all servers together; servers that
+/// have not answered by then are left out of the answer.
+const NOTARY_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Notary: the documents of the servers asked for (ours, or cached and still valid at
-/// `minimum_valid_until_ts`, fetching when not), each with our signature added.
+/// `minimum_valid_until_ts`, fetching those that are not, at once and within a time budget),
+/// each with our signature added. More than [`MAX_NOTARY_SERVERS`] is refused.
 pub async fn notary(h: &Haven, asked: &BTreeMap<OwnedServerName, u64>) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
+    if asked.len() > MAX_NOTARY_SERVERS {
+        return Err(Error::invalid_param(format!(
+            "At most {MAX_NOTARY_SERVERS} servers can be asked about at once"
+        )));
+    }
+    let fresh = |server: &OwnedServerName, min_valid: u64| -> Result<Option<Value>> {
+        Ok(h.db
+            .t
+            .server_key_docs
+            .get(&server.to_string())?
+            .map(|d| d.0)
+            .filter(|d| {
+                d["valid_until_ts"]
+                    .as_u64()
+                    .is_some_and(|v| v >= min_valid.max(now_ms()))
+            }))
+    };
+    let mut stale = Vec::new();
     for (server, min_valid) in asked {
+        if *server != h.key.server_name && fresh(server, *min_valid)?.is_none() {
+            stale.push(server);
+        }
+    }
+    let _ = tokio::time::timeout(
+        NOTARY_BUDGET,
+        futures::future::join_all(stale.into_iter().map(|s| refresh(h, s))),
+    )
+    .await;
+    let mut out = Vec::new();
+    for server in asked.keys() {
         if *server == h.key.server_name {
             out.push(own_document(h)?);
             continue;
         }
-        let fresh = |doc: &Option<Json<Value>>| {
-            doc.as_ref()
-                .and_then(|d| d.0["valid_until_ts"].as_u64())
-                .is_some_and(|v| v >= (*min_valid).max(now_ms()))
-        };
-        let mut doc = h.db.t.server_key_docs.get(&server.to_string())?;
-        if !fresh(&doc) && refresh(h, server).await.is_ok() {
-            doc = h.db.t.server_key_docs.get(&server.to_string())?;
-        }
-        if let Some(Json(mut d)) = doc {
+        // The newest document known, fresh or not: the asker judges its validity.
+        if let Some(Json(mut d)) = h.db.t.server_key_docs.get(&server.to_string())? {
             sign(h, &mut d)?;
             out.push(d);
         }

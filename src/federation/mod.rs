@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backfill;
 pub mod devices;
 pub mod hierarchy;
+pub mod ip_policy;
 pub mod keys;
 pub mod membership;
 pub mod pdu;
@@ -14,6 +15,7 @@ pub mod receive;
 pub mod resolve;
 pub mod sender;
 pub mod tls;
+pub mod visibility;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -36,6 +38,9 @@ use crate::{
 
 /// Longest wait between attempts at a server that keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Why a server was not contacted: its address is in a range this server never connects to.
+const DENIED: &str =
+    "its address is in a range this server does not connect to (federation.ip_range_denylist)";
 
 /// Outbound federation: resolution, TLS (verified unless the peer is configured otherwise),
 /// signing, and backoff from servers that are down.
@@ -45,11 +50,17 @@ pub struct Federation {
     insecure: reqwest::Client,
     insecure_peers: HashSet<String>,
     backoff: Mutex<HashMap<OwnedServerName, (u32, Instant)>>,
+    /// One inbound transaction at a time per (origin, transaction ID): a retry that arrives
+    /// while the first attempt is still being handled waits for it, then finds it done.
+    pub inbound_txns: crate::util::KeyedLocks<(String, String)>,
 }
 
 impl Federation {
     pub fn new(config: &FederationConfig) -> Result<Self> {
-        let resolver = resolve::Resolver::new();
+        let resolver = resolve::Resolver::new(ip_policy::IpPolicy::new(
+            config.ip_range_denylist.clone(),
+            config.ip_range_allowlist.clone(),
+        ));
         let builder = || {
             reqwest::Client::builder()
                 .dns_resolver(Arc::new(resolve::Dns(resolver.clone())))
@@ -78,6 +89,7 @@ impl Federation {
             insecure,
             insecure_peers: config.insecure_peers.iter().cloned().collect(),
             backoff: Mutex::new(HashMap::new()),
+            inbound_txns: Default::default(),
         })
     }
 
@@ -138,6 +150,13 @@ impl Federation {
         }
         let http = self.http_for(dest);
         let d = self.resolver.resolve(dest, http).await;
+        // Names are checked where they are looked up (`Resolver::lookup`); an IP literal is
+        // connected to without a lookup, so it is checked here.
+        if let Ok(ip) = d.tls_name.parse::<std::net::IpAddr>() {
+            if d.connect_host.is_none() && !self.resolver.policy.allows(ip) {
+                return Err(unreachable(dest, DENIED));
+            }
+        }
         let bytes = match body {
             Some(b) => serde_json::to_vec(b).map_err(Error::internal)?,
             None => Vec::new(),

@@ -40,6 +40,7 @@ pub async fn transaction(
     edus: &[Value],
 ) -> Result<BTreeMap<OwnedEventId, Result<(), String>>> {
     let key = (origin.to_string(), txn_id.to_owned());
+    let _one_at_a_time = h.federation.inbound_txns.lock(&key).await;
     if h.db.t.federation_txns.contains(&key)? {
         return Ok(BTreeMap::new());
     }

@@ -47,16 +47,19 @@ pub struct Resolver {
     cache: Mutex<HashMap<String, (Destination, Instant)>>,
     /// tls name -> host to look up instead (SRV targets).
     overrides: Mutex<HashMap<String, String>>,
+    /// The addresses connections may go to.
+    pub policy: super::ip_policy::IpPolicy,
 }
 
 impl Resolver {
-    pub fn new() -> Arc<Self> {
+    pub fn new(policy: super::ip_policy::IpPolicy) -> Arc<Self> {
         let dns = TokioAsyncResolver::tokio_from_system_conf()
             .unwrap_or_else(|_| TokioAsyncResolver::tokio(Default::default(), Default::default()));
         Arc::new(Self {
             dns,
             cache: Mutex::new(HashMap::new()),
             overrides: Mutex::new(HashMap::new()),
+            policy,
         })
     }
 
@@ -154,8 +157,25 @@ impl Resolver {
         Some((target.trim_end_matches('.').to_owned(), best.port()))
     }
 
-    /// Addresses for a name reqwest connects to (SRV targets substituted).
+    /// Addresses for a name reqwest connects to (SRV targets substituted), without those the
+    /// policy denies (an error when none is left).
     pub async fn lookup(&self, name: &str) -> std::io::Result<Vec<IpAddr>> {
+        let ips: Vec<IpAddr> = self
+            .lookup_any(name)
+            .await?
+            .into_iter()
+            .filter(|ip| self.policy.allows(*ip))
+            .collect();
+        if ips.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!("{name}: {}", super::DENIED),
+            ));
+        }
+        Ok(ips)
+    }
+
+    async fn lookup_any(&self, name: &str) -> std::io::Result<Vec<IpAddr>> {
         let target = self
             .overrides
             .lock()
@@ -264,7 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn literals_and_ports_need_no_lookup() {
-        let r = Resolver::new();
+        let r = Resolver::new(Default::default());
         let http = reqwest::Client::new();
         let d = r.resolve(ruma::server_name!("127.0.0.1:9000"), &http).await;
         assert_eq!(d.base_url(), "https://127.0.0.1:9000");

@@ -30,12 +30,49 @@ pub struct MediaRecord {
 pub struct Media {
     dir: PathBuf,
     pub max_bytes: u64,
+    /// Thumbnail sizes and limits (see `thumbnail`).
+    thumbnails: crate::config::MediaConfig,
+    /// Images being decoded for thumbnails at once, at most `thumbnail_concurrency`.
+    decoding: tokio::sync::Semaphore,
 }
 
 impl Media {
-    pub fn new(dir: PathBuf, max_bytes: u64) -> Result<Self> {
+    pub fn new(dir: PathBuf, config: &crate::config::MediaConfig) -> Result<Self> {
         std::fs::create_dir_all(dir.join("tmp")).map_err(Error::internal)?;
-        Ok(Self { dir, max_bytes })
+        Ok(Self {
+            dir,
+            max_bytes: config.max_upload_bytes,
+            thumbnails: config.clone(),
+            decoding: tokio::sync::Semaphore::new(config.thumbnail_concurrency),
+        })
+    }
+
+    /// The thumbnail of `rec` (content at `path`) nearest to what was asked, made once per
+    /// configured size: (bytes, content type).
+    pub async fn thumbnail(
+        &self,
+        rec: &MediaRecord,
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        method: thumbnail::Method,
+    ) -> Result<(Vec<u8>, &'static str)> {
+        let size = thumbnail::pick(&self.thumbnails.thumbnail_sizes, width, height, method)
+            .ok_or_else(|| Error::not_found("This server makes no thumbnails"))?;
+        if let Some(found) = thumbnail::cached(&self.dir, &rec.sha256, size) {
+            return Ok(found);
+        }
+        let _permit = self.decoding.acquire().await.map_err(Error::internal)?;
+        let (dir, sha, max_pixels) = (
+            self.dir.clone(),
+            rec.sha256.clone(),
+            self.thumbnails.max_thumbnail_pixels,
+        );
+        tokio::task::spawn_blocking(move || {
+            thumbnail::thumbnail(&dir, &path, &sha, size, max_pixels)
+        })
+        .await
+        .map_err(Error::internal)?
     }
 
     fn content_path(&self, sha: &str) -> PathBuf {

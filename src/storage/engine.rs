@@ -46,6 +46,9 @@ pub trait KvEngine: Send + Sync + 'static {
 pub trait KvTree: Send + Sync + 'static {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError>;
+    /// Writes `value` only if `key` has none, atomically: `false` when it had one (nothing
+    /// written). What a check-then-write pair cannot promise under concurrent requests.
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<bool, StorageError>;
     fn remove(&self, key: &[u8]) -> Result<(), StorageError>;
     fn apply_batch(&self, batch: Batch) -> Result<(), StorageError>;
     /// Entries with `from <= key < to`, ascending or descending.

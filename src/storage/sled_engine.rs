@@ -108,6 +108,14 @@ impl KvTree for SledTree {
         self.0.insert(key, value).map(|_| ()).map_err(map_err)
     }
 
+    fn insert_new(&self, key: &[u8], value: &[u8]) -> Result<bool, StorageError> {
+        let _w = self.writing();
+        self.0
+            .compare_and_swap(key, None::<&[u8]>, Some(value))
+            .map(|r| r.is_ok())
+            .map_err(map_err)
+    }
+
     fn remove(&self, key: &[u8]) -> Result<(), StorageError> {
         let _w = self.writing();
         self.0.remove(key).map(|_| ()).map_err(map_err)

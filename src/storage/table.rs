@@ -113,6 +113,11 @@ impl<K: Key, V: Value> Table<K, V> {
         self.tree.put(&key.encode(), &value.to_bytes()?)
     }
 
+    /// Writes `value` only if `key` has none, atomically; `false` (nothing written) when it had.
+    pub fn insert_new(&self, key: &K, value: &V) -> Result<bool, StorageError> {
+        self.tree.insert_new(&key.encode(), &value.to_bytes()?)
+    }
+
     pub fn remove(&self, key: &K) -> Result<(), StorageError> {
         self.tree.remove(&key.encode())
     }

@@ -79,6 +79,9 @@ pub struct Users {
     pub uiaa: uiaa::Uiaa,
     /// New to-device messages, for appservices (MSC4203).
     pub to_device_feed: to_device::ToDeviceFeed,
+    /// One request at a time per (user, device, transaction ID) for endpoints that record a
+    /// transaction ID after acting on it.
+    pub txn_locks: crate::util::KeyedLocks<(String, String, String)>,
 }
 
 /// SHA-256 of a token, hex: what is stored instead of the token.
@@ -93,6 +96,7 @@ impl Users {
             server_name,
             uiaa: uiaa::Uiaa::default(),
             to_device_feed: tokio::sync::broadcast::Sender::new(4096),
+            txn_locks: Default::default(),
         }
     }
 
@@ -311,16 +315,14 @@ impl Users {
         display_name: Option<String>,
     ) -> Result<()> {
         let key = (user.to_string(), device.to_string());
-        if self.db.t.devices.contains(&key)? {
-            return Ok(());
-        }
         let rec = DeviceRecord {
             display_name,
             last_seen_ts: None,
             last_seen_ip: None,
             token_hash: String::new(),
         };
-        self.db.t.devices.put(&key, &Json(rec))?;
+        // An existing device is kept as it is.
+        self.db.t.devices.insert_new(&key, &Json(rec))?;
         Ok(())
     }
 

@@ -59,7 +59,15 @@ pub async fn send_message(
     h.rooms.require_joined(&r.body.room_id, &s.user_id)?;
     let content = content_of(&r.body.body)?;
     let t = EventTemplate::new(r.body.event_type.to_string(), content);
-    let txn = Some((s.device_id.clone(), r.body.txn_id.to_string()));
+    // A transaction is the device's request to this path: the same ID in another room or
+    // with another event type is another transaction.
+    let txn = Some((
+        s.device_id.clone(),
+        format!(
+            "send/{}/{}/{}",
+            r.body.room_id, r.body.event_type, r.body.txn_id
+        ),
+    ));
     let pdu = h.rooms.append(&r.body.room_id, &s.user_id, t, txn).await?;
     Ok(RumaResponse(send_message_event::v3::Response::new(
         pdu.event_id.clone(),
@@ -411,7 +419,10 @@ pub async fn redact(
     if !rules.redaction.content_field_redacts {
         t.redacts = Some(target.event_id.clone());
     }
-    let txn = Some((s.device_id.clone(), format!("redact:{}", b.txn_id)));
+    let txn = Some((
+        s.device_id.clone(),
+        format!("redact/{}/{}/{}", b.room_id, target.event_id, b.txn_id),
+    ));
     let pdu = h.rooms.append(&b.room_id, &s.user_id, t, txn).await?;
     Ok(RumaResponse(redact_event::v3::Response::new(
         pdu.event_id.clone(),

@@ -1,0 +1,323 @@
+//! Regression tests for defects found by testing Haven as an attacker would (issue 16): each
+//! against the real binary, each failing before its fix.
+
+mod common;
+
+use common::Server;
+use serde_json::{json, Value};
+
+/// Transaction IDs are scoped to the device and the request path: the same ID in another room
+/// or with another event type is another message (it used to answer the first event's ID and
+/// drop the message).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transaction_id_is_scoped_to_the_request_path() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let (r1, r2) = (
+        alice.create_room(|_| {}).await,
+        alice.create_room(|_| {}).await,
+    );
+    let send = |room: &ruma::RoomId, kind: &str, body: &str| {
+        let path = format!("/_matrix/client/v3/rooms/{room}/send/{kind}/same-txn");
+        let body = json!({"msgtype": "m.text", "body": body}).to_string();
+        let alice = &alice;
+        async move {
+            let (st, v) = alice.raw("PUT", &path, Some(&body)).await;
+            assert_eq!(st, 200, "{v}");
+            v["event_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = send(&r1, "m.room.message", "one").await;
+    let retried = send(&r1, "m.room.message", "one").await;
+    assert_eq!(first, retried, "a retry is the same transaction");
+    let other_room = send(&r2, "m.room.message", "two").await;
+    let other_type = send(&r1, "org.example.note", "three").await;
+    assert!(first != other_room && first != other_type && other_room != other_type);
+    assert!(alice.message_bodies(&r2).await.contains(&"two".to_owned()));
+}
+
+/// Concurrent `sendToDevice` requests with one transaction ID deliver the message once.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_retries_of_a_to_device_message_deliver_it_once() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let (_, who) = bob
+        .raw("GET", "/_matrix/client/v3/account/whoami", None)
+        .await;
+    let device = who["device_id"].as_str().unwrap().to_owned();
+    let since = bob
+        .raw("GET", "/_matrix/client/v3/sync?timeout=0", None)
+        .await
+        .1["next_batch"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Five transactions, each sent by 32 requests at once.
+    let sends = (0..5).flat_map(|round| {
+        let body =
+            json!({"messages": {bob.uid().as_str(): {&device: {"round": round}}}}).to_string();
+        (0..32).map(move |_| (round, body.clone()))
+    });
+    let sends = sends.map(|(round, body)| {
+        let alice = &alice;
+        async move {
+            alice
+                .raw(
+                    "PUT",
+                    &format!("/_matrix/client/v3/sendToDevice/org.example.ping/round{round}"),
+                    Some(&body),
+                )
+                .await
+                .0
+        }
+    });
+    for st in futures::future::join_all(sends).await {
+        assert_eq!(st, 200);
+    }
+    let (_, v) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?timeout=0&since={since}"),
+            None,
+        )
+        .await;
+    let rounds: Vec<i64> = v["to_device"]["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["type"] == "org.example.ping")
+                .filter_map(|e| e["content"]["round"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut sorted = rounds.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        vec![0, 1, 2, 3, 4],
+        "each transaction once: {rounds:?}"
+    );
+}
+
+/// Whether anything connects to `listener` within `secs` seconds.
+async fn connected(listener: &tokio::net::TcpListener, secs: u64) -> bool {
+    tokio::time::timeout(std::time::Duration::from_secs(secs), listener.accept())
+        .await
+        .is_ok()
+}
+
+/// Nobody can make the server connect to its own machine or network: not a notary request
+/// naming a loopback server, nor a request signed as one (whose keys it would fetch).
+#[tokio::test(flavor = "multi_thread")]
+async fn no_request_makes_the_server_connect_to_internal_addresses() {
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let name = target.local_addr().unwrap().to_string();
+    let http = reqwest::Client::new();
+    let notary = |base: String| {
+        let (http, name) = (http.clone(), name.clone());
+        async move {
+            http.post(format!("{base}/_matrix/key/v2/query"))
+                .json(&json!({"server_keys": {name: {}}}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+
+    let s = Server::start().await;
+    assert_eq!(notary(s.base.clone()).await, 200);
+    let r = http
+        .get(format!("{}/_matrix/key/v2/query/{name}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get(format!("{}/_matrix/federation/v1/version", s.base))
+        .header(
+            "authorization",
+            format!("X-Matrix origin=\"{name}\",key=\"ed25519:a\",sig=\"c2ln\""),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error() || r.status().is_success());
+    let r = http
+        .get(format!("{}/_matrix/federation/v1/query/profile?user_id=@a:{name}", s.base))
+        .header(
+            "authorization",
+            format!("X-Matrix origin=\"{name}\",destination=\"localhost:{}\",key=\"ed25519:a\",sig=\"c2ln\"", s.port),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        !connected(&target, 3).await,
+        "the server connected to {name}"
+    );
+
+    // One request names at most 20 servers.
+    let many: serde_json::Map<String, Value> = (0..21)
+        .map(|i| (format!("s{i}.example.org"), json!({})))
+        .collect();
+    let r = http
+        .post(format!("{}/_matrix/key/v2/query", s.base))
+        .json(&json!({"server_keys": many}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // The same request does reach a range the operator allows (the check above can fail).
+    let open = Server::start_with(vec![(
+        "HAVEN_FEDERATION__IP_RANGE_ALLOWLIST",
+        "[\"127.0.0.0/8\"]",
+    )])
+    .await;
+    tokio::spawn(notary(open.base.clone()));
+    assert!(
+        connected(&target, 30).await,
+        "the allowed range was not connected to"
+    );
+}
+
+/// Errors raised before a handler runs answer in Matrix's format too.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_error_is_a_matrix_error() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let http = reqwest::Client::new();
+    let token = alice.token.clone().unwrap();
+    let get = |path: String| {
+        let (http, token, base) = (http.clone(), token.clone(), s.base.clone());
+        async move {
+            let r = http
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let json: Value = r.json().await.unwrap_or(Value::Null);
+            (status, json["errcode"].as_str().map(str::to_owned))
+        }
+    };
+    let thumb = format!(
+        "/_matrix/client/v1/media/thumbnail/localhost:{}/abc",
+        s.port
+    );
+    assert_eq!(
+        get(format!("{thumb}?width=wide&height=10")).await,
+        (400, Some("M_INVALID_PARAM".into()))
+    );
+    assert_eq!(
+        get(format!("{thumb}?height=10")).await,
+        (400, Some("M_MISSING_PARAM".into()))
+    );
+    let long = "a".repeat(10_000);
+    assert_eq!(
+        get(format!("/_matrix/client/v3/profile/{long}")).await,
+        (414, Some("M_TOO_LARGE".into()))
+    );
+    // A path parameter that is not valid percent-encoded UTF-8.
+    let (status, code) = get("/_matrix/client/v3/rooms/%FF/state".into()).await;
+    assert!(status == 400 || status == 404, "{status}");
+    assert!(code.is_some());
+}
+
+/// A header token and a different query token are refused; a deactivated account is refused
+/// in authentication itself, including an appservice acting as a deactivated user.
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_are_unambiguous_and_deactivated_accounts_stay_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::Port::new();
+    let reg = dir.path().join("as.yaml");
+    std::fs::write(
+        &reg,
+        format!(
+            "id: bridge\nurl: null\nas_token: as_token_hardening_0123456789\nhs_token: hs_token_hardening_0123456789\nsender_localpart: bridgebot\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@bridge_.*:localhost:{}'\n",
+            port.port()
+        ),
+    )
+    .unwrap();
+    let regs = format!("[\"{}\"]", reg.display());
+    let s = Server::start_on(
+        vec![port],
+        vec![("HAVEN_APPSERVICES__REGISTRATIONS", &regs)],
+    )
+    .await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let http = reqwest::Client::new();
+    let whoami = |query: Option<&str>, header: Option<&str>| {
+        let mut url = format!("{}/_matrix/client/v3/account/whoami", s.base);
+        if let Some(q) = query {
+            url.push_str(&format!("?access_token={q}"));
+        }
+        let mut rb = http.get(url);
+        if let Some(h) = header {
+            rb = rb.bearer_auth(h);
+        }
+        async move {
+            let r = rb.send().await.unwrap();
+            let status = r.status().as_u16();
+            let json: Value = r.json().await.unwrap_or(Value::Null);
+            (status, json)
+        }
+    };
+    let (a, b) = (alice.token.clone().unwrap(), bob.token.clone().unwrap());
+    let (st, v) = whoami(Some(&b), Some(&a)).await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (400, Some("M_INVALID_PARAM")),
+        "{v}"
+    );
+    let (st, v) = whoami(Some(&a), Some(&a)).await;
+    assert_eq!(
+        (st, v["user_id"].as_str()),
+        (200, Some(alice.uid().as_str())),
+        "{v}"
+    );
+
+    // The appservice's user, deactivated: the appservice can no longer act as it.
+    let as_token = "as_token_hardening_0123456789";
+    let r = http
+        .post(format!("{}/_matrix/client/v3/register", s.base))
+        .bearer_auth(as_token)
+        .json(&json!({"type": "m.login.application_service", "username": "bridge_x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let user = format!("@bridge_x:localhost:{}", s.port);
+    let as_whoami = || {
+        http.get(format!(
+            "{}/_matrix/client/v3/account/whoami?user_id={}",
+            s.base,
+            user.replace('@', "%40").replace(':', "%3A")
+        ))
+        .bearer_auth(as_token)
+        .send()
+    };
+    assert_eq!(as_whoami().await.unwrap().status(), 200);
+    let r = http
+        .post(format!(
+            "{}/_matrix/client/v3/account/deactivate?user_id={}",
+            s.base,
+            user.replace('@', "%40").replace(':', "%3A")
+        ))
+        .bearer_auth(as_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = as_whoami().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["errcode"], "M_USER_DEACTIVATED", "{v}");
+}
