@@ -321,3 +321,105 @@ async fn tokens_are_unambiguous_and_deactivated_accounts_stay_out() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["errcode"], "M_USER_DEACTIVATED", "{v}");
 }
+
+/// The spec's limits: event types and state keys of at most 255 bytes, user IDs of at most
+/// 255 bytes, no `_`-prefixed or all-digit localparts for people, passwords of at most 512
+/// bytes (a 1 MB one is refused before it costs any hashing).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_specs_limits_hold() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let room = alice.create_room(|_| {}).await;
+    let long = "x".repeat(256);
+    let errcode = |v: &Value| v["errcode"].as_str().unwrap_or_default().to_owned();
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/state/org.{long}/"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!((st, errcode(&v).as_str()), (413, "M_TOO_LARGE"), "{v}");
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/state/org.example.thing/{long}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!((st, errcode(&v).as_str()), (413, "M_TOO_LARGE"), "{v}");
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{room}/send/org.{long}/t1"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!((st, errcode(&v).as_str()), (413, "M_TOO_LARGE"), "{v}");
+    // Exactly 255 bytes is fine.
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!(
+                "/_matrix/client/v3/rooms/{room}/state/org.example.thing/{}",
+                "y".repeat(255)
+            ),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    // A user ID over 255 bytes.
+    let (st, v) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({"user_id": format!("@{long}:localhost:{}", s.port)}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+
+    let register = |username: String, password: String| {
+        let base = s.base.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{base}/_matrix/client/v3/register"))
+                .json(&json!({"username": username, "password": password,
+                              "auth": {"type": "m.login.dummy"}}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v["errcode"].as_str().unwrap_or_default().to_owned())
+        }
+    };
+    let pw = || "a good password".to_owned();
+    assert_eq!(
+        register("_bob".into(), pw()).await,
+        (400, "M_INVALID_USERNAME".into())
+    );
+    assert_eq!(
+        register("12345".into(), pw()).await,
+        (400, "M_INVALID_USERNAME".into())
+    );
+    assert_eq!(
+        register("b".repeat(260), pw()).await,
+        (400, "M_INVALID_USERNAME".into())
+    );
+    let start = std::time::Instant::now();
+    // (A 1 MB one is over the request size limit itself: 413.)
+    assert_eq!(
+        register("carol".into(), "p".repeat(1 << 20)).await,
+        (413, "M_TOO_LARGE".into())
+    );
+    assert_eq!(
+        register("carol".into(), "p".repeat(100_000)).await,
+        (400, "M_INVALID_PARAM".into())
+    );
+    assert_eq!(
+        register("carol".into(), "p".repeat(513)).await,
+        (400, "M_INVALID_PARAM".into())
+    );
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(register("carol".into(), "p".repeat(512)).await.0, 200);
+}

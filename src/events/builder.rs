@@ -128,8 +128,28 @@ pub fn unsigned_pdu(
     Ok(obj)
 }
 
+/// Longest `type`, `state_key`, `sender` and `room_id` of an event, in bytes (the spec's
+/// size limits; a longer one could never be accepted by another server).
+pub const MAX_FIELD_BYTES: usize = 255;
+
+/// Refuses an event whose `type`, `state_key`, `sender` or `room_id` is longer than the spec
+/// allows (413 `M_TOO_LARGE`): checked on events built here and on events from other servers.
+pub fn check_field_sizes(obj: &CanonicalJsonObject) -> Result<()> {
+    for field in ["type", "state_key", "sender", "room_id"] {
+        if let Some(CanonicalJsonValue::String(v)) = obj.get(field) {
+            if v.len() > MAX_FIELD_BYTES {
+                return Err(Error::too_large(format!(
+                    "the event's {field} is {} bytes; the limit is {MAX_FIELD_BYTES}",
+                    v.len()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Hashes and signs PDU fields with this server's key and derives the event ID, within the
-/// size limit.
+/// size limits.
 pub fn sign_pdu(
     mut obj: CanonicalJsonObject,
     rules: &RoomVersionRules,
@@ -140,6 +160,7 @@ pub fn sign_pdu(
             "event is {size} bytes; the limit is {MAX_PDU_BYTES}"
         ))
     };
+    check_field_sizes(&obj)?;
     let unsigned_size = serde_json::to_vec(&obj).map_err(Error::internal)?.len();
     if unsigned_size > MAX_PDU_BYTES {
         return Err(too_large(unsigned_size));
@@ -167,4 +188,26 @@ pub fn sign_pdu(
 
 fn depth_int(depth: u64) -> Result<ruma::Int> {
     ruma::Int::try_from(depth).map_err(Error::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_over_255_bytes_are_refused() {
+        let mut obj = CanonicalJsonObject::new();
+        obj.insert("type".into(), CanonicalJsonValue::String("a".repeat(255)));
+        obj.insert(
+            "state_key".into(),
+            CanonicalJsonValue::String(String::new()),
+        );
+        assert!(check_field_sizes(&obj).is_ok());
+        for field in ["type", "state_key", "sender", "room_id"] {
+            let mut long = obj.clone();
+            long.insert(field.into(), CanonicalJsonValue::String("a".repeat(256)));
+            let err = check_field_sizes(&long).unwrap_err();
+            assert!(err.to_string().contains(field), "{err}");
+        }
+    }
 }

@@ -52,6 +52,8 @@ pub async fn check_object(
 ) -> Result<Pdu> {
     let rules = rules_for(version)?;
     let id = event_id(&obj, version)?;
+    crate::events::builder::check_field_sizes(&obj)
+        .map_err(|e| Error::bad_json(format!("event {id}: {e}")))?;
     let servers =
         ruma::signatures::required_server_signatures_to_verify_event(&obj, &rules.signatures)
             .map_err(|e| Error::bad_json(format!("event {id}: {e}")))?;

@@ -119,6 +119,26 @@ impl Users {
         }
     }
 
+    /// [`Users::user_id_for`] for a person signing up: localparts starting with `_` (kept for
+    /// appservices' users) or made only of digits (guests' on other servers) are refused too,
+    /// as Synapse does.
+    pub fn user_id_for_person(&self, localpart: &str) -> Result<OwnedUserId> {
+        let id = self.user_id_for(localpart)?;
+        if localpart.starts_with('_') {
+            return Err(Error::bad_request(
+                ErrCode::InvalidUsername,
+                "A username may not start with _",
+            ));
+        }
+        if localpart.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(Error::bad_request(
+                ErrCode::InvalidUsername,
+                "A username may not be only digits",
+            ));
+        }
+        Ok(id)
+    }
+
     pub fn get(&self, user: &UserId) -> Result<Option<UserRecord>> {
         Ok(self.db.t.users.get(&user.to_string())?.map(|j| j.0))
     }

@@ -7,7 +7,31 @@ use argon2::{
 
 use crate::error::{Error, Result};
 
+/// Longest password accepted, in bytes: anything longer is no stronger and only costs hashing
+/// time (a 1 MB "password" would be hashed on every attempt).
+pub const MAX_PASSWORD_BYTES: usize = 512;
+
+/// Whether `password` may be set: at most [`MAX_PASSWORD_BYTES`] (else 400 `M_INVALID_PARAM`)
+/// and not empty (else 400 `M_WEAK_PASSWORD`).
+pub fn acceptable(password: &str) -> Result<()> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::invalid_param(format!(
+            "A password may be at most {MAX_PASSWORD_BYTES} bytes long"
+        )));
+    }
+    if password.is_empty() {
+        return Err(Error::bad_request(
+            crate::error::ErrCode::WeakPassword,
+            "The password is empty",
+        ));
+    }
+    Ok(())
+}
+
+/// Hashes a new password; one over [`MAX_PASSWORD_BYTES`] is refused (400 `M_INVALID_PARAM`)
+/// and an empty one is too weak (400 `M_WEAK_PASSWORD`).
 pub async fn hash(password: String) -> Result<String> {
+    acceptable(&password)?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -19,7 +43,12 @@ pub async fn hash(password: String) -> Result<String> {
     .map_err(Error::internal)?
 }
 
+/// Whether `password` matches; one longer than any accepted password never does (and is not
+/// hashed).
 pub async fn verify(password: String, stored: String) -> Result<bool> {
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Ok(false);
+    }
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&stored).map_err(Error::internal)?;
         Ok(Argon2::default()

@@ -55,7 +55,10 @@ pub async fn register(
         Some(u) => u.to_lowercase(),
         None => format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
     };
-    let user_id = h.users.user_id_for(&localpart)?;
+    let user_id = h.users.user_id_for_person(&localpart)?;
+    if let Some(p) = &r.body.password {
+        crate::users::password::acceptable(p)?;
+    }
     if h.users.exists(&user_id)? {
         return Err(Error::bad_request(
             ErrCode::UserInUse,
@@ -152,7 +155,9 @@ pub async fn register_available(
     if h.config.registration.mode == RegistrationMode::Closed {
         return Err(Error::forbidden("Registration is disabled"));
     }
-    let user_id = h.users.user_id_for(&r.body.username.to_lowercase())?;
+    let user_id = h
+        .users
+        .user_id_for_person(&r.body.username.to_lowercase())?;
     if h.users.exists(&user_id)? {
         return Err(Error::bad_request(
             ErrCode::UserInUse,
