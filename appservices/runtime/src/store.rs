@@ -16,10 +16,23 @@ pub enum StoreError {
 }
 
 impl Store {
+    /// Opens (or creates) the store in `dir`. A store this process has just closed can stay
+    /// locked for a moment while sled's background threads let go of it, so a held lock is
+    /// waited for (up to 10 s) before it counts as another process's.
     pub fn open(dir: &std::path::Path) -> Result<Self, StoreError> {
-        Ok(Self {
-            db: sled::Config::new().path(dir).flush_every_ms(None).open()?,
-        })
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match sled::Config::new().path(dir).flush_every_ms(None).open() {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub fn get<T: DeserializeOwned>(&self, tree: &str, key: &str) -> Result<Option<T>, StoreError> {
