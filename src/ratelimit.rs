@@ -18,6 +18,15 @@ impl RateLimiter {
         }
     }
 
+    /// A limiter of `per_minute` actions per key (bursts of as many), on when `enabled`.
+    pub fn per_minute(per_minute: u32, enabled: bool) -> Self {
+        Self::new(RateLimits {
+            enabled,
+            per_second: f64::from(per_minute) / 60.0,
+            burst: per_minute,
+        })
+    }
+
     /// Takes one token for `key`, or answers `M_LIMIT_EXCEEDED` with when to retry.
     pub fn check(&self, key: &str) -> Result<(), Error> {
         if !self.cfg.enabled {
@@ -44,5 +53,10 @@ impl RateLimiter {
             let wait = ((1.0 - *tokens) / self.cfg.per_second * 1000.0).ceil() as u64;
             Err(Error::limit_exceeded(wait.max(1)))
         }
+    }
+
+    /// [`RateLimiter::check`] for a user.
+    pub fn take(&self, user: &ruma::UserId) -> Result<(), Error> {
+        self.check(user.as_str())
     }
 }

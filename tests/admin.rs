@@ -752,3 +752,74 @@ async fn a_backup_taken_under_load_restores_with_nothing_missing() {
         after
     );
 }
+
+/// Refused admin calls cannot grow the audit log: past ten a minute they are answered 429 and
+/// not recorded, and what is recorded is cut to a bounded length. The Synapse-compatible room
+/// deletion goes through the same gate and is audited.
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_admin_calls_are_bounded_and_every_admin_route_is_audited() {
+    let s = Server::start_with(vec![
+        ("HAVEN_RATE_LIMITS__ENABLED", "true"),
+        ("HAVEN_RATE_LIMITS__PER_SECOND", "1000.0"),
+        ("HAVEN_RATE_LIMITS__BURST", "1000"),
+    ])
+    .await;
+    let out = command(
+        &s,
+        &["create-user", "root", "--password", "secret", "--admin"],
+    );
+    assert!(out.contains("created @root:"), "{out}");
+    let root = login(&s, "root", "secret").await;
+    let mallory = s.user("mallory").await;
+    let long = "x".repeat(4000);
+    let mut statuses = Vec::new();
+    for _ in 0..30 {
+        let (st, _) = call(&mallory, "GET", &format!("{A}/users/{long}"), None).await;
+        statuses.push(st);
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 403), "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+
+    let room = root.create_room(|_| {}).await;
+    let (st, v) = call(
+        &root,
+        "DELETE",
+        &format!("/_synapse/admin/v1/rooms/{room}"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = call(
+        &mallory,
+        "DELETE",
+        &format!("/_synapse/admin/v1/rooms/{room}"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(st, 429, "the refusal budget is spent");
+
+    let (st, v) = call(&root, "GET", &format!("{A}/audit?limit=1000"), None).await;
+    assert_eq!(st, 200, "{v}");
+    let entries = v["entries"].as_array().unwrap();
+    let refused: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["actor"] == mallory.uid().as_str())
+        .collect();
+    assert_eq!(refused.len(), 10, "{v}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["path"].as_str().unwrap().len() < 400),
+        "{v}"
+    );
+    assert!(
+        entries.iter().any(|e| e["actor"] == root.uid().as_str()
+            && e["method"] == "DELETE"
+            && e["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/_synapse/admin/v1/rooms/")
+            && e["status"] == 200),
+        "{v}"
+    );
+}

@@ -24,6 +24,21 @@ pub async fn audit(h: &Haven, entry: Value) -> Result<u64> {
     Ok(seq)
 }
 
+/// Refused admin calls recorded per caller per minute (with rate limits on); past that they
+/// answer 429 and are not recorded, so that nobody can grow the audit log by being refused.
+pub const REFUSALS_PER_MINUTE: u32 = 10;
+
+/// Records a refused call (not waited for: its durability comes with the next flush; refusals
+/// are few, see the admin gate).
+pub fn audit_refusal(h: &Haven, entry: Value) -> Result<()> {
+    let seq = h.db.next_number("audit_seq")?;
+    let mut entry = entry;
+    entry["seq"] = json!(seq);
+    entry["ts"] = json!(crate::util::now_ms());
+    h.db.t.audit_log.put(&seq, &Json(entry))?;
+    Ok(())
+}
+
 /// Records how an audited call ended.
 pub async fn audit_outcome(h: &Haven, seq: u64, status: u16) -> Result<()> {
     if let Some(Json(mut entry)) = h.db.t.audit_log.get(&seq)? {

@@ -13,7 +13,7 @@ use ruma::OwnedRoomId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::{api::extract::Authed, error::Error, users::Session, Haven};
+use crate::{error::Error, users::Session, Haven};
 
 /// Whether the session may use the admin API.
 pub fn is_admin(h: &Haven, s: &Session) -> Result<bool, Error> {
@@ -25,14 +25,6 @@ pub fn is_admin(h: &Haven, s: &Session) -> Result<bool, Error> {
     h.users.is_admin(&s.user_id)
 }
 
-fn require_admin(h: &Haven, s: &Session) -> Result<(), Error> {
-    if is_admin(h, s)? {
-        Ok(())
-    } else {
-        Err(Error::forbidden("You are not a server admin"))
-    }
-}
-
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct DeleteRoom {
@@ -40,15 +32,14 @@ struct DeleteRoom {
     purge: Option<bool>,
 }
 
-/// `DELETE /_synapse/admin/v1/rooms/{roomId}`: local members leave, then the room and its
-/// history are removed.
-pub async fn delete_room(
+/// `DELETE /_synapse/admin/v1/rooms/{roomId}` (behind [`gate`] like every admin route): local
+/// members leave, then the room and its history are removed.
+async fn synapse_delete_room(
     State(h): State<Arc<Haven>>,
-    Authed(s): Authed,
+    Extension(AdminSession(s)): Extension<AdminSession>,
     Path(room): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
-    require_admin(&h, &s)?;
     let req: DeleteRoom = if body.is_empty() {
         DeleteRoom::default()
     } else {
@@ -87,18 +78,52 @@ use ruma::{OwnedEventId, OwnedUserId, UserId};
 #[derive(Clone)]
 pub struct AdminSession(pub Session);
 
-/// Authenticates the caller, refuses non-admins, runs the call and audits it.
+/// Longest request path kept in an audit entry; longer ones are cut (and marked so).
+const MAX_AUDITED_PATH: usize = 256;
+
+/// The path as the audit log keeps it.
+fn audited_path(path: &str) -> String {
+    if path.len() <= MAX_AUDITED_PATH {
+        return path.to_owned();
+    }
+    let mut end = MAX_AUDITED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &path[..end], path.len())
+}
+
+/// Authenticates the caller, refuses non-admins, runs the call and audits it. An admin's call
+/// is on record durably before it acts (a call that cannot be audited is not made), with its
+/// status added after. A refusal is recorded too, but at most [`crate::admin::REFUSALS_PER_MINUTE`] per caller
+/// a minute; past that the caller is answered 429 without a record.
 pub async fn gate(State(h): State<Arc<Haven>>, req: Request, next: Next) -> Response {
     use axum::extract::FromRequestParts;
     let (mut parts, body) = req.into_parts();
     let method = parts.method.to_string();
-    let path = parts.uri.path().to_owned();
+    let path = audited_path(parts.uri.path());
     let session = match crate::api::extract::Authed::from_request_parts(&mut parts, &h).await {
         Ok(crate::api::extract::Authed(s)) => s,
         Err(e) => return e.into_response(),
     };
-    // On record before anything happens: a call that cannot be audited is not made.
     let entry = json!({ "actor": session.user_id, "method": method, "path": path });
+    match is_admin(&h, &session) {
+        Ok(true) => {}
+        Ok(false) => {
+            if let Err(e) = h.admin_refusals.take(&session.user_id) {
+                return e.into_response();
+            }
+            let resp = Error::forbidden("You are not a server admin").into_response();
+            let mut entry = entry;
+            entry["status"] = json!(resp.status().as_u16());
+            if let Err(e) = crate::admin::audit_refusal(&h, entry) {
+                tracing::error!(error = %e, "refused admin call not audited");
+            }
+            return resp;
+        }
+        Err(e) => return e.into_response(),
+    }
+    // On record before anything happens: a call that cannot be audited is not made.
     let seq = match crate::admin::audit(&h, entry).await {
         Ok(seq) => seq,
         Err(e) => {
@@ -106,14 +131,8 @@ pub async fn gate(State(h): State<Arc<Haven>>, req: Request, next: Next) -> Resp
             return Error::internal("the audit log could not be written").into_response();
         }
     };
-    let resp = match is_admin(&h, &session) {
-        Ok(true) => {
-            parts.extensions.insert(AdminSession(session));
-            next.run(Request::from_parts(parts, body)).await
-        }
-        Ok(false) => Error::forbidden("You are not a server admin").into_response(),
-        Err(e) => e.into_response(),
-    };
+    parts.extensions.insert(AdminSession(session));
+    let resp = next.run(Request::from_parts(parts, body)).await;
     if let Err(e) = crate::admin::audit_outcome(&h, seq, resp.status().as_u16()).await {
         // The call happened and is on record; only its status is missing.
         tracing::error!(seq, error = %e, "admin call outcome not audited");
@@ -660,6 +679,10 @@ pub fn routes(h: Arc<Haven>) -> Router<Arc<Haven>> {
         .route(
             "/_matrix/client/v1/admin/{action}/{user_id}",
             get(moderation_get).put(moderation_put),
+        )
+        .route(
+            "/_synapse/admin/v1/rooms/{room_id}",
+            delete(synapse_delete_room),
         )
         .route_layer(axum::middleware::from_fn_with_state(h, gate))
 }

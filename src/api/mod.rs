@@ -226,10 +226,6 @@ pub fn router(h: Arc<Haven>) -> Router {
         .route("/_matrix/media/v3/preview_url", get(media::preview_url))
         .route("/_matrix/client/v1/media/config", get(media::config))
         .route("/_matrix/media/v3/config", get(media::config))
-        .route(
-            "/_synapse/admin/v1/rooms/{room_id}",
-            axum::routing::delete(admin::delete_room),
-        )
         .route("/readyz", get(readyz));
 
     r = add::<account::register::v3::Request, _, _>(r, acc::register);
