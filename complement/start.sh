@@ -46,6 +46,8 @@ listen = "$LISTEN_HOST:$FEDERATION_PORT"
 tls_certificate = "$DATA/tls/cert.pem"
 tls_private_key = "$DATA/tls/key.pem"
 ca_file = "$CA_DIR/ca.crt"
+
+[outbound]
 # Complement's servers are containers on a private network (denied by default).
 ip_range_allowlist = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"]
 

@@ -35,6 +35,8 @@ pub struct Config {
     #[serde(default)]
     pub federation: FederationConfig,
     #[serde(default)]
+    pub outbound: OutboundConfig,
+    #[serde(default)]
     pub metrics: MetricsConfig,
 }
 
@@ -46,7 +48,7 @@ pub struct MetricsConfig {
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FederationConfig {
     /// A second listener for other servers (normally port 8448). The main listener serves the
@@ -62,24 +64,25 @@ pub struct FederationConfig {
     pub insecure_peers: Vec<String>,
     /// Notary servers asked for a server's keys when it cannot be reached directly.
     pub trusted_key_servers: Vec<OwnedServerName>,
-    /// Address ranges (CIDR) never connected to for federation, checked after DNS
-    /// resolution: by default loopback, private, link-local, unique-local, CGNAT, multicast and
-    /// reserved ranges, so that no request can make this server reach its own network.
+}
+
+/// Connections made on others' say-so: other servers, push gateways.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Address ranges (CIDR) never connected to, checked after DNS resolution: by default
+    /// loopback, private, link-local, unique-local, CGNAT, multicast and reserved ranges, so that
+    /// no request can make this server reach its own network.
     pub ip_range_denylist: Vec<ipnet::IpNet>,
-    /// Ranges connected to even when denied above: other servers on a private network, tests.
+    /// Ranges connected to even when denied above: servers and push gateways on a private
+    /// network, tests.
     pub ip_range_allowlist: Vec<ipnet::IpNet>,
 }
 
-impl Default for FederationConfig {
+impl Default for OutboundConfig {
     fn default() -> Self {
         Self {
-            listen: None,
-            tls_certificate: None,
-            tls_private_key: None,
-            ca_file: None,
-            insecure_peers: Vec::new(),
-            trusted_key_servers: Vec::new(),
-            ip_range_denylist: crate::federation::ip_policy::default_denylist(),
+            ip_range_denylist: crate::outbound::default_denylist(),
             ip_range_allowlist: Vec::new(),
         }
     }
@@ -100,6 +103,10 @@ pub struct MediaConfig {
     /// The thumbnail sizes made (`{ width, height, method = "crop" | "scale" }`); a request is
     /// served the nearest size at least as large as asked.
     pub thumbnail_sizes: Vec<crate::media::thumbnail::Size>,
+    /// Serve new media on the legacy unauthenticated endpoints (`/_matrix/media/v3/download`
+    /// and `/thumbnail`) too. Off: they serve only media uploaded before the server first ran
+    /// with them frozen (the spec's v1.11 freeze); clients use the authenticated endpoints.
+    pub legacy_unauthenticated: bool,
 }
 
 impl Default for MediaConfig {
@@ -110,6 +117,7 @@ impl Default for MediaConfig {
             max_thumbnail_pixels: 32_000_000,
             thumbnail_concurrency: 2,
             thumbnail_sizes: crate::media::thumbnail::default_sizes(),
+            legacy_unauthenticated: false,
         }
     }
 }
@@ -209,12 +217,32 @@ impl Default for Rooms {
 pub struct Limits {
     /// Largest accepted request body for JSON endpoints, in bytes.
     pub max_request_bytes: usize,
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection is kept waiting for its next request.
+    pub header_read_timeout_s: u64,
+    /// Seconds a client has to send a request's body.
+    pub body_read_timeout_s: u64,
+    /// Seconds a TLS handshake on the federation listener may take.
+    pub tls_handshake_timeout_s: u64,
+    /// Open connections allowed per client address (0: no limit).
+    pub max_connections_per_ip: usize,
+    /// Addresses the connection cap does not apply to: a reverse proxy in front of Haven
+    /// connects from these for every client.
+    pub connection_limit_exempt: Vec<ipnet::IpNet>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_request_bytes: 1024 * 1024,
+            header_read_timeout_s: 30,
+            body_read_timeout_s: 60,
+            tls_handshake_timeout_s: 10,
+            max_connections_per_ip: 64,
+            connection_limit_exempt: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
         }
     }
 }
@@ -385,6 +413,12 @@ impl Config {
                 "rooms.default_version",
                 "supported room versions are 10, 11 and 12",
             ));
+        }
+        if self.limits.header_read_timeout_s == 0
+            || self.limits.body_read_timeout_s == 0
+            || self.limits.tls_handshake_timeout_s == 0
+        {
+            return Err(key_err("limits", "timeouts must be at least 1 second"));
         }
         if self.limits.max_request_bytes < 65_536 {
             return Err(key_err(

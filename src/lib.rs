@@ -14,10 +14,12 @@ pub mod federation;
 pub mod listeners;
 pub mod media;
 pub mod metrics;
+pub mod outbound;
 pub mod push;
 pub mod ratelimit;
 pub mod rooms;
 pub mod search;
+pub mod serve;
 pub mod signing;
 pub mod storage;
 pub mod stream;
@@ -39,10 +41,16 @@ pub struct Haven {
     pub rooms: rooms::Rooms,
     pub users: users::Users,
     pub ratelimit: ratelimit::RateLimiter,
+    /// Refused admin API calls per caller (see `api::admin::gate`).
+    pub admin_refusals: ratelimit::RateLimiter,
     pub appservices: appservice::Appservices,
     pub media: media::Media,
     /// Outbound HTTP (appservice transactions and queries).
     pub http: reqwest::Client,
+    /// Outbound HTTP to addresses users name (push gateways), within `outbound`'s policy.
+    pub guarded_http: reqwest::Client,
+    /// The addresses this server connects to on others' say-so.
+    pub outbound: Arc<outbound::IpPolicy>,
     /// Open sliding-sync connections.
     pub sliding: sync::sliding::Connections,
     /// Outbound federation (other servers).
@@ -81,17 +89,26 @@ impl Haven {
         let rooms = rooms::Rooms::new(db.clone(), key.clone(), stream.clone())?;
         let users = users::Users::new(db.clone(), config.server_name.clone());
         let ratelimit = ratelimit::RateLimiter::new(config.rate_limits.clone());
+        let admin_refusals = ratelimit::RateLimiter::per_minute(
+            admin::REFUSALS_PER_MINUTE,
+            config.rate_limits.enabled,
+        );
         let media_dir = config
             .media
             .path
             .clone()
             .unwrap_or_else(|| config.database.path.join("media"));
-        let media = media::Media::new(media_dir, &config.media)?;
+        let media = media::Media::new(media_dir, &config.media, &db)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(error::Error::internal)?;
-        let federation = federation::Federation::new(&config.federation)?;
+        let outbound = Arc::new(outbound::IpPolicy::new(
+            config.outbound.ip_range_denylist.clone(),
+            config.outbound.ip_range_allowlist.clone(),
+        ));
+        let guarded_http = outbound.client().map_err(error::Error::internal)?;
+        let federation = federation::Federation::new(&config.federation, outbound.clone())?;
         Ok(Arc::new(Self {
             config,
             db,
@@ -100,9 +117,12 @@ impl Haven {
             rooms,
             users,
             ratelimit,
+            admin_refusals,
             appservices,
             media,
             http,
+            guarded_http,
+            outbound,
             sliding: Default::default(),
             federation,
             ready: Default::default(),

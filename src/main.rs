@@ -3,7 +3,7 @@
 //! Listening sockets handed over at start (systemd's `LISTEN_FDS`) are used for the configured
 //! addresses they are bound to (see `listeners`).
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+use std::{path::PathBuf, process::ExitCode};
 
 use haven::{config::Config, listeners::Inherited, Haven};
 
@@ -101,19 +101,39 @@ async fn run(config: Config, inherited: Inherited) -> Result<(), Box<dyn std::er
     haven::federation::announce::start(haven.clone());
     haven::cli::serve(haven.clone())?;
     let app = haven::api::router(haven.clone());
-    if let Some(addr) = haven.config.federation.listen {
-        let listener = inherited.listen(addr, "federation.listen").await?;
-        start_federation_listener(&haven.config.federation, listener, app.clone())?;
+    let limits = haven.config.limits.clone();
+    // Every listener stops accepting at the same signal; the client one is waited for.
+    let stop = tokio_util::sync::CancellationToken::new();
+    if let Some(faddr) = haven.config.federation.listen {
+        let listener = inherited.listen(faddr, "federation.listen").await?;
+        let faddr = listener.local_addr()?;
+        let fed = &haven.config.federation;
+        let tls = match (&fed.tls_certificate, &fed.tls_private_key) {
+            (Some(cert), Some(key)) => Some(haven::federation::tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        tracing::info!(addr = %faddr, tls = tls.is_some(), "federation listener");
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(haven::serve::serve(
+            listener,
+            tls,
+            app.clone(),
+            limits.clone(),
+            stopped,
+        ));
     }
     if let Some(maddr) = haven.config.metrics.listen {
         let listener = inherited.listen(maddr, "metrics.listen").await?;
         let maddr = listener.local_addr()?;
         let router = haven::api::metrics_router(haven.clone());
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "metrics listener stopped");
-            }
-        });
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(haven::serve::serve(
+            listener,
+            None,
+            router,
+            limits.clone(),
+            stopped,
+        ));
         tracing::info!(addr = %maddr, "metrics listener");
     }
     let listener = inherited.listen(addr, "listen.address").await?;
@@ -122,12 +142,14 @@ async fn run(config: Config, inherited: Inherited) -> Result<(), Box<dyn std::er
         .ready
         .store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(%addr, server_name = %haven.config.server_name, "Haven is listening");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let signalled = {
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    };
+    haven::serve::serve(listener, None, app, limits, signalled).await;
     haven.db.flush_blocking()?;
     Ok(())
 }
@@ -147,34 +169,4 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down");
-}
-
-/// The listener other servers connect to: HTTPS with the configured certificate, or plain HTTP
-/// behind a TLS-terminating proxy.
-fn start_federation_listener(
-    fed: &haven::config::FederationConfig,
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let addr = listener.local_addr()?;
-    match (&fed.tls_certificate, &fed.tls_private_key) {
-        (Some(cert), Some(key)) => {
-            let tls = haven::federation::tls::acceptor(cert, key)?;
-            tracing::info!(%addr, "federation listener (TLS)");
-            tokio::spawn(haven::federation::tls::serve(listener, tls, app));
-        }
-        _ => {
-            tracing::info!(%addr, "federation listener (plain HTTP, for a TLS-terminating proxy)");
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            );
-            tokio::spawn(async move {
-                if let Err(e) = serve.await {
-                    tracing::error!(error = %e, "federation listener stopped");
-                }
-            });
-        }
-    }
-    Ok(())
 }

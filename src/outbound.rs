@@ -1,13 +1,22 @@
-//! Which addresses this server connects to for federation. A remote server name, its
-//! `.well-known` delegation, its SRV record and any `X-Matrix` origin or notary request can name
-//! any host, including this machine and its private network: without a check, an unauthenticated
-//! request could make Haven connect there. Addresses are checked after DNS resolution (and IP
-//! literals as they are), against a deny list of internal ranges on by default (as Synapse's
-//! `ip_range_blacklist`), with an allow list that wins for test and private deployments.
+//! Which addresses this server connects to on others' say-so. A remote server name, its
+//! `.well-known` delegation, its SRV record, any `X-Matrix` origin or notary request, and a
+//! user's push gateway URL can name any host, including this machine and its private network:
+//! without a check, a request could make Haven connect there. Addresses are checked after DNS
+//! resolution (and IP literals as they are), against a deny list of internal ranges on by
+//! default (as Synapse's `ip_range_blacklist`), with an allow list that wins for test and
+//! private deployments. Appservices are configured by the operator and are not checked.
 
-use std::net::IpAddr;
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
 
 use ipnet::IpNet;
+
+/// Why a connection was not made.
+pub const DENIED: &str =
+    "its address is in a range this server does not connect to (outbound.ip_range_denylist)";
 
 /// Loopback, private (RFC 1918), carrier-grade NAT, link-local, unique local, multicast,
 /// documentation, benchmarking, reserved and unspecified ranges.
@@ -59,6 +68,52 @@ impl IpPolicy {
     pub fn allows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.allow.iter().any(|n| n.contains(&ip)) || !self.deny.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether a URL may be requested: an IP literal host is checked here (it is connected to
+    /// without a lookup); a name is checked when the client made by [`IpPolicy::client`]
+    /// resolves it.
+    pub fn allows_url(&self, url: &reqwest::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        match host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
+            Ok(ip) => self.allows(ip),
+            Err(_) => true,
+        }
+    }
+
+    /// An HTTP client whose name lookups leave out denied addresses (failing when none is
+    /// left), with timeouts.
+    pub fn client(self: &Arc<Self>) -> reqwest::Result<reqwest::Client> {
+        reqwest::Client::builder()
+            .dns_resolver(Arc::new(Filtered(self.clone())))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .build()
+    }
+}
+
+/// reqwest's DNS hook for [`IpPolicy::client`]: the system resolver, filtered.
+struct Filtered(Arc<IpPolicy>);
+
+impl reqwest::dns::Resolve for Filtered {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = found.filter(|a| policy.allows(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(format!("{host}: {DENIED}").into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
     }
 }
 

@@ -174,7 +174,7 @@ async fn no_request_makes_the_server_connect_to_internal_addresses() {
 
     // The same request does reach a range the operator allows (the check above can fail).
     let open = Server::start_with(vec![(
-        "HAVEN_FEDERATION__IP_RANGE_ALLOWLIST",
+        "HAVEN_OUTBOUND__IP_RANGE_ALLOWLIST",
         "[\"127.0.0.0/8\"]",
     )])
     .await;
@@ -422,4 +422,80 @@ async fn the_specs_limits_hold() {
     );
     assert!(start.elapsed() < std::time::Duration::from_secs(5));
     assert_eq!(register("carol".into(), "p".repeat(512)).await.0, 200);
+}
+
+/// Reads from `stream` until the server closes it; `true` if that happens within `secs`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, secs: u64) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Slow clients cannot hold connections: headers, bodies and idle keep-alive connections have
+/// deadlines, and one address may hold only so many connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_and_greedy_clients_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::start_with(vec![
+        ("HAVEN_LIMITS__HEADER_READ_TIMEOUT_S", "1"),
+        ("HAVEN_LIMITS__BODY_READ_TIMEOUT_S", "1"),
+        ("HAVEN_LIMITS__MAX_CONNECTIONS_PER_IP", "3"),
+        ("HAVEN_LIMITS__CONNECTION_LIMIT_EXEMPT", "[]"),
+    ])
+    .await;
+    let addr = format!("127.0.0.1:{}", s.port);
+    let connect = || tokio::net::TcpStream::connect(addr.clone());
+
+    // Headers that never end.
+    let mut c = connect().await.unwrap();
+    c.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut c, 5).await, "partial headers held open");
+
+    // An idle keep-alive connection after one request.
+    let mut c = connect().await.unwrap();
+    c.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed_within(&mut c, 5).await, "idle keep-alive held open");
+
+    // A body that never arrives in full.
+    let mut c = connect().await.unwrap();
+    c.write_all(
+        b"POST /_matrix/client/v3/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    assert!(closed_within(&mut c, 5).await, "partial body held open");
+
+    // Three connections from one address at most; a fourth is closed at once.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect().await.unwrap();
+        c.write_all(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        held.push(c);
+    }
+    let mut fourth = connect().await.unwrap();
+    assert!(
+        closed_within(&mut fourth, 1).await,
+        "a fourth connection was served"
+    );
+    // Once they are gone (their headers timed out), the address is served again.
+    for mut c in held {
+        assert!(closed_within(&mut c, 5).await);
+    }
+    let r = reqwest::get(format!("{}/_matrix/client/versions", s.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

@@ -71,13 +71,14 @@ async fn thumbnails_are_made_of_images() {
     .await;
     let img = image::load_from_memory(&body).unwrap();
     assert_eq!((img.width(), img.height()), (96, 96));
-    // The legacy path needs no token; the authenticated one does.
+    // The legacy unauthenticated path is frozen: it does not serve new media; the
+    // authenticated one needs a token.
     let (st, _, _) = get(
         format!("/_matrix/media/v3/thumbnail/{mxc}?width=32&height=32"),
         false,
     )
     .await;
-    assert_eq!(st, 200);
+    assert_eq!(st, 404);
     let (st, _, _) = get(
         format!("/_matrix/client/v1/media/thumbnail/{mxc}?width=32&height=32"),
         false,
@@ -171,7 +172,7 @@ async fn a_decompression_bomb_is_refused_and_sizes_are_a_fixed_set() {
     let requests = (0..8).map(|i| {
         let http = http.clone();
         let url = format!(
-            "{}/_matrix/media/v3/thumbnail/{bomb}?width={}&height={}",
+            "{}/_matrix/client/v1/media/thumbnail/{bomb}?width={}&height={}",
             s.base,
             100 + i,
             100 + i
@@ -235,4 +236,20 @@ fn walk(dir: &std::path::Path) -> usize {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// With `media.legacy_unauthenticated`, the legacy endpoints serve new media as before.
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_media_can_be_left_open() {
+    let s = Server::start_with(vec![("HAVEN_MEDIA__LEGACY_UNAUTHENTICATED", "true")]).await;
+    let alice = s.user("alice").await;
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::GrayImage::new(10, 10)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let mxc = upload(&s, alice.token.as_deref().unwrap(), png.into_inner()).await;
+    let r = reqwest::get(format!("{}/_matrix/media/v3/download/{mxc}", s.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

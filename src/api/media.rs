@@ -63,12 +63,22 @@ pub async fn upload(
     ))
 }
 
-async fn serve(
+/// Which endpoint a media request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// `/_matrix/client/v1/media/...`, with an access token.
+    Authenticated,
+    /// `/_matrix/media/v3/...`, without one: frozen for new media.
+    Legacy,
+}
+
+/// The stored media `media_id` of this server, as `via` may serve it.
+fn find(
     h: &Haven,
     server: &str,
     media_id: &str,
-    name: Option<String>,
-) -> Result<Response, Error> {
+    via: Via,
+) -> Result<(crate::media::MediaRecord, std::path::PathBuf), Error> {
     if server != h.config.server_name.as_str() {
         return Err(Error::not_found(
             "Remote media is not available without federation",
@@ -78,6 +88,22 @@ async fn serve(
         .media
         .get(&h.db, media_id)?
         .ok_or_else(|| Error::not_found("Media not found"))?;
+    if via == Via::Legacy && !h.media.legacy_serves(&rec) {
+        return Err(Error::not_found(
+            "Media not found: new media is served only by the authenticated endpoints (/_matrix/client/v1/media)",
+        ));
+    }
+    Ok((rec, path))
+}
+
+async fn serve(
+    h: &Haven,
+    server: &str,
+    media_id: &str,
+    name: Option<String>,
+    via: Via,
+) -> Result<Response, Error> {
+    let (rec, path) = find(h, server, media_id, via)?;
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|_| Error::not_found("Media not found"))?;
@@ -136,14 +162,14 @@ pub async fn download_legacy(
     State(h): State<Arc<Haven>>,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<Response, Error> {
-    serve(&h, &server, &id, None).await
+    serve(&h, &server, &id, None, Via::Legacy).await
 }
 
 pub async fn download_legacy_named(
     State(h): State<Arc<Haven>>,
     Path((server, id, name)): Path<(String, String, String)>,
 ) -> Result<Response, Error> {
-    serve(&h, &server, &id, Some(name)).await
+    serve(&h, &server, &id, Some(name), Via::Legacy).await
 }
 
 /// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}` (authenticated media)
@@ -152,7 +178,7 @@ pub async fn download(
     _auth: Authed,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<Response, Error> {
-    serve(&h, &server, &id, None).await
+    serve(&h, &server, &id, None, Via::Authenticated).await
 }
 
 pub async fn download_named(
@@ -160,7 +186,7 @@ pub async fn download_named(
     _auth: Authed,
     Path((server, id, name)): Path<(String, String, String)>,
 ) -> Result<Response, Error> {
-    serve(&h, &server, &id, Some(name)).await
+    serve(&h, &server, &id, Some(name), Via::Authenticated).await
 }
 
 /// `GET /_matrix/client/v1/media/config` (and the legacy path)
@@ -181,13 +207,9 @@ async fn thumb(
     server: &str,
     media_id: &str,
     q: ThumbnailQuery,
+    via: Via,
 ) -> Result<Response, Error> {
     use crate::media::thumbnail::{self, Method};
-    if server != h.config.server_name.as_str() {
-        return Err(Error::not_found(
-            "Remote media is not available without federation",
-        ));
-    }
     let method = match q.method.as_deref() {
         None | Some("scale") => Method::Scale,
         Some("crop") => Method::Crop,
@@ -196,10 +218,7 @@ async fn thumb(
     if q.width == 0 || q.height == 0 {
         return Err(Error::invalid_param("width and height must be positive"));
     }
-    let (rec, path) = h
-        .media
-        .get(&h.db, media_id)?
-        .ok_or_else(|| Error::not_found("Media not found"))?;
+    let (rec, path) = find(h, server, media_id, via)?;
     let ct = rec.content_type.clone().unwrap_or_default();
     if !thumbnail::supported(&ct) {
         return Err(Error::bad_request(
@@ -227,7 +246,7 @@ pub async fn thumbnail(
     Path((server, id)): Path<(String, String)>,
     Params(q): Params<ThumbnailQuery>,
 ) -> Result<Response, Error> {
-    thumb(&h, &server, &id, q).await
+    thumb(&h, &server, &id, q, Via::Authenticated).await
 }
 
 /// Legacy `GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId}`
@@ -236,7 +255,7 @@ pub async fn thumbnail_legacy(
     Path((server, id)): Path<(String, String)>,
     Params(q): Params<ThumbnailQuery>,
 ) -> Result<Response, Error> {
-    thumb(&h, &server, &id, q).await
+    thumb(&h, &server, &id, q, Via::Legacy).await
 }
 
 /// `GET /_matrix/client/v1/media/preview_url`: URL previews are not offered (the server

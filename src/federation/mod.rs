@@ -6,7 +6,6 @@ pub mod auth;
 pub mod backfill;
 pub mod devices;
 pub mod hierarchy;
-pub mod ip_policy;
 pub mod keys;
 pub mod membership;
 pub mod pdu;
@@ -38,9 +37,7 @@ use crate::{
 
 /// Longest wait between attempts at a server that keeps failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// Why a server was not contacted: its address is in a range this server never connects to.
-const DENIED: &str =
-    "its address is in a range this server does not connect to (federation.ip_range_denylist)";
+use crate::outbound::DENIED;
 
 /// Outbound federation: resolution, TLS (verified unless the peer is configured otherwise),
 /// signing, and backoff from servers that are down.
@@ -56,11 +53,11 @@ pub struct Federation {
 }
 
 impl Federation {
-    pub fn new(config: &FederationConfig) -> Result<Self> {
-        let resolver = resolve::Resolver::new(ip_policy::IpPolicy::new(
-            config.ip_range_denylist.clone(),
-            config.ip_range_allowlist.clone(),
-        ));
+    pub fn new(
+        config: &FederationConfig,
+        policy: std::sync::Arc<crate::outbound::IpPolicy>,
+    ) -> Result<Self> {
+        let resolver = resolve::Resolver::new(policy);
         let builder = || {
             reqwest::Client::builder()
                 .dns_resolver(Arc::new(resolve::Dns(resolver.clone())))

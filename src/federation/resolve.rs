@@ -48,11 +48,11 @@ pub struct Resolver {
     /// tls name -> host to look up instead (SRV targets).
     overrides: Mutex<HashMap<String, String>>,
     /// The addresses connections may go to.
-    pub policy: super::ip_policy::IpPolicy,
+    pub policy: Arc<crate::outbound::IpPolicy>,
 }
 
 impl Resolver {
-    pub fn new(policy: super::ip_policy::IpPolicy) -> Arc<Self> {
+    pub fn new(policy: Arc<crate::outbound::IpPolicy>) -> Arc<Self> {
         let dns = TokioAsyncResolver::tokio_from_system_conf()
             .unwrap_or_else(|_| TokioAsyncResolver::tokio(Default::default(), Default::default()));
         Arc::new(Self {
@@ -169,7 +169,7 @@ impl Resolver {
         if ips.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("{name}: {}", super::DENIED),
+                format!("{name}: {}", crate::outbound::DENIED),
             ));
         }
         Ok(ips)

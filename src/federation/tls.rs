@@ -1,16 +1,9 @@
 //! The federation listener's TLS (rustls): other servers connect over HTTPS to the address in
-//! `federation.listen` with the configured certificate.
+//! `federation.listen` with the configured certificate (served by `crate::serve`).
 
-use std::{net::SocketAddr, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
-use axum::{extract::ConnectInfo, Router};
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
 use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 /// A TLS acceptor for the PEM certificate chain and private key.
@@ -36,37 +29,4 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         .map_err(|e| format!("federation TLS certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// Serves `app` over TLS on `listener` until the process ends; a failed handshake only drops
-/// that connection.
-pub async fn serve(listener: TcpListener, tls: TlsAcceptor, app: Router) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "federation listener: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let (tls, app) = (tls.clone(), app.clone());
-        tokio::spawn(async move {
-            let stream = match tls.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            let app = app.layer(axum::Extension(ConnectInfo::<SocketAddr>(peer)));
-            let service = TowerToHyperService::new(app);
-            if let Err(e) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "federation connection ended with an error");
-            }
-        });
-    }
 }

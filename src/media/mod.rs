@@ -34,17 +34,42 @@ pub struct Media {
     thumbnails: crate::config::MediaConfig,
     /// Images being decoded for thumbnails at once, at most `thumbnail_concurrency`.
     decoding: tokio::sync::Semaphore,
+    /// Media uploaded from this time on (ms) is not served by the legacy unauthenticated
+    /// endpoints; `None` when they serve everything (`media.legacy_unauthenticated`).
+    legacy_frozen_from: Option<u64>,
 }
 
+/// When the legacy unauthenticated endpoints were frozen: the first start of a server that
+/// freezes them (media uploaded before stays reachable there, as in Synapse's freeze).
+const LEGACY_FREEZE_KEY: &str = "media_legacy_freeze_ms";
+
 impl Media {
-    pub fn new(dir: PathBuf, config: &crate::config::MediaConfig) -> Result<Self> {
+    pub fn new(dir: PathBuf, config: &crate::config::MediaConfig, db: &Storage) -> Result<Self> {
         std::fs::create_dir_all(dir.join("tmp")).map_err(Error::internal)?;
+        let legacy_frozen_from = if config.legacy_unauthenticated {
+            None
+        } else {
+            let mut at = db.meta_u64(LEGACY_FREEZE_KEY)?;
+            if at == 0 {
+                at = crate::util::now_ms();
+                db.put_meta_u64(LEGACY_FREEZE_KEY, at)?;
+            }
+            Some(at)
+        };
         Ok(Self {
             dir,
             max_bytes: config.max_upload_bytes,
             thumbnails: config.clone(),
             decoding: tokio::sync::Semaphore::new(config.thumbnail_concurrency),
+            legacy_frozen_from,
         })
+    }
+
+    /// Whether the legacy unauthenticated endpoints may serve `rec`: only media uploaded before
+    /// they were frozen (the spec's v1.11 freeze), unless they are configured open.
+    pub fn legacy_serves(&self, rec: &MediaRecord) -> bool {
+        self.legacy_frozen_from
+            .is_none_or(|frozen| rec.created_ms < frozen)
     }
 
     /// The thumbnail of `rec` (content at `path`) nearest to what was asked, made once per

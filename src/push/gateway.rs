@@ -153,9 +153,15 @@ async fn deliver(h: Arc<Haven>, user: OwnedUserId, n: NotifRecord) {
                 continue;
             }
         };
+        // A user names the gateway: it must not be on this server's own network.
+        let allowed = reqwest::Url::parse(&url).is_ok_and(|u| h.outbound.allows_url(&u));
+        if !allowed {
+            tracing::warn!(%url, "push gateway not contacted: {}", crate::outbound::DENIED);
+            continue;
+        }
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=ATTEMPTS {
-            match h.http.post(&url).json(&body).send().await {
+            match h.guarded_http.post(&url).json(&body).send().await {
                 Ok(r) if r.status().is_success() => {
                     let v: Value = r.json().await.unwrap_or(Value::Null);
                     let rejected = v["rejected"]

@@ -94,7 +94,7 @@ impl Server {
             ("HAVEN_FEDERATION__TLS_PRIVATE_KEY", key.as_str()),
             ("HAVEN_FEDERATION__INSECURE_PEERS", peers.as_str()),
             // The other servers are on loopback, which is denied by default.
-            ("HAVEN_FEDERATION__IP_RANGE_ALLOWLIST", "[\"127.0.0.0/8\"]"),
+            ("HAVEN_OUTBOUND__IP_RANGE_ALLOWLIST", "[\"127.0.0.0/8\"]"),
         ];
         let mut s = Self::start_on(vec![Port::new(), fed], env).await;
         s.keep.push(certs);
