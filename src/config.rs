@@ -256,6 +256,11 @@ pub struct RateLimits {
     pub per_second: f64,
     /// Requests allowed in a burst above the sustained rate.
     pub burst: u32,
+    /// Per-action limits (Synapse-like defaults); appservices that ask for it and admins are
+    /// exempt.
+    pub actions: ActionLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client for per-address limits.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for RateLimits {
@@ -264,6 +269,63 @@ impl Default for RateLimits {
             enabled: true,
             per_second: 50.0,
             burst: 200,
+            actions: ActionLimits::default(),
+            trusted_proxies: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+        }
+    }
+}
+
+/// A token bucket: `per_second` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionLimit {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+const fn limit(per_second: f64, burst: u32) -> ActionLimit {
+    ActionLimit { per_second, burst }
+}
+
+/// The per-action limits (`rate_limits.actions.<action> = { per_second, burst }`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionLimits {
+    /// Login attempts per client address.
+    pub login_address: ActionLimit,
+    /// Login attempts per account.
+    pub login_account: ActionLimit,
+    /// Failed logins per account; when spent, logins of the account are refused.
+    pub login_failure: ActionLimit,
+    /// Registrations per client address.
+    pub registration: ActionLimit,
+    /// Rooms created per user.
+    pub room_creation: ActionLimit,
+    /// Invites sent per user.
+    pub invite: ActionLimit,
+    /// Joins and knocks per user.
+    pub join: ActionLimit,
+    /// Events sent per user.
+    pub message: ActionLimit,
+    /// Uploads per user.
+    pub media_upload: ActionLimit,
+}
+
+impl Default for ActionLimits {
+    fn default() -> Self {
+        Self {
+            login_address: limit(0.05, 10),
+            login_account: limit(0.05, 10),
+            login_failure: limit(0.17, 3),
+            registration: limit(0.17, 3),
+            room_creation: limit(0.016, 10),
+            invite: limit(0.1, 20),
+            join: limit(0.1, 10),
+            message: limit(0.2, 10),
+            media_upload: limit(10.0, 50),
         }
     }
 }
@@ -444,6 +506,26 @@ impl Config {
             return Err(key_err(
                 "media.thumbnail_sizes",
                 "widths and heights must be 1 to 4096",
+            ));
+        }
+        let a = &self.rate_limits.actions;
+        if [
+            a.login_address,
+            a.login_account,
+            a.login_failure,
+            a.registration,
+            a.room_creation,
+            a.invite,
+            a.join,
+            a.message,
+            a.media_upload,
+        ]
+        .iter()
+        .any(|l| l.per_second <= 0.0 || l.burst == 0)
+        {
+            return Err(key_err(
+                "rate_limits.actions",
+                "every limit needs a positive per_second and burst",
             ));
         }
         if self.rate_limits.per_second <= 0.0 {

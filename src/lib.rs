@@ -43,6 +43,8 @@ pub struct Haven {
     pub ratelimit: ratelimit::RateLimiter,
     /// Refused admin API calls per caller (see `api::admin::gate`).
     pub admin_refusals: ratelimit::RateLimiter,
+    /// Per-action limits (logins, registrations, rooms, invites, joins, messages, uploads).
+    pub actions: ratelimit::ActionLimiters,
     pub appservices: appservice::Appservices,
     pub media: media::Media,
     /// Outbound HTTP (appservice transactions and queries).
@@ -57,6 +59,22 @@ pub struct Haven {
     pub federation: federation::Federation,
     /// Set once every configured listener is bound (`/readyz`).
     pub ready: std::sync::atomic::AtomicBool,
+}
+
+impl Haven {
+    /// Counts one `action` by the session's user, or refuses it (429 `M_LIMIT_EXCEEDED` with
+    /// `retry_after_ms`). Appservices that ask for it (`rate_limited: false`) and server admins
+    /// are exempt.
+    pub fn limit(&self, action: ratelimit::Action, s: &users::Session) -> error::Result<()> {
+        if s.appservice.as_ref().is_some_and(|a| !a.rate_limited()) {
+            return Ok(());
+        }
+        match self.actions.check(action, s.user_id.as_str()) {
+            // Only when about to refuse: is this an admin (one read, not one per request)?
+            Err(e) if !self.users.is_admin(&s.user_id)? => Err(e),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -89,6 +107,7 @@ impl Haven {
         let rooms = rooms::Rooms::new(db.clone(), key.clone(), stream.clone())?;
         let users = users::Users::new(db.clone(), config.server_name.clone());
         let ratelimit = ratelimit::RateLimiter::new(config.rate_limits.clone());
+        let actions = ratelimit::ActionLimiters::new(&config.rate_limits);
         let admin_refusals = ratelimit::RateLimiter::per_minute(
             admin::REFUSALS_PER_MINUTE,
             config.rate_limits.enabled,
@@ -118,6 +137,7 @@ impl Haven {
             users,
             ratelimit,
             admin_refusals,
+            actions,
             appservices,
             media,
             http,

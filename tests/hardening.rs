@@ -499,3 +499,133 @@ async fn slow_and_greedy_clients_are_cut_off() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// Per-account and per-address limits with the shipped defaults: wrong passwords, sign-ups,
+/// messages and room creations are refused with 429 and `retry_after_ms` past a burst; an
+/// admin is exempt; behind the (trusted, loopback) reverse proxy, `X-Forwarded-For` names the
+/// client whose limit counts.
+#[tokio::test(flavor = "multi_thread")]
+async fn abuse_from_one_account_or_address_is_rate_limited() {
+    let mut s = Server::start_with(vec![
+        ("HAVEN_RATE_LIMITS__ENABLED", "true"),
+        // The spec's per-endpoint limit out of the way: the per-action defaults are tested.
+        ("HAVEN_RATE_LIMITS__PER_SECOND", "1000.0"),
+        ("HAVEN_RATE_LIMITS__BURST", "1000"),
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value, xff: Option<String>| {
+        let mut rb = http.post(format!("{}{path}", s.base)).json(&body);
+        if let Some(x) = xff {
+            rb = rb.header("x-forwarded-for", x);
+        }
+        async move {
+            let r = rb.send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap_or(Value::Null);
+            (status, v)
+        }
+    };
+    let register = |name: String, xff: Option<String>| {
+        post(
+            "/_matrix/client/v3/register",
+            json!({"username": name, "password": "a good password", "auth": {"type": "m.login.dummy"}}),
+            xff,
+        )
+    };
+    // Sign-ups from one address: three, then 429.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(register(format!("u{i}x"), Some("198.51.100.1".into())).await.0);
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Other addresses behind the same proxy are counted apart.
+    for i in 0..3 {
+        let (st, v) = register(format!("w{i}x"), Some(format!("198.51.100.{}", 10 + i))).await;
+        assert_eq!(st, 200, "{v}");
+    }
+
+    // Wrong passwords for one account: three failures, then refused even with the right one.
+    let login = |password: &str| {
+        post(
+            "/_matrix/client/v3/login",
+            json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "u0x"}, "password": password}),
+            None,
+        )
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(login("wrong").await.0);
+    }
+    assert_eq!(&statuses[..3], &[403, 403, 403], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    let (st, v) = login("a good password").await;
+    assert_eq!(st, 429, "{v}");
+    assert!(v["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{v}");
+
+    // Messages and room creations from one user.
+    let out = s.command(&["create-user", "root", "--password", "secret", "--admin"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut alice = s.client();
+    let (st, v) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/login",
+            Some(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "w0x"}, "password": "a good password"}).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    alice.token = Some(v["access_token"].as_str().unwrap().to_owned());
+    let mut created = Vec::new();
+    for _ in 0..12 {
+        created.push(
+            alice
+                .raw("POST", "/_matrix/client/v3/createRoom", Some("{}"))
+                .await,
+        );
+    }
+    let ok = created.iter().filter(|(st, _)| *st == 200).count();
+    assert_eq!(ok, 10, "{:?}", created.iter().map(|c| c.0).collect::<Vec<_>>());
+    assert_eq!(created[11].0, 429);
+    let room = created[0].1["room_id"].as_str().unwrap().to_owned();
+    let mut sent = Vec::new();
+    for i in 0..14 {
+        let (st, _) = alice
+            .raw(
+                "PUT",
+                &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/m{i}"),
+                Some(r#"{"msgtype":"m.text","body":"spam"}"#),
+            )
+            .await;
+        sent.push(st);
+    }
+    assert!(sent[..10].iter().all(|s| *s == 200), "{sent:?}");
+    assert!(sent[10..].iter().all(|s| *s == 429), "{sent:?}");
+
+    // An admin is not limited.
+    let mut root = s.client();
+    let (_, v) = root
+        .raw(
+            "POST",
+            "/_matrix/client/v3/login",
+            Some(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "root"}, "password": "secret"}).to_string()),
+        )
+        .await;
+    root.token = Some(v["access_token"].as_str().unwrap().to_owned());
+    let (_, v) = root
+        .raw("POST", "/_matrix/client/v3/createRoom", Some("{}"))
+        .await;
+    let room = v["room_id"].as_str().unwrap().to_owned();
+    for i in 0..20 {
+        let (st, v) = root
+            .raw(
+                "PUT",
+                &format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/r{i}"),
+                Some(r#"{"msgtype":"m.text","body":"notice"}"#),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    s.kill9();
+}

@@ -32,6 +32,8 @@ pub struct Ruma<T> {
     pub json: Option<serde_json::Value>,
     /// The server that signed a federation request.
     pub origin: Option<ruma::OwnedServerName>,
+    /// The client's address (through a trusted reverse proxy's `X-Forwarded-For`).
+    pub client_ip: Option<std::net::IpAddr>,
 }
 
 impl<T> Ruma<T> {
@@ -258,14 +260,21 @@ where
             .as_ref()
             .and_then(|s| s.appservice.as_ref())
             .is_some_and(|a| !a.rate_limited());
+        let client_ip = crate::ratelimit::client_address(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+            parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok()),
+            &h.config.rate_limits.trusted_proxies,
+        );
         if T::RATE_LIMITED && !exempt {
             let key = match &session {
                 Some(s) => s.user_id.to_string(),
-                None => parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip().to_string())
-                    .unwrap_or_default(),
+                None => client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             };
             h.ratelimit.check(&key)?;
         }
@@ -307,6 +316,7 @@ where
             session,
             json,
             origin,
+            client_ip,
         })
     }
 }

@@ -33,6 +33,7 @@ pub async fn upload(
     req: Request,
 ) -> Result<Json<serde_json::Value>, Error> {
     h.users.require_not_suspended(&s.user_id)?;
+    h.limit(crate::ratelimit::Action::MediaUpload, &s)?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

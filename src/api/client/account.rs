@@ -15,6 +15,7 @@ use crate::{
     api::extract::{ApiResult, Ruma, RumaResponse},
     config::RegistrationMode,
     error::{ErrCode, Error},
+    ratelimit::Action,
     users::uiaa::{StageContext, DUMMY, PASSWORD, REGISTRATION_TOKEN},
     Haven,
 };
@@ -83,6 +84,11 @@ pub async fn register(
         .uiaa
         .authenticate(&h.users, auth_dict(&r), &flows, ctx)
         .await?;
+    // Counted once the client has completed the flows (each registration takes two requests).
+    h.actions.check(
+        Action::Registration,
+        &r.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+    )?;
     if cfg.mode == RegistrationMode::Token {
         let token = auth_dict(&r)
             .and_then(|a| a.get("token"))
@@ -268,6 +274,17 @@ pub async fn login(
     if user_id.server_name() != h.config.server_name {
         return Err(Error::forbidden("Invalid username or password"));
     }
+    // Guessing passwords: attempts per address and per account, and failures per account
+    // (refused up front once spent, counted when a password is wrong).
+    let ip = r.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    h.actions.check(Action::LoginAddress, &ip)?;
+    h.actions.check(Action::LoginAccount, user_id.as_str())?;
+    if !h
+        .actions
+        .would_allow(Action::LoginFailure, user_id.as_str())
+    {
+        h.actions.check(Action::LoginFailure, user_id.as_str())?;
+    }
     if let Some(u) = h.users.get(&user_id)? {
         if u.deactivated {
             return Err(Error::forbidden("This account has been deactivated")
@@ -275,6 +292,7 @@ pub async fn login(
         }
     }
     if !h.users.check_password(&user_id, &p.password).await? {
+        let _ = h.actions.check(Action::LoginFailure, user_id.as_str());
         return Err(Error::forbidden("Invalid username or password"));
     }
     let mut resp = start_login_session(&h, &r, user_id).await?;

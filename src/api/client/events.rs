@@ -56,6 +56,7 @@ pub async fn send_message(
 ) -> ApiResult<send_message_event::v3::Response> {
     let s = r.session()?;
     h.users.require_not_suspended(&s.user_id)?;
+    h.limit(crate::ratelimit::Action::Message, s)?;
     h.rooms.require_joined(&r.body.room_id, &s.user_id)?;
     let content = content_of(&r.body.body)?;
     let t = EventTemplate::new(r.body.event_type.to_string(), content);

@@ -20,6 +20,7 @@ use crate::{
     api::extract::{ApiResult, Ruma, RumaResponse},
     error::{ErrCode, Error},
     events::EventTemplate,
+    ratelimit::Action as Limited,
     rooms::{
         create::{CreateRoom, Preset},
         membership::Action,
@@ -40,6 +41,7 @@ pub async fn create_room(
 ) -> ApiResult<create_room::v3::Response> {
     let user = r.user()?.clone();
     h.users.require_not_suspended(&user)?;
+    h.limit(Limited::RoomCreation, r.session()?)?;
     let b = &r.body;
     let version = b
         .room_version
@@ -172,6 +174,7 @@ pub async fn join_by_id(
     State(h): State<Arc<Haven>>,
     r: Ruma<join_room_by_id::v3::Request>,
 ) -> ApiResult<join_room_by_id::v3::Response> {
+    h.limit(Limited::Join, r.session()?)?;
     join(&h, r.user()?, &r.body.room_id, r.body.reason.clone(), &[]).await?;
     Ok(RumaResponse(join_room_by_id::v3::Response::new(
         r.body.room_id.clone(),
@@ -203,6 +206,7 @@ pub async fn join_by_id_or_alias(
     State(h): State<Arc<Haven>>,
     r: Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> ApiResult<join_room_by_id_or_alias::v3::Response> {
+    h.limit(Limited::Join, r.session()?)?;
     let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
     let via = servers_named(&r.body.room_id_or_alias, &r.body.via);
     join(&h, r.user()?, &room_id, r.body.reason.clone(), &via).await?;
@@ -237,6 +241,7 @@ pub async fn invite(
     State(h): State<Arc<Haven>>,
     r: Ruma<invite_user::v3::Request>,
 ) -> ApiResult<invite_user::v3::Response> {
+    h.limit(Limited::Invite, r.session()?)?;
     let invite_user::v3::InvitationRecipient::UserId(invitee) = &r.body.recipient else {
         return Err(Error::bad_request(
             ErrCode::Unknown,
@@ -372,6 +377,7 @@ pub async fn knock(
     State(h): State<Arc<Haven>>,
     r: Ruma<ruma::api::client::knock::knock_room::v3::Request>,
 ) -> ApiResult<ruma::api::client::knock::knock_room::v3::Response> {
+    h.limit(Limited::Join, r.session()?)?;
     let room_id = resolve_room(&h, &r.body.room_id_or_alias).await?;
     let user = r.user()?;
     h.users.require_not_suspended(user)?;
