@@ -536,7 +536,11 @@ async fn abuse_from_one_account_or_address_is_rate_limited() {
     // Sign-ups from one address: three, then 429.
     let mut statuses = Vec::new();
     for i in 0..6 {
-        statuses.push(register(format!("u{i}x"), Some("198.51.100.1".into())).await.0);
+        statuses.push(
+            register(format!("u{i}x"), Some("198.51.100.1".into()))
+                .await
+                .0,
+        );
     }
     assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
@@ -586,7 +590,12 @@ async fn abuse_from_one_account_or_address_is_rate_limited() {
         );
     }
     let ok = created.iter().filter(|(st, _)| *st == 200).count();
-    assert_eq!(ok, 10, "{:?}", created.iter().map(|c| c.0).collect::<Vec<_>>());
+    assert_eq!(
+        ok,
+        10,
+        "{:?}",
+        created.iter().map(|c| c.0).collect::<Vec<_>>()
+    );
     assert_eq!(created[11].0, 429);
     let room = created[0].1["room_id"].as_str().unwrap().to_owned();
     let mut sent = Vec::new();

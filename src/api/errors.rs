@@ -93,3 +93,20 @@ where
             })
     }
 }
+
+/// A handler that panicked (a bug): logged, and answered 500 `M_UNKNOWN` in Matrix's format
+/// instead of a dropped connection.
+pub fn panicked(err: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "request handler panicked");
+    Error::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrCode::Unknown,
+        "Internal server error",
+    )
+    .into_response()
+}

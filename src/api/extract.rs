@@ -310,7 +310,14 @@ where
         };
         let http_req = axum::http::Request::from_parts(parts, bytes.as_ref());
         let args: Vec<&str> = path_args.iter().map(String::as_str).collect();
-        let body = T::try_from_http_request(http_req, &args).map_err(map_parse_error)?;
+        // Some of ruma's deserializers panic on input they did not expect (a login body
+        // without `type` indexes a map that lacks it): such a request is malformed, not a
+        // reason to drop the connection.
+        let body = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            T::try_from_http_request(http_req, &args)
+        }))
+        .map_err(|_| Error::bad_json("The request body does not have the expected shape"))?
+        .map_err(map_parse_error)?;
         Ok(Ruma {
             body,
             session,

@@ -416,6 +416,9 @@ pub fn router(h: Arc<Haven>) -> Router {
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(errors::matrix_errors))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            errors::panicked,
+        ))
         .layer(cors)
         .layer(axum::middleware::from_fn(observe::observe))
         .with_state(h)

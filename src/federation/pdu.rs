@@ -98,7 +98,7 @@ mod tests {
     use crate::events::builder::{build_pdu, EventTemplate, GraphFields};
 
     /// A server of its own, and a signed event of one of its users.
-    async fn server_and_event() -> (
+    pub(super) async fn server_and_event() -> (
         tempfile::TempDir,
         std::sync::Arc<Haven>,
         CanonicalJsonObject,
@@ -168,5 +168,98 @@ mod tests {
             CanonicalJsonValue::Integer(ruma::Int::from(1u32)),
         );
         assert!(check_object(&h, &v, moved).await.is_err());
+    }
+}
+
+/// Fuzzing the PDU parser and checker with events from other servers gone wrong in every way
+/// the generator finds: any JSON where a field should be, fields missing or added, nested
+/// values, long strings. Whatever comes in, the answer is a result, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            ".{0,40}".prop_map(serde_json::Value::from),
+            "[$!@#][a-zA-Z0-9:._=-]{0,300}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(".{0,12}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    const FIELDS: &[&str] = &[
+        "type",
+        "state_key",
+        "content",
+        "depth",
+        "prev_events",
+        "auth_events",
+        "hashes",
+        "origin_server_ts",
+        "unsigned",
+        "redacts",
+        "room_id",
+        "signatures",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_json_is_parsed_or_refused(v in json()) {
+            let raw = serde_json::value::to_raw_value(&v).unwrap();
+            let _ = parse(&raw);
+            if let Ok(obj) = serde_json::from_value::<CanonicalJsonObject>(v) {
+                let _ = event_id(&obj, &RoomVersionId::V12);
+                let _ = crate::events::builder::check_field_sizes(&obj);
+            }
+        }
+
+    }
+
+    proptest! {
+        // Each case opens a server of its own: fewer of them.
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_mangled_event_is_checked_without_panicking(
+            changes in prop::collection::vec((0..FIELDS.len(), prop::option::of(json())), 1..4),
+            // Not the sender: another server's name would send the check looking for its keys.
+            extra in prop::option::of(("[a-z_]{1,10}".prop_filter("not sender", |k| k != "sender"), json())),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (_dir, h, mut v) = {
+                    let (d, h, obj) = tests::server_and_event().await;
+                    (d, h, serde_json::to_value(obj).unwrap())
+                };
+                for (field, value) in &changes {
+                    match value {
+                        Some(value) => v[FIELDS[*field]] = value.clone(),
+                        None => {
+                            v.as_object_mut().unwrap().remove(FIELDS[*field]);
+                        }
+                    }
+                }
+                if let Some((k, value)) = &extra {
+                    v[k.as_str()] = value.clone();
+                }
+                let raw = serde_json::value::to_raw_value(&v).unwrap();
+                for version in [RoomVersionId::V10, RoomVersionId::V11, RoomVersionId::V12] {
+                    let _ = check(&h, &version, &raw).await;
+                }
+            });
+        }
     }
 }
