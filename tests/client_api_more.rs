@@ -925,10 +925,7 @@ async fn to_device_messages_are_delivered_once() {
     let s = Server::start().await;
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
-    let (_, who) = bob
-        .raw("GET", "/_matrix/client/v3/account/whoami", None)
-        .await;
-    let device = who["device_id"].as_str().unwrap().to_owned();
+    let device = bob.device_id().await;
     let (_, first) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
     let since = first["next_batch"].as_str().unwrap().to_owned();
     let body =

@@ -42,10 +42,7 @@ async fn concurrent_retries_of_a_to_device_message_deliver_it_once() {
     let s = Server::start().await;
     let alice = s.user("alice").await;
     let bob = s.user("bob").await;
-    let (_, who) = bob
-        .raw("GET", "/_matrix/client/v3/account/whoami", None)
-        .await;
-    let device = who["device_id"].as_str().unwrap().to_owned();
+    let device = bob.device_id().await;
     let since = bob
         .raw("GET", "/_matrix/client/v3/sync?timeout=0", None)
         .await
@@ -332,30 +329,14 @@ async fn the_specs_limits_hold() {
     let room = alice.create_room(|_| {}).await;
     let long = "x".repeat(256);
     let errcode = |v: &Value| v["errcode"].as_str().unwrap_or_default().to_owned();
-    let (st, v) = alice
-        .raw(
-            "PUT",
-            &format!("/_matrix/client/v3/rooms/{room}/state/org.{long}/"),
-            Some("{}"),
-        )
-        .await;
-    assert_eq!((st, errcode(&v).as_str()), (413, "M_TOO_LARGE"), "{v}");
-    let (st, v) = alice
-        .raw(
-            "PUT",
-            &format!("/_matrix/client/v3/rooms/{room}/state/org.example.thing/{long}"),
-            Some("{}"),
-        )
-        .await;
-    assert_eq!((st, errcode(&v).as_str()), (413, "M_TOO_LARGE"), "{v}");
-    let (st, v) = alice
-        .raw(
-            "PUT",
-            &format!("/_matrix/client/v3/rooms/{room}/send/org.{long}/t1"),
-            Some("{}"),
-        )
-        .await;
-    assert_eq!((st, errcode(&v).as_str()), (413, "M_TOO_LARGE"), "{v}");
+    for path in [
+        format!("/_matrix/client/v3/rooms/{room}/state/org.{long}/"),
+        format!("/_matrix/client/v3/rooms/{room}/state/org.example.thing/{long}"),
+        format!("/_matrix/client/v3/rooms/{room}/send/org.{long}/t1"),
+    ] {
+        let (st, v) = alice.raw("PUT", &path, Some("{}")).await;
+        assert_eq!((st, errcode(&v).as_str()), (413, "M_TOO_LARGE"), "{v}");
+    }
     // Exactly 255 bytes is fine.
     let (st, v) = alice
         .raw(
@@ -637,4 +618,43 @@ async fn abuse_from_one_account_or_address_is_rate_limited() {
         assert_eq!(st, 200, "{v}");
     }
     s.kill9();
+}
+
+/// A TLS handshake on the federation listener that never completes is cut off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_tls_handshake_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    let certs = tempfile::tempdir().unwrap();
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    let fed = common::Port::new();
+    let fed_addr = fed.addr();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let _s = Server::start_on(
+        vec![common::Port::new(), fed],
+        vec![
+            ("HAVEN_FEDERATION__LISTEN", fed_addr.as_str()),
+            ("HAVEN_FEDERATION__TLS_CERTIFICATE", cert.as_str()),
+            ("HAVEN_FEDERATION__TLS_PRIVATE_KEY", key.as_str()),
+            ("HAVEN_LIMITS__TLS_HANDSHAKE_TIMEOUT_S", "1"),
+        ],
+    )
+    .await;
+    // Nothing sent, and half a ClientHello.
+    let mut silent = tokio::net::TcpStream::connect(&fed_addr).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(&fed_addr).await.unwrap();
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut silent, 5).await,
+        "a silent connection held open"
+    );
+    assert!(
+        closed_within(&mut partial, 5).await,
+        "a partial handshake held open"
+    );
 }

@@ -122,11 +122,36 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `[rate_limits]` of the benchmark's server: off, or (`--rate-limits`) on with every
+/// limit far above the load, so that what is measured is the cost of checking them.
+fn rate_limits(on: bool) -> String {
+    if !on {
+        return "[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n".into();
+    }
+    let high = "{ per_second = 1000000.0, burst = 1000000 }";
+    let actions = [
+        "login_address",
+        "login_account",
+        "login_failure",
+        "registration",
+        "room_creation",
+        "invite",
+        "join",
+        "message",
+        "media_upload",
+    ]
+    .iter()
+    .map(|a| format!("{a} = {high}\n"))
+    .collect::<String>();
+    format!("[rate_limits]\nenabled = true\nper_second = 1000000.0\nburst = 1000000\n[rate_limits.actions]\n{actions}")
+}
+
 fn start_server(
     bin: &PathBuf,
     dir: &std::path::Path,
     port: u16,
     as_port: Option<u16>,
+    limits_on: bool,
 ) -> Res<Child> {
     let config = dir.join("config.toml");
     let mut appservices = String::new();
@@ -137,8 +162,8 @@ fn start_server(
         appservices = format!("[appservices]\nregistrations = [\"{}\"]\n", reg.display());
     }
     std::fs::write(&config, format!(
-        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n{appservices}",
-        dir.join("data").display()))?;
+        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n{limits}[logging]\nlevel = \"warn\"\nformat = \"plain\"\n{appservices}",
+        dir.join("data").display(), limits = rate_limits(limits_on)))?;
     Ok(Command::new(bin)
         .arg("--config")
         .arg(&config)
@@ -157,6 +182,7 @@ async fn main() -> Res<()> {
     let mut sliding: Option<usize> = None;
     let mut thumbs: Option<usize> = None;
     let mut appservice_rate: Option<u64> = None;
+    let mut limits_on = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--growth" => growth = Some(args.next().ok_or("--growth N")?.parse()?),
@@ -168,6 +194,7 @@ async fn main() -> Res<()> {
             }
             "--server" => bin = PathBuf::from(args.next().ok_or("--server PATH")?),
             "--messages" => messages = args.next().ok_or("--messages N")?.parse()?,
+            "--rate-limits" => limits_on = true,
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -183,7 +210,13 @@ async fn main() -> Res<()> {
         Some(_) => Some(start_receiver(as_port).await?),
         None => None,
     };
-    let mut child = start_server(&bin, &dir, port, appservice_rate.map(|_| as_port))?;
+    let mut child = start_server(
+        &bin,
+        &dir,
+        port,
+        appservice_rate.map(|_| as_port),
+        limits_on,
+    )?;
     let pid = child.id();
     let api = Arc::new(Api {
         base: format!("http://127.0.0.1:{port}"),

@@ -275,6 +275,14 @@ impl Client {
         self.user_id = Some(resp.user_id);
     }
 
+    /// This client's device ID (from `whoami`).
+    pub async fn device_id(&self) -> String {
+        let (_, who) = self
+            .raw("GET", "/_matrix/client/v3/account/whoami", None)
+            .await;
+        who["device_id"].as_str().expect("a device").to_owned()
+    }
+
     pub fn uid(&self) -> &ruma::UserId {
         self.user_id.as_deref().unwrap()
     }
