@@ -63,17 +63,12 @@ async fn housekeeping(h: Arc<Handler>) {
     }
 }
 
-fn main() -> std::process::ExitCode {
-    appservice_runtime::cli::run(
-        appservice_runtime::cli::Program {
-            name: "escalation",
-            version: env!("CARGO_PKG_VERSION"),
-            about: "Runs crisis and volunteer conversations: queues, claims, escalations, retention, as a Matrix appservice.",
-            after_help: "Secrets come from the environment (ESCALATION_*). Settings: docs/escalation.md.",
-        },
-        run,
-    )
-}
+appservice_runtime::appservice_main!(
+    "escalation",
+    "Runs crisis and volunteer conversations: queues, claims, escalations, retention, as a Matrix appservice.",
+    "Secrets come from the environment (ESCALATION_*). Settings: docs/escalation.md.",
+    run
+);
 
 async fn run(path: PathBuf) -> Result<(), BoxError> {
     let (config, esc) =

@@ -36,17 +36,12 @@ async fn display_name(client: &AsClient, bot: &ruma::UserId) -> String {
     .unwrap_or_else(|| bot.localpart().to_owned())
 }
 
-fn main() -> std::process::ExitCode {
-    appservice_runtime::cli::run(
-        appservice_runtime::cli::Program {
-            name: "intake-bot",
-            version: env!("CARGO_PKG_VERSION"),
-            about: "Interviews volunteers into profiles and takes texters' intake, as a Matrix appservice.",
-            after_help: "Without [intake.model] (or INTAKE_MODEL_BASE_URL) the offline interviewer runs. Settings: docs/intake-bot.md.",
-        },
-        run,
-    )
-}
+appservice_runtime::appservice_main!(
+    "intake-bot",
+    "Interviews volunteers into profiles and takes texters' intake, as a Matrix appservice.",
+    "Without [intake.model] (or INTAKE_MODEL_BASE_URL) the offline interviewer runs. Settings: docs/intake-bot.md.",
+    run
+);
 
 async fn run(path: PathBuf) -> Result<(), BoxError> {
     let (config, mut intake) =

@@ -72,6 +72,25 @@ pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// An appservice binary's `main`: `appservice_main!(name, about, after_help, run)` runs
+/// `run(settings_path)` through [`run`], with the binary crate's own version.
+#[macro_export]
+macro_rules! appservice_main {
+    ($name:literal, $about:literal, $after_help:literal, $run:path) => {
+        fn main() -> std::process::ExitCode {
+            $crate::cli::run(
+                $crate::cli::Program {
+                    name: $name,
+                    version: env!("CARGO_PKG_VERSION"),
+                    about: $about,
+                    after_help: $after_help,
+                },
+                $run,
+            )
+        }
+    };
+}
+
 /// The whole life of an appservice binary: parses the command line, takes the listening sockets
 /// it was handed (before any thread starts), starts logging and the Tokio runtime, runs `main`
 /// with the settings path, and reports its error for people.

@@ -34,17 +34,12 @@ fn env(name: &str) -> Result<String, BoxError> {
     std::env::var(name).map_err(|_| format!("environment variable {name} is not set").into())
 }
 
-fn main() -> std::process::ExitCode {
-    appservice_runtime::cli::run(
-        appservice_runtime::cli::Program {
-            name: "sms-bridge",
-            version: env!("CARGO_PKG_VERSION"),
-            about: "Bridges SMS (Twilio and partner carriers) to Matrix rooms, as a Matrix appservice.",
-            after_help: "Secrets come from the environment: SMS_BRIDGE_TWILIO_AUTH_TOKEN, SMS_BRIDGE_HASH_KEY, SMS_BRIDGE_NUMBER_KEYS, SMS_BRIDGE_NUMBER_KEY_ID. Settings: docs/sms-bridge.md.",
-        },
-        run,
-    )
-}
+appservice_runtime::appservice_main!(
+    "sms-bridge",
+    "Bridges SMS (Twilio and partner carriers) to Matrix rooms, as a Matrix appservice.",
+    "Secrets come from the environment: SMS_BRIDGE_TWILIO_AUTH_TOKEN, SMS_BRIDGE_HASH_KEY, SMS_BRIDGE_NUMBER_KEYS, SMS_BRIDGE_NUMBER_KEY_ID. Settings: docs/sms-bridge.md.",
+    run
+);
 
 async fn run(path: PathBuf) -> Result<(), BoxError> {
     let config = Config::load(&path)?;

@@ -68,17 +68,12 @@ impl Handler for Echo {
     }
 }
 
-fn main() -> std::process::ExitCode {
-    appservice_runtime::cli::run(
-        appservice_runtime::cli::Program {
-            name: "echo-appservice",
-            version: env!("CARGO_PKG_VERSION"),
-            about: "A minimal appservice: its bot answers each text with \"echo: <text>\".",
-            after_help: "Settings: homeserver_url, server_name, registration, listen, state_dir (ECHO_<KEY> overrides).",
-        },
-        run,
-    )
-}
+appservice_runtime::appservice_main!(
+    "echo-appservice",
+    "A minimal appservice: its bot answers each text with \"echo: <text>\".",
+    "Settings: homeserver_url, server_name, registration, listen, state_dir (ECHO_<KEY> overrides).",
+    run
+);
 
 async fn run(path: PathBuf) -> Result<(), BoxError> {
     let config = Config::load(&path, "ECHO")?;
