@@ -14,24 +14,6 @@ fn command(s: &Server, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-async fn login(s: &Server, user: &str, password: &str) -> Client {
-    let mut c = s.client();
-    let (st, v) = c
-        .raw(
-            "POST",
-            "/_matrix/client/v3/login",
-            Some(
-                &json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password})
-                    .to_string(),
-            ),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    c.token = Some(v["access_token"].as_str().unwrap().to_owned());
-    c.user_id = Some(ruma::UserId::parse(v["user_id"].as_str().unwrap()).unwrap());
-    c
-}
-
 async fn call(c: &Client, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     c.raw(method, path, body.map(|b| b.to_string()).as_deref())
         .await
@@ -48,7 +30,7 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
         &["create-user", "root", "--password", "secret", "--admin"],
     );
     assert!(out.contains("created @root:"), "{out}");
-    let root = login(&s, "root", "secret").await;
+    let root = s.login("root", "secret").await;
     let bob = s.user("bob").await;
     let carol = s.user("carol").await;
     let bob_id = bob.uid().to_string();
@@ -145,7 +127,7 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
     assert_eq!(st, 400, "a user of another server: {v}");
     let (_, v) = call(&root, "GET", &format!("{A}/users/{bob_id}/devices"), None).await;
     assert_eq!(v["devices"].as_array().map(Vec::len), Some(1), "{v}");
-    let dave = login(&s, "dave", "pw").await;
+    let dave = s.login("dave", "pw").await;
     let (_, v) = call(
         &root,
         "GET",
@@ -584,7 +566,7 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
             .0,
         401
     );
-    let bob = login(&s, "bob", "fresh").await;
+    let bob = s.login("bob", "fresh").await;
     let (st, _) = call(
         &root,
         "POST",
@@ -671,7 +653,7 @@ async fn admins_run_the_server_through_the_api_and_the_cli() {
         "{bad:?}"
     );
     s.spawn().await;
-    login(&s, "carol", "newpass").await;
+    s.login("carol", "newpass").await;
     // Compacted, the data is all there: the room and its history.
     let (st, v) = call(&root, "GET", &format!("{A}/rooms/{room}"), None).await;
     assert_eq!(st, 200, "the admin's session survived too: {v}");
@@ -769,7 +751,7 @@ async fn refused_admin_calls_are_bounded_and_every_admin_route_is_audited() {
         &["create-user", "root", "--password", "secret", "--admin"],
     );
     assert!(out.contains("created @root:"), "{out}");
-    let root = login(&s, "root", "secret").await;
+    let root = s.login("root", "secret").await;
     let mallory = s.user("mallory").await;
     let long = "x".repeat(4000);
     let mut statuses = Vec::new();

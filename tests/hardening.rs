@@ -552,16 +552,7 @@ async fn abuse_from_one_account_or_address_is_rate_limited() {
     // Messages and room creations from one user.
     let out = s.command(&["create-user", "root", "--password", "secret", "--admin"]);
     assert!(out.status.success(), "{out:?}");
-    let mut alice = s.client();
-    let (st, v) = alice
-        .raw(
-            "POST",
-            "/_matrix/client/v3/login",
-            Some(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "w0x"}, "password": "a good password"}).to_string()),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    alice.token = Some(v["access_token"].as_str().unwrap().to_owned());
+    let alice = s.login("w0x", "a good password").await;
     let mut created = Vec::new();
     for _ in 0..12 {
         created.push(
@@ -594,15 +585,7 @@ async fn abuse_from_one_account_or_address_is_rate_limited() {
     assert!(sent[10..].iter().all(|s| *s == 429), "{sent:?}");
 
     // An admin is not limited.
-    let mut root = s.client();
-    let (_, v) = root
-        .raw(
-            "POST",
-            "/_matrix/client/v3/login",
-            Some(&json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "root"}, "password": "secret"}).to_string()),
-        )
-        .await;
-    root.token = Some(v["access_token"].as_str().unwrap().to_owned());
+    let root = s.login("root", "secret").await;
     let (_, v) = root
         .raw("POST", "/_matrix/client/v3/createRoom", Some("{}"))
         .await;

@@ -12,15 +12,17 @@ use crate::{error::Result, storage::Json, Haven};
 /// Appends an entry to the audit log, durably (an admin action is on record before it
 /// happens); answers its sequence number.
 pub async fn audit(h: &Haven, entry: Value) -> Result<u64> {
-    let seq = crate::storage::blocking(|| -> Result<u64> {
-        let seq = h.db.next_number("audit_seq")?;
-        let mut entry = entry;
-        entry["seq"] = json!(seq);
-        entry["ts"] = json!(crate::util::now_ms());
-        h.db.t.audit_log.put(&seq, &Json(entry))?;
-        Ok(seq)
-    })?;
+    let seq = crate::storage::blocking(|| record(h, entry))?;
     h.db.durable().await?;
+    Ok(seq)
+}
+
+/// Writes an audit entry under the next number (with its time); answers the number.
+fn record(h: &Haven, mut entry: Value) -> Result<u64> {
+    let seq = h.db.next_number("audit_seq")?;
+    entry["seq"] = json!(seq);
+    entry["ts"] = json!(crate::util::now_ms());
+    h.db.t.audit_log.put(&seq, &Json(entry))?;
     Ok(seq)
 }
 
@@ -31,12 +33,7 @@ pub const REFUSALS_PER_MINUTE: u32 = 10;
 /// Records a refused call (not waited for: its durability comes with the next flush; refusals
 /// are few, see the admin gate).
 pub fn audit_refusal(h: &Haven, entry: Value) -> Result<()> {
-    let seq = h.db.next_number("audit_seq")?;
-    let mut entry = entry;
-    entry["seq"] = json!(seq);
-    entry["ts"] = json!(crate::util::now_ms());
-    h.db.t.audit_log.put(&seq, &Json(entry))?;
-    Ok(())
+    record(h, entry).map(|_| ())
 }
 
 /// Records how an audited call ended.

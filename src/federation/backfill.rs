@@ -22,8 +22,7 @@ const MAX_FROM: usize = 20;
 /// servers that sends any; answers how many were new. Nothing new when the room's creation
 /// was reached or no server answered.
 pub async fn fetch_older(h: &Haven, room: &RoomId, want: usize) -> Result<usize> {
-    let lock = h.rooms.backfill_lock(room);
-    let _guard = lock.lock().await;
+    let _guard = h.rooms.backfill_lock(room).await;
     let edge = h.rooms.backfill_edge(room)?;
     if edge.complete() {
         return Ok(0);

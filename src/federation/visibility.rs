@@ -22,6 +22,8 @@ pub struct ServerView<'a> {
     h: &'a Haven,
     server: &'a ServerName,
     by_group: HashMap<Option<u64>, bool>,
+    /// Redaction rules by room (its version's), for the events sent redacted.
+    rules: HashMap<ruma::OwnedRoomId, ruma::room_version_rules::RoomVersionRules>,
 }
 
 impl<'a> ServerView<'a> {
@@ -30,6 +32,7 @@ impl<'a> ServerView<'a> {
             h,
             server,
             by_group: HashMap::new(),
+            rules: HashMap::new(),
         }
     }
 
@@ -54,8 +57,15 @@ impl<'a> ServerView<'a> {
         if self.may_see(pdu)? {
             return super::membership::pdu_json(pdu);
         }
-        let meta = self.h.rooms.meta_or_404(&pdu.room_id)?;
-        let rules = rules_for(&meta.version)?;
+        let rules = match self.rules.get(&pdu.room_id) {
+            Some(r) => r,
+            None => {
+                let version = self.h.rooms.meta_or_404(&pdu.room_id)?.version;
+                self.rules
+                    .entry(pdu.room_id.clone())
+                    .or_insert(rules_for(&version)?)
+            }
+        };
         let redacted = ruma::canonical_json::redact(pdu.canonical()?, &rules.redaction, None)
             .map_err(Error::internal)?;
         serde_json::to_value(redacted).map_err(Error::internal)

@@ -211,8 +211,7 @@ impl Rooms {
         let mut attempts = 0;
         let (room_id, pdus, _guard) = loop {
             let (room_id, pdus) = self.build_chain(room_id.clone(), creator, &templates, &rules)?;
-            let lock = self.room_lock(&room_id);
-            let guard = lock.lock_owned().await;
+            let guard = self.room_lock(&room_id).await;
             if self.meta(&room_id)?.is_none() {
                 break (room_id, pdus, guard);
             }

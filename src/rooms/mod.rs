@@ -19,10 +19,7 @@ pub mod typing;
 pub mod upgrade;
 pub mod visibility;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex as StdMutex},
-};
+use std::sync::Arc;
 
 use ruma::{
     events::{StateEventType, TimelineEventType},
@@ -37,6 +34,7 @@ use crate::{
     signing::ServerKey,
     storage::Storage,
     stream::Stream,
+    util::KeyedGuard,
 };
 
 /// Room versions this server creates and joins.
@@ -135,8 +133,8 @@ impl Rooms {
             db,
             key,
             stream,
-            locks: StdMutex::new(HashMap::new()),
-            backfill_locks: StdMutex::new(HashMap::new()),
+            locks: RoomLocks::default(),
+            backfill_locks: RoomLocks::default(),
             ids,
             push_queue: Default::default(),
             outbox,
@@ -147,12 +145,14 @@ impl Rooms {
         &self.key.server_name
     }
 
-    fn room_lock(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
-        lock_for(&self.locks, room_id)
+    /// Holds the room's write lock (one appender at a time per room).
+    async fn room_lock(&self, room_id: &RoomId) -> KeyedGuard<'_, OwnedRoomId> {
+        self.locks.lock(&room_id.to_owned()).await
     }
 
-    pub fn backfill_lock(&self, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
-        lock_for(&self.backfill_locks, room_id)
+    /// Holds the room's backfill lock (one backfill at a time per room).
+    pub async fn backfill_lock(&self, room_id: &RoomId) -> KeyedGuard<'_, OwnedRoomId> {
+        self.backfill_locks.lock(&room_id.to_owned()).await
     }
 
     pub fn meta(&self, room_id: &RoomId) -> Result<Option<RoomMeta>> {
@@ -262,8 +262,7 @@ impl Rooms {
         F: FnOnce(PduRef, RoomVersionId) -> Fut,
         Fut: std::future::Future<Output = Result<PduRef>>,
     {
-        let lock = self.room_lock(room_id);
-        let _guard = lock.lock().await;
+        let _guard = self.room_lock(room_id).await;
         let meta = self.meta_or_404(room_id)?;
         if let Some((device, txn_id)) = &txn {
             let key = (sender.to_string(), device.to_string(), txn_id.clone());
@@ -396,12 +395,7 @@ impl Rooms {
     }
 }
 
-type RoomLocks = StdMutex<HashMap<OwnedRoomId, Arc<tokio::sync::Mutex<()>>>>;
-
-fn lock_for(locks: &RoomLocks, room_id: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
-    let mut locks = locks.lock().unwrap_or_else(|e| e.into_inner());
-    locks.entry(room_id.to_owned()).or_default().clone()
-}
+type RoomLocks = crate::util::KeyedLocks<OwnedRoomId>;
 
 /// The current state of a stored room.
 pub struct CurrentState<'a> {

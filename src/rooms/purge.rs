@@ -36,8 +36,7 @@ impl Rooms {
                 }
             }
         }
-        let lock = self.room_lock(room_id);
-        let _guard = lock.lock().await;
+        let _guard = self.room_lock(room_id).await;
         let t = &self.db.t;
         let room = room_id.as_str();
         let p = prefix(room);
@@ -143,8 +142,7 @@ impl Rooms {
     /// room's newest events are kept. Answers how many events went. Search postings and
     /// relations of removed events are left to point at nothing, which readers skip.
     pub async fn purge_history(&self, room_id: &RoomId, before_ms: u64) -> Result<u64> {
-        let lock = self.room_lock(room_id);
-        let _guard = lock.lock().await;
+        let _guard = self.room_lock(room_id).await;
         let meta = self.meta_or_404(room_id)?;
         let t = &self.db.t;
         let room = room_id.as_str().to_owned();

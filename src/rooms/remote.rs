@@ -180,8 +180,7 @@ impl Rooms {
         state_before: Option<StateMap>,
     ) -> Result<Accepted> {
         let room = pdu.room_id.clone();
-        let lock = self.room_lock(&room);
-        let guard = lock.lock().await;
+        let guard = self.room_lock(&room).await;
         if self.db.t.event_pos.contains(&pdu.event_id.to_string())? {
             return Ok(Accepted::Known);
         }
@@ -328,8 +327,7 @@ impl Rooms {
         join: PduRef,
     ) -> Result<()> {
         let room = join.room_id.clone();
-        let lock = self.room_lock(&room);
-        let _guard = lock.lock().await;
+        let _guard = self.room_lock(&room).await;
         let rules = rules_for(&version)?;
         let mut map = StateMap::new();
         for p in &state {

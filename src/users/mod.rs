@@ -119,6 +119,26 @@ impl Users {
         }
     }
 
+    /// Runs `act` once per transaction `key` (user, device, scoped transaction ID): a request
+    /// whose transaction is recorded answers at once; concurrent ones wait for the first and
+    /// then find it recorded. Recorded only once `act` has succeeded, and durable before this
+    /// returns: a crash in between loses the record, not what was done, and a failed attempt
+    /// can be retried.
+    pub async fn once<F, Fut>(&self, key: (String, String, String), act: F) -> Result<()>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let _one_at_a_time = self.txn_locks.lock(&key).await;
+        if self.db.t.txn_ids.contains(&key)? {
+            return Ok(());
+        }
+        act().await?;
+        self.db.t.txn_ids.put(&key, &String::new())?;
+        self.db.durable().await?;
+        Ok(())
+    }
+
     /// [`Users::user_id_for`] for a person signing up: localparts starting with `_` (kept for
     /// appservices' users) or made only of digits (guests' on other servers) are refused too,
     /// as Synapse does.

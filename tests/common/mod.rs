@@ -178,6 +178,20 @@ impl Server {
         }
     }
 
+    /// Logs `user` in with `password` (which must be right) and returns the client.
+    pub async fn login(&self, user: &str, password: &str) -> Client {
+        let mut c = self.client();
+        let body = serde_json::json!({"type": "m.login.password",
+            "identifier": {"type": "m.id.user", "user": user}, "password": password});
+        let (st, v) = c
+            .raw("POST", "/_matrix/client/v3/login", Some(&body.to_string()))
+            .await;
+        assert_eq!(st, 200, "{v}");
+        c.token = Some(v["access_token"].as_str().unwrap().to_owned());
+        c.user_id = Some(ruma::UserId::parse(v["user_id"].as_str().unwrap()).unwrap());
+        c
+    }
+
     /// Registers `name` (password "password") and returns a logged-in client.
     pub async fn user(&self, name: &str) -> Client {
         let mut c = self.client();

@@ -588,62 +588,54 @@ pub async fn send_to_device(
         s.device_id.to_string(),
         format!("to_device:{}", r.body.txn_id),
     );
-    // Check, send and record one request at a time for this transaction ID: concurrent retries
-    // wait for the first and then find it recorded.
-    let _one_at_a_time = h.users.txn_locks.lock(&txn_key).await;
-    if h.db.t.txn_ids.contains(&txn_key)? {
-        return Ok(RumaResponse(
-            ruma::api::client::to_device::send_event_to_device::v3::Response::new(),
-        ));
-    }
-    {
-        let mut targets = Vec::new();
-        let mut remote = BTreeMap::new();
-        for (user, devices) in &r.body.messages {
-            if user.server_name() != h.config.server_name {
-                let mut per_device = serde_json::Map::new();
+    h.users
+        .once(txn_key, || async {
+            let mut targets = Vec::new();
+            let mut remote = BTreeMap::new();
+            for (user, devices) in &r.body.messages {
+                if user.server_name() != h.config.server_name {
+                    let mut per_device = serde_json::Map::new();
+                    for (target, content) in devices {
+                        let content: Value = serde_json::from_str(content.json().get())
+                            .map_err(|e| Error::bad_json(e.to_string()))?;
+                        per_device.insert(target.to_string(), content);
+                    }
+                    remote.insert(user.clone(), per_device);
+                    continue;
+                }
                 for (target, content) in devices {
                     let content: Value = serde_json::from_str(content.json().get())
                         .map_err(|e| Error::bad_json(e.to_string()))?;
-                    per_device.insert(target.to_string(), content);
-                }
-                remote.insert(user.clone(), per_device);
-                continue;
-            }
-            for (target, content) in devices {
-                let content: Value = serde_json::from_str(content.json().get())
-                    .map_err(|e| Error::bad_json(e.to_string()))?;
-                match target {
-                    DeviceIdOrAllDevices::DeviceId(d) => {
-                        targets.push((user.clone(), d.clone(), content))
-                    }
-                    DeviceIdOrAllDevices::AllDevices => {
-                        for (d, _) in h.users.devices(user)? {
-                            targets.push((user.clone(), d, content.clone()));
+                    match target {
+                        DeviceIdOrAllDevices::DeviceId(d) => {
+                            targets.push((user.clone(), d.clone(), content))
+                        }
+                        DeviceIdOrAllDevices::AllDevices => {
+                            for (d, _) in h.users.devices(user)? {
+                                targets.push((user.clone(), d, content.clone()));
+                            }
                         }
                     }
                 }
             }
-        }
-        crate::users::to_device::send(
-            &h.db,
-            &h.stream,
-            &h.users.to_device_feed,
-            &s.user_id,
-            &r.body.event_type.to_string(),
-            targets,
-        )
+            crate::users::to_device::send(
+                &h.db,
+                &h.stream,
+                &h.users.to_device_feed,
+                &s.user_id,
+                &r.body.event_type.to_string(),
+                targets,
+            )
+            .await?;
+            crate::federation::devices::send_to_device(
+                &h,
+                &s.user_id,
+                &r.body.event_type.to_string(),
+                remote,
+            )?;
+            Ok(())
+        })
         .await?;
-        crate::federation::devices::send_to_device(
-            &h,
-            &s.user_id,
-            &r.body.event_type.to_string(),
-            remote,
-        )?;
-    }
-    // Recorded after the messages: a crash in between loses the record, not the messages.
-    h.db.t.txn_ids.put(&txn_key, &String::new())?;
-    h.db.durable().await?;
     Ok(RumaResponse(
         ruma::api::client::to_device::send_event_to_device::v3::Response::new(),
     ))
