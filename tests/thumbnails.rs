@@ -1,5 +1,5 @@
 //! Thumbnails of uploaded images (scale and crop, authenticated and legacy paths), refusals
-//! for other media, and disabled URL previews.
+//! for other media, disabled URL previews, and who may read an upload.
 
 mod common;
 
@@ -252,4 +252,96 @@ async fn legacy_media_can_be_left_open() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+/// Authenticated media is served to who may see it: the uploader, members of a room the uploader
+/// shares with them, and anyone for avatars (profiles and rooms anyone can find); to anyone else
+/// it is as if it did not exist (issue 16, item 7).
+#[tokio::test(flavor = "multi_thread")]
+async fn authenticated_media_is_served_only_to_who_may_see_it() {
+    let s = Server::start().await;
+    let (alice, bob, carol) = (
+        s.user("alice").await,
+        s.user("bob").await,
+        s.user("carol").await,
+    );
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::GrayImage::new(40, 40)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    let png = png.into_inner();
+    let token = alice.token.as_deref().unwrap();
+    let (photo, avatar, room_avatar) = (
+        upload(&s, token, png.clone()).await,
+        upload(&s, token, png.clone()).await,
+        upload(&s, token, png.clone()).await,
+    );
+    // A photo in a private room of alice and bob.
+    let private = alice
+        .create_room_json(serde_json::json!({ "preset": "private_chat", "invite": [bob.uid()] }))
+        .await;
+    let private = ruma::RoomId::parse(private).unwrap();
+    bob.join(&private).await.unwrap();
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/rooms/{private}/send/m.room.message/t1"),
+            Some(&serde_json::json!({ "msgtype": "m.image", "body": "photo.png", "url": format!("mxc://{photo}") }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    // Alice's profile picture, and the picture of a public room.
+    let (st, _) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/profile/{}/avatar_url", alice.uid()),
+            Some(&serde_json::json!({ "avatar_url": format!("mxc://{avatar}") }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    alice
+        .create_room_json(serde_json::json!({
+            "preset": "public_chat",
+            "initial_state": [{ "type": "m.room.avatar", "state_key": "", "content": { "url": format!("mxc://{room_avatar}") } }],
+        }))
+        .await;
+
+    let get = |who: &common::Client, what: &str, mxc: &str| {
+        let path = match what {
+            "download" => format!("/_matrix/client/v1/media/download/{mxc}"),
+            _ => format!("/_matrix/client/v1/media/thumbnail/{mxc}?width=32&height=32"),
+        };
+        let (base, token) = (who.base.clone(), who.token.clone().unwrap());
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.bytes().await.unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).ok(),
+            )
+        }
+    };
+    for what in ["download", "thumbnail"] {
+        assert_eq!(get(&alice, what, &photo).await.0, 200, "the uploader");
+        assert_eq!(get(&bob, what, &photo).await.0, 200, "a member of the room");
+        let (st, body) = get(&carol, what, &photo).await;
+        assert_eq!(st, 404, "{what} by a stranger");
+        assert_eq!(body.unwrap()["errcode"], "M_NOT_FOUND");
+        assert_eq!(get(&carol, what, &avatar).await.0, 200, "a profile picture");
+        assert_eq!(
+            get(&carol, what, &room_avatar).await.0,
+            200,
+            "a public room's picture"
+        );
+    }
+    // Refused media looks like media that does not exist.
+    let (_, missing) = get(&carol, "download", &format!("localhost:{}/nope", s.port)).await;
+    let (_, refused) = get(&carol, "download", &photo).await;
+    assert_eq!(missing, refused);
 }

@@ -66,9 +66,9 @@ pub async fn upload(
 
 /// Which endpoint a media request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Via {
-    /// `/_matrix/client/v1/media/...`, with an access token.
-    Authenticated,
+enum Via<'a> {
+    /// `/_matrix/client/v1/media/...`, with an access token: served to who may read it.
+    Authenticated(&'a ruma::UserId),
     /// `/_matrix/media/v3/...`, without one: frozen for new media.
     Legacy,
 }
@@ -78,23 +78,29 @@ fn find(
     h: &Haven,
     server: &str,
     media_id: &str,
-    via: Via,
+    via: Via<'_>,
 ) -> Result<(crate::media::MediaRecord, std::path::PathBuf), Error> {
     if server != h.config.server_name.as_str() {
         return Err(Error::not_found(
             "Remote media is not available without federation",
         ));
     }
-    let (rec, path) = h
-        .media
-        .get(&h.db, media_id)?
-        .ok_or_else(|| Error::not_found("Media not found"))?;
-    if via == Via::Legacy && !h.media.legacy_serves(&rec) {
-        return Err(Error::not_found(
+    let not_found = || Error::not_found("Media not found");
+    let (rec, path) = h.media.get(&h.db, media_id)?.ok_or_else(not_found)?;
+    match via {
+        Via::Legacy if !h.media.legacy_serves(&rec) => Err(Error::not_found(
             "Media not found: new media is served only by the authenticated endpoints (/_matrix/client/v1/media)",
-        ));
+        )),
+        Via::Authenticated(reader) => {
+            let mxc = format!("mxc://{server}/{media_id}");
+            if crate::media::access::may_read(&h.rooms, &h.users, &mxc, &rec, reader)? {
+                Ok((rec, path))
+            } else {
+                Err(not_found())
+            }
+        }
+        Via::Legacy => Ok((rec, path)),
     }
-    Ok((rec, path))
 }
 
 async fn serve(
@@ -102,7 +108,7 @@ async fn serve(
     server: &str,
     media_id: &str,
     name: Option<String>,
-    via: Via,
+    via: Via<'_>,
 ) -> Result<Response, Error> {
     let (rec, path) = find(h, server, media_id, via)?;
     let file = tokio::fs::File::open(&path)
@@ -176,18 +182,18 @@ pub async fn download_legacy_named(
 /// `GET /_matrix/client/v1/media/download/{serverName}/{mediaId}` (authenticated media)
 pub async fn download(
     State(h): State<Arc<Haven>>,
-    _auth: Authed,
+    Authed(s): Authed,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<Response, Error> {
-    serve(&h, &server, &id, None, Via::Authenticated).await
+    serve(&h, &server, &id, None, Via::Authenticated(&s.user_id)).await
 }
 
 pub async fn download_named(
     State(h): State<Arc<Haven>>,
-    _auth: Authed,
+    Authed(s): Authed,
     Path((server, id, name)): Path<(String, String, String)>,
 ) -> Result<Response, Error> {
-    serve(&h, &server, &id, Some(name), Via::Authenticated).await
+    serve(&h, &server, &id, Some(name), Via::Authenticated(&s.user_id)).await
 }
 
 /// `GET /_matrix/client/v1/media/config` (and the legacy path)
@@ -208,7 +214,7 @@ async fn thumb(
     server: &str,
     media_id: &str,
     q: ThumbnailQuery,
-    via: Via,
+    via: Via<'_>,
 ) -> Result<Response, Error> {
     use crate::media::thumbnail::{self, Method};
     let method = match q.method.as_deref() {
@@ -243,11 +249,11 @@ async fn thumb(
 /// `GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}` (authenticated media)
 pub async fn thumbnail(
     State(h): State<Arc<Haven>>,
-    _auth: Authed,
+    Authed(s): Authed,
     Path((server, id)): Path<(String, String)>,
     Params(q): Params<ThumbnailQuery>,
 ) -> Result<Response, Error> {
-    thumb(&h, &server, &id, q, Via::Authenticated).await
+    thumb(&h, &server, &id, q, Via::Authenticated(&s.user_id)).await
 }
 
 /// Legacy `GET /_matrix/media/v3/thumbnail/{serverName}/{mediaId}`

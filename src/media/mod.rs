@@ -1,6 +1,7 @@
 //! The media repository: uploads are streamed to disk while being hashed (never held whole in
 //! memory), stored content-addressed (identical files once), with metadata in the database.
 
+pub mod access;
 pub mod thumbnail;
 
 use std::path::{Path, PathBuf};
