@@ -14,8 +14,9 @@ use serde_json::{json, Value};
 
 use crate::{
     config::Config,
-    outbox::{OutboxEntry, Pacer, Status, SIDS},
+    outbox::{OutboxEntry, Pacer, Status, REFERENCES, REFERENCE_SIDS, SIDS},
     privacy::{NumberVault, PuppetNamer},
+    segments,
 };
 
 /// The conversation state event the bridge writes when it opens a room.
@@ -127,28 +128,41 @@ impl Bridge {
         ))?)
     }
 
-    /// Sends an SMS to the texter of `conv` (unless they opted out) and returns what was sent.
+    /// The bridge's own texts (auto-response, HELP, the DELETE confirmation): sent at once,
+    /// part by part and paced, without the outbox's retries; answers the carrier's IDs.
     pub async fn text_texter(
         &self,
         conv: &Conversation,
         body: &str,
-    ) -> Result<Vec<String>, BoxError> {
-        self.text_texter_with_media(conv, body, None).await
-    }
-
-    /// Sends an SMS (an MMS when `media_url` is set) to the texter of `conv`.
-    pub async fn text_texter_with_media(
-        &self,
-        conv: &Conversation,
-        body: &str,
-        media_url: Option<&str>,
     ) -> Result<Vec<String>, BoxError> {
         let to = self.vault.decrypt(&conv.number)?;
         let provider = self
             .providers
             .get(&conv.provider)
             .ok_or_else(|| format!("unknown provider {}", conv.provider))?;
-        Ok(provider.send(&to, &conv.sender, body, media_url).await?)
+        let mut ids = Vec::new();
+        for part in provider.parts(body) {
+            let reference = crate::outbox::new_reference();
+            let wait = self.pacer.reserve(
+                &conv.sender,
+                segments::analyse(&part).segments,
+                self.config.pacing.segments_per_second,
+            );
+            tokio::time::sleep(wait).await;
+            ids.push(
+                provider
+                    .send(crate::provider::Part {
+                        to: &to,
+                        from: &conv.sender,
+                        body: &part,
+                        media_url: None,
+                        reference: &reference,
+                        validity_s: self.config.pacing.validity_period_s,
+                    })
+                    .await?,
+            );
+        }
+        Ok(ids)
     }
 
     /// The conversation of a puppet.
@@ -434,15 +448,7 @@ impl Bridge {
             ),
             _ => (body, None),
         };
-        let entry = OutboxEntry {
-            puppet: puppet_local,
-            room: room_id.clone(),
-            body,
-            media,
-            status,
-            message_sids: vec![],
-            segments: 0,
-        };
+        let entry = OutboxEntry::new(puppet_local, room_id.clone(), body, media, status);
         if !self.enqueue(event_id, entry)? {
             return Ok(()); // the homeserver redelivered an event already handled
         }
@@ -461,14 +467,28 @@ impl Bridge {
 }
 
 impl Bridge {
-    /// A delivery status from Twilio: "delivered" becomes the texter's read receipt on the
-    /// responder's message; "undelivered"/"failed" a notice with Twilio's error code.
+    /// A delivery status from the carrier: "delivered" becomes the texter's read receipt on
+    /// the responder's message; "undelivered"/"failed" a notice replying to it with the error's
+    /// meaning. `reference` (from the status callback URL) names the part it is about, which
+    /// also tells the outbox that a send whose answer never came did go out.
     pub async fn status(
         &self,
         sid: &str,
         status: &str,
         error_code: Option<&str>,
+        reference: Option<&str>,
     ) -> Result<(), BoxError> {
+        if let Some(reference) = reference {
+            if let Some(reply) = self.store.get::<(String, String)>(REFERENCES, reference)? {
+                if !self.store.contains(REFERENCE_SIDS, reference)? {
+                    self.store.put(REFERENCE_SIDS, reference, &sid.to_owned())?;
+                }
+                if !self.store.contains(SIDS, sid)? {
+                    self.store.put(SIDS, sid, &reply)?;
+                }
+                self.store.flush().await?;
+            }
+        }
         let Some((room, event_id)) = self.store.get::<(String, String)>(SIDS, sid)? else {
             return Ok(());
         };
@@ -489,10 +509,11 @@ impl Bridge {
             "undelivered" | "failed" => {
                 let code = error_code.unwrap_or("unknown");
                 let text = format!(
-                    "Text not delivered (Twilio error {code}: {}).",
+                    "This reply was not delivered to the texter's phone (carrier error {code}: {}).",
                     error_meaning(code)
                 );
-                self.notice(&room, &text).await?;
+                self.tell(&room, &event_id, &format!("undelivered-{sid}"), &text)
+                    .await?;
             }
             _ => {}
         }

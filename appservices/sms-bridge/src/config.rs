@@ -13,6 +13,8 @@ pub struct Config {
     pub twilio: Twilio,
     #[serde(default)]
     pub pacing: Pacing,
+    #[serde(default)]
+    pub delivery: Delivery,
     /// Other carriers, reached through a generic JSON webhook.
     #[serde(default)]
     pub partners: Vec<Partner>,
@@ -69,10 +71,42 @@ pub struct Twilio {
     /// from the environment instead of the auth token).
     #[serde(default)]
     pub api_key_sid: Option<String>,
+    /// How long one request to Twilio may take before its outcome counts as unknown.
+    #[serde(default = "default_request_timeout_s")]
+    pub request_timeout_s: u32,
 }
 
 fn default_twilio_base() -> String {
     "https://api.twilio.com".into()
+}
+
+fn default_request_timeout_s() -> u32 {
+    30
+}
+
+/// How hard the bridge tries to hand a reply to the carrier (see `outbox`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Delivery {
+    /// How long after a responder wrote it a reply is still worth sending; the bridge keeps
+    /// trying until then. Default: `pacing.validity_period_s`.
+    pub give_up_after_s: Option<u32>,
+    /// The longest wait between two tries while the carrier cannot be reached (waits start
+    /// at 2 s and double).
+    pub retry_max_interval_s: u32,
+    /// How long after a send whose outcome is unknown (no answer in time) the bridge asks the
+    /// carrier whether it went out, before sending it again only if it did not.
+    pub check_unknown_after_s: u32,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            give_up_after_s: None,
+            retry_max_interval_s: 60,
+            check_unknown_after_s: 120,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -159,6 +193,15 @@ pub fn is_e164(n: &str) -> bool {
 }
 
 impl Config {
+    /// How long a reply is worth trying to send, in milliseconds.
+    pub fn give_up_after_ms(&self) -> u64 {
+        u64::from(
+            self.delivery
+                .give_up_after_s
+                .unwrap_or(self.pacing.validity_period_s),
+        ) * 1000
+    }
+
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
@@ -182,6 +225,12 @@ impl Config {
         }
         if self.pacing.segments_per_second <= 0.0 {
             return Err(key_err("pacing.segments_per_second", "must be positive"));
+        }
+        if self.twilio.request_timeout_s == 0 {
+            return Err(key_err("twilio.request_timeout_s", "must be positive"));
+        }
+        if self.delivery.retry_max_interval_s == 0 {
+            return Err(key_err("delivery.retry_max_interval_s", "must be positive"));
         }
         if self.affiliates.is_empty() {
             return Err(key_err("affiliates", "at least one affiliate is needed"));

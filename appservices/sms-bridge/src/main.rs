@@ -68,7 +68,6 @@ async fn run(path: PathBuf) -> Result<(), BoxError> {
         Arc::new(TwilioProvider {
             client: twilio.clone(),
             status_callback: format!("{public}/twilio/status"),
-            validity_period_s: config.pacing.validity_period_s,
         }),
     );
     for p in &config.partners {

@@ -7,6 +7,8 @@
 
 pub use appservice_runtime::signing::{sign, verify, HEADER};
 
+use crate::twilio::SendError;
+
 #[derive(Clone)]
 pub struct PartnerClient {
     pub id: String,
@@ -37,9 +39,9 @@ impl PartnerClient {
         body: &str,
         media_url: Option<&str>,
         callback_url: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, SendError> {
         let payload = serde_json::to_vec(&serde_json::json!({ "to": to, "from": from, "body": body, "media_url": media_url, "callback_url": callback_url }))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SendError::NotSent(e.to_string()))?;
         let resp = self
             .http
             .post(&self.send_url)
@@ -48,11 +50,31 @@ impl PartnerClient {
             .body(payload)
             .send()
             .await
-            .map_err(|e| format!("partner {} unreachable: {e}", self.id))?;
-        if !resp.status().is_success() {
-            return Err(format!("partner {} answered {}", self.id, resp.status()));
+            .map_err(|e| {
+                let why = format!("partner {} unreachable: {e}", self.id);
+                if e.is_connect() {
+                    SendError::NotSent(why)
+                } else {
+                    SendError::Unknown(why)
+                }
+            })?;
+        let status = resp.status().as_u16();
+        match status {
+            200..=299 => {}
+            429 | 503 => return Err(SendError::NotSent(format!("partner answered {status}"))),
+            500..=599 => return Err(SendError::Unknown(format!("partner answered {status}"))),
+            _ => {
+                return Err(SendError::Refused {
+                    status,
+                    code: None,
+                    message: format!("partner {} refused it", self.id),
+                })
+            }
         }
-        let v: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+        let v: serde_json::Value = resp
+            .json()
+            .await
+            .map_err(|e| SendError::Unknown(format!("unreadable answer: {e}")))?;
         Ok(v["message_id"].as_str().unwrap_or_default().to_owned())
     }
 }

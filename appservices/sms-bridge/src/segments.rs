@@ -53,29 +53,56 @@ pub fn analyse(text: &str) -> SegmentInfo {
     }
 }
 
-/// Splits text into messages of at most [`TWILIO_MAX_CHARS`] characters, preferring to break
-/// after whitespace so words stay whole.
+/// Splits text into messages of at most [`TWILIO_MAX_CHARS`] UTF-16 units (what Twilio
+/// counts: an emoji beyond the BMP is two), only between grapheme clusters (a flag, a family
+/// emoji or a letter with its accents is never cut), preferring to break after whitespace so
+/// words stay whole.
 pub fn split(text: &str) -> Vec<String> {
-    let chars: Vec<char> = text.chars().collect();
+    use unicode_segmentation::UnicodeSegmentation;
+    let units = |s: &str| s.encode_utf16().count();
     let mut out = Vec::new();
-    let mut start = 0;
-    while start < chars.len() {
-        let mut end = (start + TWILIO_MAX_CHARS).min(chars.len());
-        if end < chars.len() {
-            if let Some(ws) = (start + 1..end)
-                .rev()
-                .find(|&i| chars[i - 1].is_whitespace())
-            {
-                if ws - start > TWILIO_MAX_CHARS / 2 {
-                    end = ws;
+    let mut part = String::new();
+    let mut part_units = 0;
+    // Where the part could end after whitespace: (byte length, units).
+    let mut last_space: Option<(usize, usize)> = None;
+    for g in text.graphemes(true) {
+        let g_units = units(g);
+        if part_units + g_units > TWILIO_MAX_CHARS {
+            match last_space {
+                Some((bytes, u)) if u > TWILIO_MAX_CHARS / 2 => {
+                    let rest = part.split_off(bytes);
+                    out.push(std::mem::replace(&mut part, rest));
+                    part_units -= u;
                 }
+                _ if !part.is_empty() => {
+                    out.push(std::mem::take(&mut part));
+                    part_units = 0;
+                }
+                _ => {}
             }
+            last_space = None;
         }
-        out.push(chars[start..end].iter().collect());
-        start = end;
+        if g_units > TWILIO_MAX_CHARS {
+            // A cluster longer than a whole message (only contrived text): cut between its
+            // code points.
+            for c in g.chars() {
+                if part_units + c.len_utf16() > TWILIO_MAX_CHARS {
+                    out.push(std::mem::take(&mut part));
+                    part_units = 0;
+                }
+                part.push(c);
+                part_units += c.len_utf16();
+            }
+            continue;
+        }
+        part.push_str(g);
+        part_units += g_units;
+        if g.chars().all(char::is_whitespace) {
+            last_space = Some((part.len(), part_units));
+        }
     }
-    if out.is_empty() {
-        out.push(String::new());
+    if !part.is_empty() || out.is_empty() {
+        out.push(part);
     }
     out
 }
@@ -126,5 +153,25 @@ mod tests {
         let parts = split(&long_word);
         assert_eq!(parts.len(), 3);
         assert_eq!(parts.concat(), long_word);
+    }
+
+    #[test]
+    fn splitting_counts_utf16_and_keeps_clusters_whole() {
+        let flag = "\u{1F1FA}\u{1F1E6}";
+        let text = flag.repeat(1000); // 4,000 UTF-16 units
+        let parts = split(&text);
+        assert_eq!(parts.concat(), text);
+        assert_eq!(parts.len(), 3);
+        for p in &parts {
+            assert!(p.encode_utf16().count() <= TWILIO_MAX_CHARS);
+            assert!(p.replace(flag, "").is_empty(), "a flag was cut");
+        }
+        let family = "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}"; // one cluster, 8 units
+        let parts = split(&format!("a{}", family.repeat(300)));
+        assert!(parts.iter().skip(1).all(|p| p.starts_with(family)));
+        let accents = "e\u{301}".repeat(2000);
+        assert!(split(&accents)
+            .iter()
+            .all(|p| p.starts_with('e') && p.ends_with('\u{301}')));
     }
 }

@@ -1,5 +1,6 @@
 //! A small Twilio REST client (Messages.json) on reqwest, with a configurable base URL so tests
-//! use a local double. Rate-limit (429) and server (5xx) answers are retried with backoff.
+//! use a local double. One call is one attempt: retrying is the outbox's, which knows how long a
+//! reply is worth trying and never resends one that may have gone out.
 
 use std::time::Duration;
 
@@ -52,7 +53,7 @@ impl TwilioClient {
     pub fn new(cfg: &TwilioConfig, secret: String) -> Self {
         Self {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
+                .timeout(Duration::from_secs(u64::from(cfg.request_timeout_s)))
                 .build()
                 .unwrap_or_default(),
             base: cfg.api_base_url.trim_end_matches('/').to_owned(),
@@ -106,8 +107,8 @@ impl TwilioClient {
         Ok((bytes.to_vec(), ct))
     }
 
-    /// Creates a message, retrying 429 and 5xx answers (1 s doubling, 5 tries).
-    pub async fn send(&self, m: &Outgoing<'_>) -> Result<SentMessage, TwilioError> {
+    /// Creates a message: one attempt, its outcome classified for the outbox.
+    pub async fn send(&self, m: &Outgoing<'_>) -> Result<SentMessage, SendError> {
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.base, self.account_sid
@@ -126,43 +127,110 @@ impl TwilioClient {
         if let Some(media) = m.media_url {
             form.push(("MediaUrl", media.to_owned()));
         }
-        let mut delay = Duration::from_secs(1);
-        for attempt in 0..5 {
-            let resp = self
-                .http
-                .post(&url)
-                .basic_auth(&self.user, Some(&self.secret))
-                .form(&form)
-                .send()
-                .await;
-            match resp {
-                Ok(r) if r.status().is_success() => {
-                    return r
-                        .json()
-                        .await
-                        .map_err(|e| TwilioError::Transport(e.to_string()));
-                }
-                Ok(r)
-                    if (r.status().as_u16() == 429 || r.status().is_server_error())
-                        && attempt < 4 =>
-                {
-                    tracing::warn!(status = r.status().as_u16(), "Twilio busy; retrying");
-                }
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let v: serde_json::Value = r.json().await.unwrap_or_default();
-                    return Err(TwilioError::Rejected {
-                        status,
-                        code: v["code"].as_i64(),
-                        message: v["message"].as_str().unwrap_or_default().to_owned(),
-                    });
-                }
-                Err(e) if attempt < 4 => tracing::warn!(error = %e, "Twilio unreachable; retrying"),
-                Err(e) => return Err(TwilioError::Transport(e.to_string())),
-            }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
+        let resp = self
+            .http
+            .post(&url)
+            .basic_auth(&self.user, Some(&self.secret))
+            .form(&form)
+            .send()
+            .await;
+        let r = match resp {
+            Ok(r) => r,
+            // Never connected: nothing was sent.
+            Err(e) if e.is_connect() => return Err(SendError::NotSent(e.to_string())),
+            // Sent, and no answer in time (or the connection broke): it may have gone out.
+            Err(e) => return Err(SendError::Unknown(e.to_string())),
+        };
+        let status = r.status().as_u16();
+        if r.status().is_success() {
+            return r
+                .json()
+                .await
+                .map_err(|e| SendError::Unknown(format!("unreadable answer: {e}")));
         }
-        Err(TwilioError::Transport("gave up after retries".into()))
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        let code = v["code"].as_i64();
+        let message = v["message"].as_str().unwrap_or_default().to_owned();
+        Err(match status {
+            // Too many requests, or unavailable: refused before anything was done.
+            429 | 503 => SendError::NotSent(format!("Twilio answered {status}")),
+            // Another server error (or a gateway's) may come after the message was created.
+            500..=599 => SendError::Unknown(format!("Twilio answered {status}")),
+            _ => SendError::Refused {
+                status,
+                code,
+                message,
+            },
+        })
     }
+
+    /// The most recent messages (newest first, at most 50) from `from` to `to`: how the
+    /// outbox finds out whether a send whose answer never came went out.
+    pub async fn recent(&self, to: &str, from: &str) -> Result<Vec<Listed>, String> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            self.base, self.account_sid
+        );
+        let from_key = if from.starts_with("MG") {
+            "MessagingServiceSid"
+        } else {
+            "From"
+        };
+        let r = self
+            .http
+            .get(&url)
+            .basic_auth(&self.user, Some(&self.secret))
+            .query(&[("To", to), (from_key, from), ("PageSize", "50")])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !r.status().is_success() {
+            return Err(format!("listing answered {}", r.status()));
+        }
+        let page: ListPage = r.json().await.map_err(|e| e.to_string())?;
+        Ok(page.messages)
+    }
+}
+
+/// What became of one attempt to hand a message to the carrier.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Certainly not sent (no connection, or refused before being taken): safe to try again.
+    #[error("not sent: {0}")]
+    NotSent(String),
+    /// No clear answer: it may have gone out. Never resend without finding out.
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The carrier refused this message; trying again will not help.
+    #[error("refused ({status}): {code:?} {message}")]
+    Refused {
+        status: u16,
+        code: Option<i64>,
+        message: String,
+    },
+}
+
+/// One message of a listing.
+#[derive(Debug, Deserialize)]
+pub struct Listed {
+    pub sid: String,
+    #[serde(default)]
+    pub body: Option<String>,
+    /// RFC 2822, as Twilio writes it (`Thu, 03 Dec 2026 16:00:00 +0000`).
+    #[serde(default)]
+    pub date_created: Option<String>,
+}
+
+impl Listed {
+    /// When the carrier created it, in ms since the epoch.
+    pub fn created_ms(&self) -> Option<u64> {
+        let at = chrono::DateTime::parse_from_rfc2822(self.date_created.as_deref()?).ok()?;
+        u64::try_from(at.timestamp_millis()).ok()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    #[serde(default)]
+    messages: Vec<Listed>,
 }

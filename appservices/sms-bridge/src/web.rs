@@ -82,11 +82,22 @@ async fn bridge_inbound(state: &WebState, inbound: Inbound, ok: Response) -> Res
 /// Applies a delivery status from any carrier.
 async fn apply_status(
     state: &WebState,
+    uri: &Uri,
     message_id: &str,
     status: &str,
     error_code: Option<&str>,
 ) -> Response {
-    match state.bridge.status(message_id, status, error_code).await {
+    // The part's reference rides in the callback URL the bridge gave the carrier.
+    let query: Vec<(String, String)> = uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let reference = param(&query, "ref");
+    match state
+        .bridge
+        .status(message_id, status, error_code, reference)
+        .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => {
             tracing::error!(error = %e, "delivery status not applied");
@@ -188,7 +199,7 @@ async fn status(
     ) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    apply_status(&state, sid, st, param(&params, "ErrorCode")).await
+    apply_status(&state, &uri, sid, st, param(&params, "ErrorCode")).await
 }
 
 /// `POST /partner/<id>/sms`: a partner carrier's inbound text (signed JSON).
@@ -224,6 +235,7 @@ async fn partner_sms(
 async fn partner_status(
     State(state): State<Arc<WebState>>,
     axum::extract::Path(id): axum::extract::Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -234,7 +246,7 @@ async fn partner_status(
     let (Some(message_id), Some(status)) = (v["message_id"].as_str(), v["status"].as_str()) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    apply_status(&state, message_id, status, v["error_code"].as_str()).await
+    apply_status(&state, &uri, message_id, status, v["error_code"].as_str()).await
 }
 
 /// `GET /reveal/<token>` with the supervisor's Matrix access token as a Bearer token.

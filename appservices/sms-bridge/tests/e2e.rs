@@ -9,7 +9,7 @@ use std::{
 
 use axum::{extract::State, routing::post, Form, Json, Router};
 use base64::{engine::general_purpose::STANDARD, Engine};
-use haven_testkit::{sibling_binary, texts_to, wait_for, Port, Proc};
+use haven_testkit::{carrier::Mode, sibling_binary, texts_to, wait_for, Port, Proc};
 use serde_json::{json, Value};
 
 const AS_TOKEN: &str = "sms_as_token_for_tests_0123456789";
@@ -93,6 +93,7 @@ struct Env {
     http: reqwest::Client,
     sent: Sent,
     twilio_base: String,
+    carrier: haven_testkit::carrier::Carrier,
     partner_sent: PartnerSent,
     data: PathBuf,
     bridge_cfg: PathBuf,
@@ -169,7 +170,11 @@ impl Env {
                 .stderr(hs_log),
             &[&hs_listener],
         );
-        let (sent, twilio_base) = twilio_double().await;
+        // The Messages API is a carrier double that can be made to fail; the other double
+        // serves MMS attachments.
+        let carrier = haven_testkit::carrier::Carrier::start().await;
+        let sent = carrier.sent.clone();
+        let (_, twilio_base) = twilio_double().await;
         let bridge_cfg = dir.path().join("bridge.toml");
         std::fs::write(
             &bridge_cfg,
@@ -185,8 +190,9 @@ state_dir = "{state}"
 {intake_bot}
 
 [twilio]
-api_base_url = "{twilio_base}"
+api_base_url = "{carrier_base}"
 account_sid = "ACtest"
+request_timeout_s = 2
 
 [[partners]]
 id = "acme"
@@ -214,7 +220,15 @@ auto_response = "Thanks for texting Riverside."
 help_text = "Riverside crisis line. Text STOP to stop."
 default = true
 supervisors = ["@sup:{server}"]
+
+[pacing]
+segments_per_second = 10.0
+
+[delivery]
+retry_max_interval_s = 1
+check_unknown_after_s = 3
 "##,
+                carrier_base = carrier.base,
                 reg = reg.display(),
                 state = dir.path().join("bridge-state").display(),
                 intake_bot = if intake {
@@ -254,6 +268,7 @@ supervisors = ["@sup:{server}"]
             http,
             sent,
             twilio_base,
+            carrier,
             partner_sent,
             data,
             bridge_cfg,
@@ -273,16 +288,42 @@ supervisors = ["@sup:{server}"]
         }
     }
 
-    /// A responder's text message in the conversation room.
-    async fn reply(&self, token: &str, room: &str, txn: &str, body: &str) {
+    /// A responder's text message in the conversation room; answers its event ID.
+    async fn reply(&self, token: &str, room: &str, txn: &str, body: &str) -> String {
         let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
-        self.api(
-            reqwest::Method::PUT,
-            &path,
-            token,
-            Some(json!({"msgtype": "m.text", "body": body})),
-        )
-        .await;
+        let sent = self
+            .api(
+                reqwest::Method::PUT,
+                &path,
+                token,
+                Some(json!({"msgtype": "m.text", "body": body})),
+            )
+            .await;
+        sent["event_id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Waits (30 s at most) for a notice in reply to `event_id` containing `words` (in any
+    /// case); answers its body.
+    async fn notice_about(&self, room: &str, event_id: &str, words: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.messages(room).await.into_iter().find_map(|m| {
+                let body = m["content"]["body"].as_str().unwrap_or_default();
+                (m["content"]["msgtype"] == "m.notice"
+                    && m["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == event_id
+                    && body.to_lowercase().contains(&words.to_lowercase()))
+                .then(|| body.to_owned())
+            });
+            if let Some(body) = found {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no notice about {event_id} saying {words:?}; notices: {:?}",
+                self.notices(room).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     /// SIGKILLs the bridge (start it again with `start_bridge`).
@@ -573,7 +614,7 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
         .any(|(k, v)| k == "From" && v == PROGRAM_NUMBER));
     assert!(reply
         .iter()
-        .any(|(k, v)| k == "StatusCallback" && v.ends_with("/twilio/status")));
+        .any(|(k, v)| k == "StatusCallback" && v.contains("/twilio/status?ref=")));
 
     // Delivery statuses: "delivered" is the texter's read receipt on the reply; a failure is
     // a notice with Twilio's error code and its meaning. Unsigned callbacks are refused.
@@ -1161,4 +1202,135 @@ async fn the_intake_bot_asks_the_programs_questions_by_sms_and_briefs_the_respon
         .filter_map(|m| m["content"]["body"].as_str().map(str::to_owned))
         .collect();
     assert!(texts.contains(&"Leeds".to_owned()));
+}
+
+/// How many times `body` reached the carrier for the texter.
+fn times_sent(env: &Env, body: &str) -> usize {
+    texts_to(&env.sent, TEXTER)
+        .iter()
+        .filter(|b| *b == body)
+        .count()
+}
+
+/// A conversation with a responder in it; answers (room, responder's token).
+async fn conversation(env: &Env, sid: &str) -> (String, String) {
+    assert_eq!(env.text(sid, "hello?", None).await, 200);
+    let room = env.conversation_room().await;
+    let token = env.responder("responder", &room).await;
+    wait_for("auto-response", || !texts_to(&env.sent, TEXTER).is_empty()).await;
+    (room, token)
+}
+
+/// Issue 17, items 1 and 10: with the carrier unreachable for longer than any short retry
+/// budget, a reply is kept and sent once when it is back; the room is told, in reply to the
+/// message and without internal details, that it is delayed and when it went out; a later
+/// delivery failure names the reply too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_carrier_outage_delays_a_reply_which_goes_out_once_the_carrier_is_back() {
+    let env = Env::start().await;
+    let (room, token) = conversation(&env, "SM201").await;
+    env.carrier.set(Mode::Down).await;
+    let body = "Are you somewhere safe right now?";
+    let reply = env.reply(&token, &room, "o1", body).await;
+    let delayed = env.notice_about(&room, &reply, "delayed").await;
+    for internal in ["http", "ACtest", "127.0.0.1", "Twilio could not", "error"] {
+        assert!(!delayed.contains(internal), "{delayed:?} shows {internal}");
+    }
+    // Longer than the old budget (five tries over about 15 s).
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(times_sent(&env, body), 0);
+    env.carrier.set(Mode::Up).await;
+    wait_for("the delayed reply", || times_sent(&env, body) == 1).await;
+    env.notice_about(&room, &reply, "now been sent").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(times_sent(&env, body), 1);
+
+    // A delivery failure reported later is about that reply.
+    let index = env
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .position(|f| f.iter().any(|(k, v)| k == "Body" && v == body))
+        .unwrap();
+    let sid = format!("SM{:032}", index + 1);
+    assert_eq!(
+        env.status(&sid, "undelivered", Some("30003"), None).await,
+        204
+    );
+    env.notice_about(&room, &reply, "not delivered").await;
+}
+
+/// Issue 17, items 2 and 10: a send the carrier answers too late may have gone out; it is
+/// never resent blindly. The bridge finds out (the carrier's list of recent messages) and
+/// resends only what did not go out, telling the room while the outcome is unknown.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_carrier_never_gets_a_reply_twice() {
+    let env = Env::start().await;
+    let (room, token) = conversation(&env, "SM301").await;
+    let slow = |takes_it| Mode::Slow {
+        delay: Duration::from_secs(5),
+        takes_it,
+    };
+
+    // Taken, answered after the bridge stopped waiting (2 s).
+    env.carrier.set(slow(true)).await;
+    let first = "I am here with you.";
+    let reply = env.reply(&token, &room, "s1", first).await;
+    env.notice_about(&room, &reply, "not yet known").await;
+    env.carrier.set(Mode::Up).await;
+    env.notice_about(&room, &reply, "did go out").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(times_sent(&env, first), 1);
+
+    // Not taken, answered late: sent again, once.
+    env.carrier.set(slow(false)).await;
+    let second = "Can you tell me where you are?";
+    let reply = env.reply(&token, &room, "s2", second).await;
+    env.notice_about(&room, &reply, "not yet known").await;
+    env.carrier.set(Mode::Up).await;
+    wait_for("the resent reply", || times_sent(&env, second) == 1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(times_sent(&env, second), 1);
+}
+
+/// Issue 17, item 9: a long reply with emoji is split between whole characters (a flag is
+/// two code points), each part within Twilio's 1,600 UTF-16 units, sent in order and paced.
+#[tokio::test(flavor = "multi_thread")]
+async fn long_replies_split_on_whole_characters_in_order_and_paced() {
+    let env = Env::start().await;
+    let (room, token) = conversation(&env, "SM401").await;
+    let flag = "\u{1F1FA}\u{1F1E6}";
+    let long = format!("{}{}", "Take a breath. ".repeat(40), flag.repeat(700));
+    env.reply(&token, &room, "e1", &long).await;
+    let before = 1; // the auto-response
+    wait_for("every part", || {
+        texts_to(&env.sent, TEXTER)[before..].concat() == long
+    })
+    .await;
+    let taken = env.carrier.taken_to(TEXTER)[before..].to_vec();
+    assert!(taken.len() >= 2, "{} parts", taken.len());
+    for (_, part) in &taken {
+        assert!(
+            part.encode_utf16().count() <= 1600,
+            "a part of {} units",
+            part.encode_utf16().count()
+        );
+        let halves = part.replace(flag, "");
+        assert!(
+            !halves.contains('\u{1F1FA}') && !halves.contains('\u{1F1E6}'),
+            "a flag cut in half"
+        );
+    }
+    // Paced: each part leaves once the previous one's segments have had their time (10 a
+    // second here), so they cannot overtake each other.
+    for pair in taken.windows(2) {
+        let units = pair[0].1.encode_utf16().count();
+        let segments = units.div_ceil(67) as f64;
+        let gap = pair[1].0.duration_since(pair[0].0).as_secs_f64();
+        assert!(
+            gap >= segments / 10.0 - 0.05,
+            "{gap} s after a part of {segments} segments"
+        );
+    }
 }

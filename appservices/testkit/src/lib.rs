@@ -3,6 +3,7 @@
 //! local doubles of outside services (Twilio's Messages API, webhook receivers, a model server)
 //! and a small client-server API client.
 
+pub mod carrier;
 pub mod outside;
 
 use std::{
