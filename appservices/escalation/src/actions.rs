@@ -153,7 +153,7 @@ pub async fn run(
                     "program": c.program, "affiliate": c.affiliate, "conversation": id,
                     "room_id": c.room, "responder": sender, "at": now,
                 }),
-                sup_room,
+                vec![sup_room, c.room.clone()],
             )?;
             h.save(c).await?;
             let place = if location.is_empty() {
@@ -336,6 +336,22 @@ pub async fn run(
             h.notice(
                 room,
                 &format!("Invited to conversation #{id} (read-only unless it is assigned to you)."),
+            )
+            .await
+        }
+        Command::Reveal => {
+            // Supervisors read conversations but cannot write in them (power level 0), and the
+            // bridge is not in supervisor rooms: the handler brings the supervisor in and
+            // relays the request, naming them; the bridge checks they are a supervisor,
+            // audits it, and posts the one-time link (which opens only with their own token).
+            UserId::parse(sender)?;
+            h.bring_in(&conv_room, sender, 0).await?;
+            h.client
+                .send_text(&conv_room, &format!("!reveal {sender}"), false)
+                .await?;
+            h.notice(
+                room,
+                &format!("Asked the SMS bridge to reveal the number of conversation #{id} for {sender}: the one-time link is in the conversation room (accept the invitation to it)."),
             )
             .await
         }

@@ -29,6 +29,8 @@ pub enum Command {
     Note(String),
     Canned(String),
     Join,
+    /// A supervisor asks the SMS bridge for the texter's number (its one-time link).
+    Reveal,
     Retention {
         purge: bool,
     },
@@ -67,6 +69,7 @@ pub fn parse(text: &str) -> Option<Result<Parsed, String>> {
         "note",
         "canned",
         "join",
+        "reveal",
         "retention",
         "help",
     ];
@@ -131,6 +134,8 @@ pub fn parse(text: &str) -> Option<Result<Parsed, String>> {
         "canned" => return Some(usage("!canned <name>")),
         "join" if conversation.is_some() => Command::Join,
         "join" => return Some(usage("!join <conversation number>")),
+        "reveal" if conversation.is_some() => Command::Reveal,
+        "reveal" => return Some(usage("!reveal <conversation number>")),
         "retention" => Command::Retention {
             purge: args.eq_ignore_ascii_case("purge"),
         },

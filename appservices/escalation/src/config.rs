@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::risk::Lexicon;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EscConfig {
     pub programs: Vec<Program>,
@@ -28,6 +28,34 @@ pub struct EscConfig {
     pub retention_interval_h: u64,
     /// Whether the sweep purges (true) or only reports what it would purge.
     pub retention_purge: bool,
+    /// How long after a survey question the texter's message still counts as its answer; a
+    /// later one ends the survey (default 900).
+    pub survey_answer_window_s: u64,
+    /// Tries of a webhook (the emergency call included) before it is given up on and, for
+    /// the emergency call, the responder and the supervisors are told (default 8).
+    pub webhook_max_attempts: u32,
+    /// The first wait between tries, doubling each time (default 500 ms: 8 tries take about
+    /// two minutes).
+    pub webhook_first_retry_ms: u64,
+}
+
+impl Default for EscConfig {
+    fn default() -> Self {
+        Self {
+            programs: Vec::new(),
+            affiliates: Vec::new(),
+            risk: None,
+            emergency: None,
+            subscribers: Vec::new(),
+            model: None,
+            risk_model: false,
+            retention_interval_h: 0,
+            retention_purge: false,
+            survey_answer_window_s: 900,
+            webhook_max_attempts: 8,
+            webhook_first_retry_ms: 500,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -50,6 +50,10 @@ pub struct Surveys {
     pub asking: Option<(SurveyKind, usize)>,
     /// When that question was sent: the texter's messages from before it are not answers.
     pub asked_ms: u64,
+    /// The entry survey waits for the intake bot to finish (its summary), so the texter is
+    /// never asked two things at once.
+    #[serde(default)]
+    pub after_intake: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,11 +89,32 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// The intake bot asking this conversation's first questions, as the bridge declared it.
+    pub fn intake_bot(&self) -> Option<&str> {
+        self.bridge_fields.get("intake").and_then(Value::as_str)
+    }
+
+    /// Whether `user` is one of the conversation's bots (the bridge declares them): their
+    /// messages are never a responder's.
+    pub fn is_bot(&self, user: &str) -> bool {
+        self.bridge_fields
+            .get("bots")
+            .and_then(Value::as_array)
+            .is_some_and(|bots| bots.iter().any(|b| b.as_str() == Some(user)))
+    }
+
     /// A conversation from the bridge's first state event (state `new`).
     pub fn from_bridge(id: u64, room: &str, content: &Value, now_ms: u64) -> Option<Self> {
         let program = content["program"].as_str()?.to_owned();
         let mut bridge_fields = Map::new();
-        for k in ["affiliate", "program", "provider", "puppet"] {
+        for k in [
+            "affiliate",
+            "program",
+            "provider",
+            "puppet",
+            "intake",
+            "bots",
+        ] {
             if let Some(v) = content.get(k) {
                 bridge_fields.insert(k.to_owned(), v.clone());
             }

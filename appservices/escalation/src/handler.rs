@@ -26,6 +26,8 @@ use crate::{
 const CONVS: &str = "conversations";
 /// `asked_ms` of a survey question not sent yet.
 const NOT_ASKED: u64 = u64::MAX;
+/// The intake bot's summary of a conversation (state, empty key): it has finished.
+const INTAKE_SUMMARY_EVENT: &str = "org.haven.intake.summary";
 const SEQ: &str = "conversation_seq";
 
 /// Power levels in conversation rooms: writing takes [`WRITE`]; supervisors not assigned stay
@@ -280,6 +282,9 @@ impl Handler {
                 }
             }
             Some("m.room.message") => self.message(&mut convs, &room, ev).await,
+            Some(INTAKE_SUMMARY_EVENT) if ev["state_key"] == "" => {
+                self.intake_finished(&mut convs, &room, sender, ev).await
+            }
             _ => Ok(()),
         };
         self.store.flush().await?;
@@ -322,9 +327,11 @@ impl Handler {
         self.lock_room(room, c.texter.as_deref()).await?;
         if !program.entry_survey.is_empty() {
             // Asked once the texter's first message (which opens every SMS conversation) is
-            // in: asking earlier could cross it, and it would be taken as the answer.
+            // in: asking earlier could cross it, and it would be taken as the answer. With an
+            // intake bot, once it has finished (its summary): one question at a time.
             c.surveys.asking = Some((SurveyKind::Entry, 0));
             c.surveys.asked_ms = NOT_ASKED;
+            c.surveys.after_intake = c.intake_bot().is_some();
         }
         self.emit("conversation.created", &c, json!({}))?;
         self.save(&c).await?;
@@ -411,6 +418,43 @@ impl Handler {
         Ok(())
     }
 
+    /// The intake bot's summary: its questions are done, the entry survey may begin.
+    async fn intake_finished(
+        &self,
+        convs: &mut BTreeMap<u64, Conversation>,
+        room: &RoomId,
+        sender: &str,
+        ev: &Value,
+    ) -> Reply {
+        let Some(c) = convs.values_mut().find(|c| c.room == room.as_str()) else {
+            return Ok(());
+        };
+        if !c.surveys.after_intake || c.intake_bot() != Some(sender) {
+            return Ok(());
+        }
+        c.surveys.after_intake = false;
+        let question = match c.surveys.asking {
+            Some((SurveyKind::Entry, i)) if c.surveys.asked_ms == NOT_ASKED => self
+                .config
+                .program(&c.program)
+                .and_then(|p| p.entry_survey.get(i).cloned())
+                .map(|q| (q, format!("survey-entry-{}-{i}", c.id))),
+            _ => None,
+        };
+        let id = c.id;
+        let c = c.clone();
+        self.save(&c).await?;
+        if let Some((q, txn)) = question {
+            let asked = self.text(room, &q, &txn).await?;
+            if let Some(c) = convs.get_mut(&id) {
+                c.surveys.asked_ms = asked.max(ev["origin_server_ts"].as_u64().unwrap_or(0));
+                let c = c.clone();
+                self.save(&c).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// A texter's message: risk scoring, survey answers, the next-response timer.
     async fn inbound(&self, convs: &mut BTreeMap<u64, Conversation>, id: u64, ev: &Value) -> Reply {
         let Some(c) = convs.get_mut(&id) else {
@@ -427,11 +471,16 @@ impl Handler {
         let ts = ev["origin_server_ts"].as_u64().unwrap_or_else(now_ms);
         let mut say: Vec<(String, String)> = Vec::new();
         // Surveys: the texter's answer to the question being asked.
+        let window_ms = self.config.survey_answer_window_s * 1000;
         if let Some((kind, i)) = c.surveys.asking {
             if c.surveys.asked_ms == NOT_ASKED {
-                if let Some(q) = program.entry_survey.get(i) {
+                if let (false, Some(q)) = (c.surveys.after_intake, program.entry_survey.get(i)) {
                     say.push((q.clone(), format!("survey-entry-{id}-{i}")));
                 }
+            } else if ts > c.surveys.asked_ms.saturating_add(window_ms) {
+                // Too long after the question to be its answer: the survey is dropped, the
+                // message is just a message.
+                c.surveys.asking = None;
             } else if ts > c.surveys.asked_ms {
                 let questions = match kind {
                     SurveyKind::Entry => &program.entry_survey,
@@ -549,6 +598,12 @@ impl Handler {
         }
         let now = now_ms();
         let mut changed = false;
+        // Staff talking to the texter ends an entry survey still waiting for answers: what
+        // the texter says next answers them, not the survey.
+        if !c.is_bot(sender) && matches!(c.surveys.asking, Some((SurveyKind::Entry, _))) {
+            c.surveys.asking = None;
+            changed = true;
+        }
         if c.state == State::Transferred && c.transfer_to.as_deref() == Some(sender) {
             self.accept_transfer(c, sender, now).await?;
             changed = true;
@@ -676,7 +731,7 @@ impl Handler {
                 assigned || supervisor
             }
             Command::Note(_) => role.is_some(),
-            Command::Join => supervisor,
+            Command::Join | Command::Reveal => supervisor,
             _ => false,
         };
         let reply_room = room.to_owned();
@@ -686,6 +741,7 @@ impl Handler {
                     "Only the responder this conversation is being transferred to can accept it."
                 }
                 Command::Join => "Only this program's supervisors can join its conversations.",
+                Command::Reveal => "Only this program's supervisors can reveal a texter's number.",
                 Command::Note(_) => "Only this program's staff can add notes.",
                 Command::Transfer { .. } | Command::Escalate { .. } => {
                     "Only the assigned responder can transfer or escalate this conversation."

@@ -1,7 +1,8 @@
 //! Signed webhooks out, through a durable outbox: lifecycle events to subscribers and
 //! escalations to the emergency-services endpoint. A delivery is stored before anything is
 //! sent, retried with backoff until it is answered 2xx (surviving restarts), and given up
-//! after [`MAX_ATTEMPTS`]; an emergency call given up on is reported to the supervisors.
+//! after `webhook_max_attempts`; an emergency call given up on is reported to the responder
+//! (in the conversation room) and the supervisors, with what to do instead.
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,7 +15,6 @@ use crate::{config::EscConfig, metrics::Metrics, now_ms};
 
 const OUTBOX: &str = "webhook_outbox";
 const SEQ: &str = "webhook_seq";
-pub const MAX_ATTEMPTS: u32 = 8;
 /// The emergency endpoint's destination name in the outbox.
 pub const EMERGENCY: &str = "emergency";
 
@@ -29,6 +29,28 @@ pub struct Delivery {
     pub next_ms: u64,
     /// Told when the delivery is given up on.
     pub alert_room: Option<String>,
+    /// Also told (the conversation room, where the responder waits for emergency services).
+    #[serde(default)]
+    pub alert_rooms: Vec<String>,
+}
+
+/// What the responder and the supervisors read when the emergency call is given up on: that
+/// nobody was notified, and what to do instead (no internal details).
+fn gave_up_notice(d: &Delivery) -> String {
+    let reference = d.body["reference"].as_str().unwrap_or("this escalation");
+    let conversation = d.body["conversation"]
+        .as_u64()
+        .map_or(String::new(), |n| format!(" (conversation #{n})"));
+    let location = d.body["location"]
+        .as_str()
+        .map_or("no location was given".to_owned(), |l| {
+            format!("location given: {l}")
+        });
+    format!(
+        "⚠️ Emergency services were NOT notified for {reference}{conversation}: the automatic emergency call failed {} times and was given up. Call emergency services directly now and tell them what you know ({location}). A supervisor can get the texter's number with !reveal{}.",
+        d.attempts,
+        d.body["conversation"].as_u64().map_or(String::new(), |n| format!(" {n}")),
+    )
 }
 
 /// Where deliveries go and with which secret.
@@ -41,6 +63,10 @@ struct Destination {
 
 #[derive(Clone)]
 pub struct Webhooks {
+    /// Tries before a delivery is given up on (`webhook_max_attempts`).
+    max_attempts: u32,
+    /// The first wait between tries, doubling (`webhook_first_retry_ms`).
+    first_retry_ms: u64,
     store: Store,
     destinations: Arc<std::collections::BTreeMap<String, Destination>>,
     wake: Arc<Notify>,
@@ -79,6 +105,8 @@ impl Webhooks {
             );
         }
         Ok(Self {
+            max_attempts: config.webhook_max_attempts.max(1),
+            first_retry_ms: config.webhook_first_retry_ms.max(1),
             store,
             destinations: Arc::new(destinations),
             wake: Arc::new(Notify::new()),
@@ -91,7 +119,7 @@ impl Webhooks {
         destination: &str,
         event: &str,
         body: Value,
-        alert_room: Option<String>,
+        alert_rooms: Vec<String>,
     ) -> Result<(), appservice_runtime::BoxError> {
         let _one = self.seq.lock().map_err(|_| "outbox lock")?;
         let n: u64 = self.store.get(SEQ, "n")?.unwrap_or(0) + 1;
@@ -103,7 +131,8 @@ impl Webhooks {
             body,
             attempts: 0,
             next_ms: 0,
-            alert_room,
+            alert_room: None,
+            alert_rooms,
         };
         self.store.put(OUTBOX, &format!("{n:020}"), &d)?;
         Ok(())
@@ -116,21 +145,22 @@ impl Webhooks {
                 continue;
             }
             let body = json!({ "event": event, "at": now_ms(), "data": data });
-            self.enqueue(id, event, body, None)?;
+            self.enqueue(id, event, body, Vec::new())?;
         }
         Ok(())
     }
 
-    /// Queues an escalation for the emergency endpoint; false when none is configured.
+    /// Queues an escalation for the emergency endpoint; false when none is configured. The
+    /// `alert_rooms` (supervisors', the conversation's) are told if it is given up on.
     pub fn emergency(
         &self,
         body: Value,
-        alert_room: String,
+        alert_rooms: Vec<String>,
     ) -> Result<bool, appservice_runtime::BoxError> {
         if !self.destinations.contains_key(EMERGENCY) {
             return Ok(false);
         }
-        self.enqueue(EMERGENCY, "escalation", body, Some(alert_room))?;
+        self.enqueue(EMERGENCY, "escalation", body, alert_rooms)?;
         Ok(true)
     }
 
@@ -165,23 +195,18 @@ impl Webhooks {
                                     .inc();
                                 true
                             }
-                            Err(e) if d.attempts >= MAX_ATTEMPTS => {
+                            Err(e) if d.attempts >= self.max_attempts => {
                                 tracing::error!(delivery = %d.id, destination = %d.destination, error = %e, "webhook given up");
                                 metrics
                                     .webhooks
                                     .with_label_values(&[d.destination.as_str(), "given_up"])
                                     .inc();
-                                if let Some(room) = d
-                                    .alert_room
-                                    .as_deref()
-                                    .and_then(|r| ruma::RoomId::parse(r).ok())
-                                {
-                                    let text = format!(
-                                        "⚠️ The emergency-services webhook could not be reached for {} after {} attempts ({e}). Contact emergency services directly.",
-                                        d.body["reference"].as_str().unwrap_or("an escalation"),
-                                        d.attempts
-                                    );
-                                    let _ = client.send_text(&room, &text, true).await;
+                                let rooms = d.alert_room.iter().chain(d.alert_rooms.iter());
+                                let text = gave_up_notice(&d);
+                                for room in rooms.filter_map(|r| ruma::RoomId::parse(r).ok()) {
+                                    if let Err(e) = client.send_text(&room, &text, true).await {
+                                        tracing::error!(%room, error = %e, "could not say an emergency call was given up");
+                                    }
                                 }
                                 true
                             }
@@ -191,7 +216,7 @@ impl Webhooks {
                                     .webhooks
                                     .with_label_values(&[d.destination.as_str(), "retried"])
                                     .inc();
-                                let backoff = 500u64 << d.attempts.min(9);
+                                let backoff = self.first_retry_ms << d.attempts.min(9);
                                 d.next_ms = now_ms() + backoff;
                                 next_due = Some(next_due.map_or(d.next_ms, |n| n.min(d.next_ms)));
                                 false

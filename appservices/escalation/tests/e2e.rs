@@ -526,3 +526,165 @@ async fn the_model_assesses_risk_and_briefs_the_receiving_responder() {
         "{transcript}"
     );
 }
+
+/// Issue 17, item 3: with the intake bot and an entry survey both on (as in both sample
+/// configurations), the texter is asked one thing at a time: the intake bot's questions,
+/// then the survey. The intake bot does not take the handler for a responder, and each answer
+/// is stored against its own question.
+#[tokio::test(flavor = "multi_thread")]
+async fn intake_comes_first_then_the_entry_survey_one_question_at_a_time() {
+    let env = Env::start_opts("", true).await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMi1", "hello?").await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    env.texts(YOUNG_TEXTER, "What should we call you?").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !texts_to(&env.sent, YOUNG_TEXTER)
+            .iter()
+            .any(|t| t.contains("How old are you?")),
+        "two questions at once: {:?}",
+        texts_to(&env.sent, YOUNG_TEXTER)
+    );
+    env.sms(YOUNG_TEXTER, YOUTH, "SMi2", "Sam").await;
+    env.texts(YOUNG_TEXTER, "Thanks. Someone will be with you soon.")
+        .await;
+    env.texts(YOUNG_TEXTER, "How old are you?").await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMi3", "I'm 16").await;
+    let c = env
+        .conversation(&room, |c| {
+            !c["surveys"]["entry"].as_array().unwrap().is_empty()
+        })
+        .await;
+    assert_eq!(
+        c["surveys"]["entry"],
+        json!([{"question": "How old are you?", "answer": "I'm 16"}])
+    );
+    // The intake bot finished with its own answer, not stopped by the handler's question.
+    let summary = env
+        .m
+        .state(ESC_AS, &room, "org.haven.intake.summary")
+        .await
+        .unwrap_or_default();
+    assert!(summary.to_string().contains("Sam"), "{summary}");
+}
+
+/// Issue 17, item 4: the entry survey counts only an answer to the question asked: once a
+/// responder talks to the texter, the texter's next message is for them, not the survey.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_entry_survey_never_takes_a_message_meant_for_the_responder() {
+    let env = Env::start().await;
+    let bo = &env.bo.token;
+    let s = env.server.clone();
+    let queue = env.room_of_alias(&format!("#youth-queue:{s}")).await;
+    env.m.accept_invites(bo).await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMj1", "hello?").await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    env.texts(YOUNG_TEXTER, "How old are you?").await;
+    env.m.say(bo, &queue, "!claim 1").await;
+    env.notice(bo, &queue, "#1 is assigned to").await;
+    env.m.accept_new_invites(bo).await;
+    env.state_is(&room, "assigned").await;
+    env.m
+        .say(bo, &room, "Hi, I'm Bo. What's happening tonight?")
+        .await;
+    env.texts(YOUNG_TEXTER, "What's happening tonight?").await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMj2", "my dad is shouting again")
+        .await;
+    let c = env.conversation(&room, |c| c["state"] == "active").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let c2 = env.conversation(&room, |_| true).await;
+    for c in [c, c2] {
+        assert_eq!(c["surveys"]["entry"], json!([]), "{}", c["surveys"]);
+    }
+}
+
+/// Issue 17, item 5: a supervisor reveals a texter's number from the supervisor room (they
+/// cannot write in conversation rooms): the handler relays it, the bridge checks and audits
+/// it, and the one-time link opens for the supervisor only.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supervisor_reveals_a_number_from_the_supervisor_room() {
+    let env = Env::start().await;
+    let (sue, bo) = (&env.sue.token, &env.bo.token);
+    let s = env.server.clone();
+    let sup = env.room_of_alias(&format!("#crisis-supervisors:{s}")).await;
+    env.m.accept_invites(sue).await;
+    env.m.accept_invites(bo).await;
+    env.sms(TEXTER, CRISIS, "SMr1", "please help").await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    env.state_is(&room, "queued").await;
+    // A responder may not.
+    let queue = env.room_of_alias(&format!("#crisis-queue:{s}")).await;
+    env.m.say(bo, &queue, "!reveal 1").await;
+    env.notice(bo, &queue, "Only this program's supervisors can reveal")
+        .await;
+    env.m.say(sue, &sup, "!reveal 1").await;
+    env.notice(sue, &sup, "the one-time link is in the conversation room")
+        .await;
+    env.m.accept_invites(sue).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let link = loop {
+        let msgs = env.m.messages(sue, &room).await;
+        if let Some(url) = msgs.iter().find_map(|m| {
+            let body = m["content"]["body"].as_str().unwrap_or_default();
+            body.split_whitespace()
+                .find(|w| w.contains("/reveal/"))
+                .map(str::to_owned)
+        }) {
+            break url;
+        }
+        assert!(Instant::now() < deadline, "no reveal link: {msgs:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let open = |token: &str| {
+        env.m
+            .http
+            .get(link.clone())
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    let r = open(bo).await.unwrap();
+    assert_eq!(r.status(), 403, "only the supervisor's own token opens it");
+    let r = open(sue).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), TEXTER);
+}
+
+/// Issue 17, item 6: when the emergency call is given up on, the responder (in the
+/// conversation room) and the supervisors are told that nobody was notified, and what to do.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_emergency_call_is_told_to_the_responder_and_the_supervisors() {
+    let env = Env::start_with("webhook_max_attempts = 3\nwebhook_first_retry_ms = 100").await;
+    let (ann, sue) = (env.ann.token.clone(), env.sue.token.clone());
+    let s = env.server.clone();
+    let queue = env.room_of_alias(&format!("#crisis-queue:{s}")).await;
+    let sup = env.room_of_alias(&format!("#crisis-supervisors:{s}")).await;
+    env.m.accept_invites(&ann).await;
+    env.m.accept_invites(&sue).await;
+    *env.hooks.fail_path.lock().unwrap() = Some("/emergency".into());
+    env.hooks
+        .fail
+        .store(1000, std::sync::atomic::Ordering::SeqCst);
+    env.sms(TEXTER, CRISIS, "SMe1", "I took too many pills")
+        .await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    env.state_is(&room, "queued").await;
+    env.m.say(&ann, &queue, "!claim 1").await;
+    env.notice(&ann, &queue, "#1 is assigned to").await;
+    env.m.accept_new_invites(&ann).await;
+    env.state_is(&room, "assigned").await;
+    env.m.say(&ann, &room, "I'm here with you.").await;
+    env.state_is(&room, "active").await;
+    env.m
+        .say(&ann, &room, "!escalate medical immediate 12 Oak Street")
+        .await;
+    env.notice(&ann, &room, "Escalated (medical)").await;
+    for (token, where_) in [(&ann, &room), (&sue, &sup)] {
+        let n = env
+            .notice(token, where_, "Emergency services were NOT notified")
+            .await;
+        let body = n["content"]["body"].as_str().unwrap();
+        assert!(body.contains("Call emergency services directly"), "{body}");
+        assert!(body.contains("12 Oak Street"), "{body}");
+        assert!(!body.contains("http"), "{body}");
+    }
+}

@@ -461,7 +461,15 @@ impl Bot {
             return Ok(false);
         }
         // The texter's first message (which opens every SMS conversation) brings the opening.
-        let t = TexterIntake::new(program, texter);
+        let mut t = TexterIntake::new(program, texter);
+        t.bots = conv["bots"]
+            .as_array()
+            .map(|bots| {
+                bots.iter()
+                    .filter_map(|b| b.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         self.store.put(TEXTERS, room.as_str(), &t)?;
         self.store.remove(GROUPS, room.as_str())?;
         self.store.flush().await?;
@@ -485,6 +493,9 @@ impl Bot {
         let started = Instant::now();
         let event_id = ev["event_id"].as_str().unwrap_or_default();
         let sender = ev["sender"].as_str().unwrap_or_default();
+        if t.bots.iter().any(|b| b == sender) {
+            return Ok(()); // another bot of the conversation (the escalation handler's survey)
+        }
         if sender != t.texter {
             t.done = true;
             self.store.put(TEXTERS, room.as_str(), &t)?;

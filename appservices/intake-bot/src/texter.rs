@@ -38,6 +38,10 @@ pub struct TexterIntake {
     /// conversation: asking earlier could cross it).
     #[serde(default)]
     pub opened: bool,
+    /// The conversation's bots, as the bridge declared them: their messages (the escalation
+    /// handler's survey, say) are never a responder taking over.
+    #[serde(default)]
+    pub bots: Vec<String>,
 }
 
 /// What to do after a texter's message.
@@ -65,6 +69,7 @@ impl TexterIntake {
             opened_ts: 0,
             before: Vec::new(),
             opened: false,
+            bots: Vec::new(),
         }
     }
 

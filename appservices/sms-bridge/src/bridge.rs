@@ -184,9 +184,10 @@ impl Bridge {
             return Ok(()); // Twilio retried a webhook we already handled.
         }
         // Twilio's Advanced Opt-Out reports the keyword it recognised; it wins over the body.
+        // A compliance keyword stands alone, compared as `keywords` says ("Stop." is STOP).
         let keyword = match m.opt_out_type.as_deref() {
-            Some(t) if !t.is_empty() => t.trim().to_uppercase(),
-            _ => m.body.trim().to_uppercase(),
+            Some(t) if !t.is_empty() => crate::keywords::words(t).join(" "),
+            _ => crate::keywords::words(&m.body).join(" "),
         };
         let existing: Option<Conversation> = self.store.get(CONVERSATIONS, &puppet_local)?;
         // A conversation the escalation handler has ended does not take new texts: a new
@@ -347,13 +348,24 @@ impl Bridge {
             self.client.set_power_levels(&room, &levels).await?;
         }
         self.client.as_user(&puppet).join(&room).await?;
-        let content = json!({
+        // Who asks the texter what: the intake bot first (when there is one), then the
+        // escalation handler's entry survey; both are bots, never responders.
+        let bots: Vec<&UserId> = escalation_bot
+            .iter()
+            .chain(intake_bot.iter())
+            .map(|b| b.as_ref())
+            .collect();
+        let mut content = json!({
             "affiliate": affiliate.id,
             "program": program.id,
             "provider": program.provider,
             "state": "new",
             "puppet": puppet,
+            "bots": bots,
         });
+        if let Some(b) = &intake_bot {
+            content["intake"] = json!(b);
+        }
         let raw: Raw<AnyStateEventContent> =
             Raw::from_json(serde_json::value::to_raw_value(&content)?);
         self.client
@@ -421,7 +433,16 @@ impl Bridge {
         }
         let text = ev["content"]["body"].as_str().unwrap_or_default();
         if text.trim() == "!reveal" {
-            return self.reveal_request(room, sender, &puppet_local).await;
+            return self.reveal_request(room, sender, &puppet_local, None).await;
+        }
+        // The escalation handler relays a supervisor's `!reveal <n>` (supervisors cannot write
+        // in conversation rooms): `!reveal @supervisor:server`, the supervisor still checked.
+        if let Some(for_user) = text.trim().strip_prefix("!reveal ") {
+            if self.config.bridge.escalation_bot.as_deref() == Some(sender) {
+                return self
+                    .reveal_request(room, for_user.trim(), &puppet_local, Some(sender))
+                    .await;
+            }
         }
         if msgtype == "m.text" && text.trim_start().starts_with('!') {
             return Ok(()); // a command for a bot in the room (the escalation handler's), not a reply
@@ -551,11 +572,14 @@ const REVEAL_TTL_MS: u64 = 5 * 60 * 1000;
 impl Bridge {
     /// `!reveal` from a program supervisor: a one-time link only that supervisor can open. The
     /// number itself never enters Matrix; the request and the opening are both logged.
+    /// A reveal for `sender`, asked by them or relayed for them by `via` (the escalation
+    /// handler).
     async fn reveal_request(
         &self,
         room: &str,
         sender: &str,
         puppet_local: &str,
+        via: Option<&str>,
     ) -> Result<(), BoxError> {
         let room_id = OwnedRoomId::try_from(room)?;
         let Some(conv) = self.conversation(puppet_local)? else {
@@ -587,7 +611,12 @@ impl Bridge {
             expires_ms: appservice_runtime::now_ms() + REVEAL_TTL_MS,
         };
         self.store.put(REVEALS, &token, &reveal)?;
-        self.audit("reveal_requested", sender, puppet_local)?;
+        let what = if via.is_some() {
+            "reveal_requested_via_escalation_handler"
+        } else {
+            "reveal_requested"
+        };
+        self.audit(what, sender, puppet_local)?;
         self.store.flush().await?;
         tracing::warn!(
             supervisor = sender,

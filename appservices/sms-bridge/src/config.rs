@@ -356,21 +356,22 @@ impl Config {
     }
 
     /// The program a texter's first message to `to` goes to: the one whose keyword starts
-    /// the message, else the number's default (or only) program.
+    /// the message (compared as `keywords` says: case, punctuation and look-alikes aside),
+    /// else the number's default (or only) program.
     pub fn route<'a>(
         &'a self,
         to: &'a str,
         first_message: &str,
     ) -> Option<(&'a Affiliate, &'a Program)> {
-        let first = first_message.trim().to_uppercase();
+        let first = crate::keywords::words(first_message);
         let mut default = None;
         let mut count = 0;
         for (a, p) in self.programs_for(to) {
             count += 1;
-            if p.keywords.iter().any(|k| {
-                let k = k.trim().to_uppercase();
-                first == k || first.starts_with(&format!("{k} "))
-            }) {
+            if p.keywords
+                .iter()
+                .any(|k| crate::keywords::starts_with(&first, k))
+            {
                 return Some((a, p));
             }
             if p.default || default.is_none() {

@@ -8,6 +8,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod keywords;
 pub mod metrics;
 pub mod outbox;
 pub mod partner;

@@ -212,6 +212,15 @@ help_text = "Youth line."
 provider = "acme"
 
 [[affiliates.programs]]
+id = "teen"
+name = "Teen line"
+number = "{PROGRAM_NUMBER}"
+queue_room = "#teen-queue:{server}"
+auto_response = "Teen line here."
+help_text = "Teen line."
+keywords = ["TEEN"]
+
+[[affiliates.programs]]
 id = "crisis"
 name = "Crisis line"
 number = "{PROGRAM_NUMBER}"
@@ -1332,5 +1341,63 @@ async fn long_replies_split_on_whole_characters_in_order_and_paced() {
             gap >= segments / 10.0 - 0.05,
             "{gap} s after a part of {segments} segments"
         );
+    }
+}
+
+/// Issue 17, item 7: a keyword is found whatever the case, punctuation, spacing or look-alike
+/// characters around it; a word that only starts like it is not it.
+#[tokio::test(flavor = "multi_thread")]
+async fn keywords_match_on_words_not_characters() {
+    let env = Env::start().await;
+    let program = |env: &Env| {
+        let env_hs = env.hs.clone();
+        let http = env.http.clone();
+        async move {
+            let rooms: Value = http
+                .get(format!("{env_hs}/_matrix/client/v3/joined_rooms"))
+                .bearer_auth(AS_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let room = rooms["joined_rooms"][0].as_str().unwrap().to_owned();
+            let state: Value = http
+                .get(format!(
+                    "{env_hs}/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"
+                ))
+                .bearer_auth(AS_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            state["program"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    assert_eq!(env.text("SM501", "TEEN. I need help", None).await, 200);
+    assert_eq!(program(&env).await, "teen");
+    let env = Env::start().await;
+    // Cyrillic Т and Е, then a comma.
+    assert_eq!(
+        env.text("SM502", "\u{0422}\u{0415}\u{0415}N,help", None)
+            .await,
+        200
+    );
+    assert_eq!(program(&env).await, "teen");
+    let env = Env::start().await;
+    assert_eq!(env.text("SM503", "teenager here", None).await, 200);
+    assert_eq!(program(&env).await, "crisis");
+    // "Stop." is STOP.
+    assert_eq!(env.text("SM504", "Stop.", None).await, 200);
+    let room = env.conversation_room().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut notices = env.notices(&room).await;
+    while !notices.iter().any(|n| n.contains("opted out")) {
+        assert!(Instant::now() < deadline, "no opt-out notice: {notices:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        notices = env.notices(&room).await;
     }
 }

@@ -74,8 +74,15 @@ impl Env {
 
     /// `extra`: more keys (and tables) of the handler's `[escalation]` table.
     pub async fn start_with(extra: &str) -> Self {
+        Self::start_opts(extra, false).await
+    }
+
+    /// With `intake`, the real intake bot runs too (as both sample configurations have it),
+    /// asking the youth line's question "What should we call you?".
+    pub async fn start_opts(extra: &str, intake: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let intake_listener = Port::new();
         let (hs_listener, bridge_listener, esc_listener) = (Port::new(), Port::new(), Port::new());
         let (hs_port, bridge_port, esc_port) = (
             hs_listener.port(),
@@ -87,8 +94,15 @@ impl Env {
         std::fs::write(&sms_reg, format!("id: sms\nurl: http://127.0.0.1:{bridge_port}\nas_token: {SMS_AS}\nhs_token: sms_hs_token_for_escalation_tests\nsender_localpart: sms_bridge\nrate_limited: false\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@sms_.*:{server}'\n")).unwrap();
         let esc_reg = d.join("esc.yaml");
         std::fs::write(&esc_reg, format!("id: escalation\nurl: http://127.0.0.1:{esc_port}\nas_token: {ESC_AS}\nhs_token: esc_hs_token_for_escalation_tests\nsender_localpart: escalation\nrate_limited: false\norg.haven.admin: true\nnamespaces:\n  users: []\n")).unwrap();
+        let intake_reg = d.join("intake.yaml");
+        std::fs::write(&intake_reg, format!("id: intake\nurl: {}\nas_token: intake_as_token_for_escalation_tests\nhs_token: intake_hs_token_for_escalation_tests\nsender_localpart: intake\nrate_limited: false\nnamespaces:\n  users: []\n", intake_listener.url())).unwrap();
+        let more_regs = if intake {
+            format!(", \"{}\"", intake_reg.display())
+        } else {
+            String::new()
+        };
         let hs_cfg = d.join("haven.toml");
-        std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\", \"{}\"]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", d.join("hs").display(), sms_reg.display(), esc_reg.display())).unwrap();
+        std::fs::write(&hs_cfg, format!("server_name = \"{server}\"\n[listen]\naddress = \"127.0.0.1:{hs_port}\"\n[database]\npath = \"{}\"\n[rate_limits]\nenabled = false\nper_second = 1.0\nburst = 1\n[appservices]\nregistrations = [\"{}\", \"{}\"{more_regs}]\n[logging]\nlevel = \"warn\"\nformat = \"plain\"\n", d.join("hs").display(), sms_reg.display(), esc_reg.display())).unwrap();
         let mut hs = Proc::start(
             Command::new(sibling_binary("haven", "haven"))
                 .arg("--config")
@@ -159,16 +173,34 @@ queue_room = "#youth-queue:{server}"
 supervisor_room = "#youth-supervisors:{server}"
 responders = ["@bo:{server}"]
 admins = ["@ada:{server}"]
-queue_timeout_s = 3
+queue_timeout_s = {youth_timeout}
 entry_survey = ["How old are you?"]
 "##,
                 reg = esc_reg.display(),
                 state = d.join("esc-state").display(),
+                // With intake the youth line's conversations wait through its questions.
+                youth_timeout = if intake { 120 } else { 3 },
             ),
         )
         .unwrap();
         let esc = spawn_handler(&esc_cfg, &esc_listener).await;
         let esc_url = esc_listener.url();
+        let mut procs = Vec::new();
+        if intake {
+            let cfg = d.join("intake.toml");
+            std::fs::write(&cfg, format!("homeserver_url = \"{hs_url}\"\nserver_name = \"{server}\"\nregistration = \"{}\"\nlisten = \"127.0.0.1:{}\"\nstate_dir = \"{}\"\n[intake.programs.youth]\nquestions = [\"What should we call you?\"]\nclosing = \"Thanks. Someone will be with you soon.\"\n", intake_reg.display(), intake_listener.port(), d.join("intake-state").display())).unwrap();
+            let mut p = Proc::start(
+                Command::new(sibling_binary("intake-bot", "intake-bot"))
+                    .arg("--config")
+                    .arg(&cfg)
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null()),
+                &[&intake_listener],
+            );
+            p.wait_ready("intake-bot", &format!("{}/health", intake_listener.url()))
+                .await;
+            procs.push(p);
+        }
         let bridge_cfg = d.join("bridge.toml");
         std::fs::write(
             &bridge_cfg,
@@ -181,6 +213,7 @@ listen = "127.0.0.1:{bridge_port}"
 public_url = "http://127.0.0.1:{bridge_port}"
 state_dir = "{state}"
 escalation_bot = "@escalation:{server}"
+{intake_bot}
 
 [twilio]
 api_base_url = "{twilio}"
@@ -197,6 +230,7 @@ number = "{CRISIS}"
 queue_room = "#crisis-queue:{server}"
 auto_response = "Thanks for texting the crisis line."
 help_text = "Crisis line."
+supervisors = ["@sue:{server}"]
 
 [[affiliates]]
 id = "harbor"
@@ -212,6 +246,11 @@ help_text = "Youth line."
 "##,
                 reg = sms_reg.display(),
                 state = d.join("bridge-state").display(),
+                intake_bot = if intake {
+                    format!("intake_bot = \"@intake:{server}\"")
+                } else {
+                    String::new()
+                },
             ),
         )
         .unwrap();
@@ -251,8 +290,11 @@ help_text = "Youth line."
             bo,
             sue,
             ada,
-            _procs: vec![bridge, hs],
-            _ports: vec![hs_listener, bridge_listener],
+            _procs: {
+                procs.extend([bridge, hs]);
+                procs
+            },
+            _ports: vec![hs_listener, bridge_listener, intake_listener],
             _dir: dir,
         }
     }
