@@ -26,6 +26,28 @@ const CONVERSATIONS: &str = "conversations";
 const ROOMS: &str = "rooms";
 const MESSAGE_SIDS: &str = "message_sids";
 
+/// Why an inbound text opens no conversation (answered as handled, so the carrier does not
+/// retry; logged and counted in `sms_bridge_failures_total{kind}` for operators to alert on).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub enum Refusal {
+    /// No program answers on the number texted: a configuration mistake.
+    #[error("a text arrived for a number no program answers on; add the number to a program")]
+    UnconfiguredNumber,
+    /// The sender is a short code or an alphanumeric sender ID (carrier notices, marketing),
+    /// which cannot be a person to answer.
+    #[error("a text from a short code or sender ID was not bridged")]
+    NotAPhone,
+}
+
+impl Refusal {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::UnconfiguredNumber => "unconfigured_number",
+            Self::NotAPhone => "not_a_phone_number",
+        }
+    }
+}
+
 /// One texter's conversation, keyed by their puppet's localpart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Conversation {
@@ -175,6 +197,17 @@ impl Bridge {
         Ok(())
     }
 
+    /// Why a text may not open a conversation, if it may not.
+    fn refuse_new(&self, m: &Inbound) -> Option<Refusal> {
+        if !crate::config::is_e164(&m.from) {
+            return Some(Refusal::NotAPhone);
+        }
+        if self.config.route(&m.to, &m.body).is_none() {
+            return Some(Refusal::UnconfiguredNumber);
+        }
+        None
+    }
+
     /// Handles one inbound text: compliance keywords, then the conversation room.
     pub async fn inbound(&self, m: Inbound) -> Result<(), BoxError> {
         let puppet_local = self.namer.localpart(&m.from);
@@ -205,9 +238,33 @@ impl Bridge {
                     self.store.put(MESSAGE_SIDS, &m.message_sid, &true)?;
                     return Ok(());
                 }
+                if let Some(why) = self.refuse_new(&m) {
+                    // Permanent: the carrier must not retry it, and no room is opened.
+                    self.metrics.failures.with_label_values(&[why.kind()]).inc();
+                    tracing::error!(kind = why.kind(), "{why}");
+                    self.store.put(MESSAGE_SIDS, &m.message_sid, &true)?;
+                    self.store.flush().await?;
+                    return Ok(());
+                }
                 self.open_conversation(&m, &puppet_local).await?
             }
         };
+        if m.to != conv.sender {
+            // The texter wrote to another of the bridge's numbers: the conversation goes on
+            // here (one conversation per texter), and the room is told.
+            let line = self
+                .config
+                .programs_for(&m.to)
+                .next()
+                .map_or("another line".to_owned(), |(_, p)| {
+                    format!("the {}", p.name)
+                });
+            self.notice(
+                &conv.room_id,
+                &format!("The texter wrote this to {line}'s number; it is shown here, in their open conversation, and replies still go from this conversation's number."),
+            )
+            .await?;
+        }
         let mut conv = conv;
         let puppet = self.user(&puppet_local)?;
 
@@ -236,10 +293,14 @@ impl Bridge {
             )
             .await?;
         } else {
-            if !m.body.trim().is_empty() || m.media.is_empty() {
+            if !m.body.trim().is_empty() {
                 self.client
                     .as_user(&puppet)
                     .send_text(&conv.room_id, &m.body, false)
+                    .await?;
+            } else if m.media.is_empty() {
+                // Nothing to show as the texter's words: said by the bridge instead.
+                self.notice(&conv.room_id, "The texter sent an empty text.")
                     .await?;
             }
             for (url, announced) in &m.media {

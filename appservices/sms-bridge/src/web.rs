@@ -50,7 +50,18 @@ fn verified(
         url.push('?');
         url.push_str(q);
     }
-    signature::verify_form(&state.auth_token, &url, &params, sig).then_some(params)
+    if !signature::verify_form(&state.auth_token, &url, &params, sig) {
+        return None;
+    }
+    // Signed with our token, but for another account (a subaccount sharing it, a
+    // misrouted webhook): not ours to act on.
+    match param(&params, "AccountSid") {
+        Some(account) if account != state.bridge.config.twilio.account_sid => {
+            tracing::warn!("refused a webhook for another Twilio account");
+            None
+        }
+        _ => Some(params),
+    }
 }
 
 /// Bridges one inbound text (any carrier), timing it; `ok` is the carrier's success answer.

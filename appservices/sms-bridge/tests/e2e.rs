@@ -1401,3 +1401,135 @@ async fn keywords_match_on_words_not_characters() {
         notices = env.notices(&room).await;
     }
 }
+
+impl Env {
+    /// Posts a signed Twilio SMS webhook with these fields (and `NumMedia=0`).
+    async fn sms_webhook(&self, fields: &[(&str, &str)]) -> u16 {
+        let mut params: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        params.push(("NumMedia".into(), "0".into()));
+        let url = format!("{}/twilio/sms", self.bridge);
+        let sig = sms_bridge::signature::compute(AUTH_TOKEN, &url, &params);
+        self.http
+            .post(&url)
+            .header("x-twilio-signature", sig)
+            .form(&params)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn bridge_metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.bridge))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn rooms_of_bridge(&self) -> usize {
+        let v = self
+            .api(
+                reqwest::Method::GET,
+                "/_matrix/client/v3/joined_rooms",
+                AS_TOKEN,
+                None,
+            )
+            .await;
+        v["joined_rooms"].as_array().map_or(0, Vec::len)
+    }
+}
+
+/// Issue 17, item 8: odd input is answered so the carrier does not retry, and never opens a
+/// conversation it should not; what reaches a room is marked for what it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn unconfigured_numbers_other_accounts_short_codes_and_empty_texts() {
+    let env = Env::start().await;
+    // A number no program answers on: handled (no retry), counted, no room.
+    let unconfigured = env
+        .sms_webhook(&[
+            ("MessageSid", "SM601"),
+            ("AccountSid", "ACtest"),
+            ("From", TEXTER),
+            ("To", "+15559990000"),
+            ("Body", "hello?"),
+        ])
+        .await;
+    assert_eq!(unconfigured, 200);
+    assert!(env
+        .bridge_metrics()
+        .await
+        .contains("sms_bridge_failures_total{kind=\"unconfigured_number\"} 1"));
+    // Another Twilio account's webhook, though signed: refused.
+    let other = env
+        .sms_webhook(&[
+            ("MessageSid", "SM602"),
+            ("AccountSid", "ACsomeoneelse"),
+            ("From", TEXTER),
+            ("To", PROGRAM_NUMBER),
+            ("Body", "hello?"),
+        ])
+        .await;
+    assert_eq!(other, 403);
+    // A short code: handled, no conversation.
+    let short = env
+        .sms_webhook(&[
+            ("MessageSid", "SM603"),
+            ("AccountSid", "ACtest"),
+            ("From", "72166"),
+            ("To", PROGRAM_NUMBER),
+            ("Body", "Your carrier balance is low"),
+        ])
+        .await;
+    assert_eq!(short, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(env.rooms_of_bridge().await, 0);
+    assert!(texts_to(&env.sent, "72166").is_empty());
+
+    // An empty text in an open conversation is marked, not an empty message.
+    assert_eq!(env.text("SM604", "hi", None).await, 200);
+    let room = env.conversation_room().await;
+    assert_eq!(env.text("SM605", "", None).await, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !env
+        .notices(&room)
+        .await
+        .iter()
+        .any(|n| n == "The texter sent an empty text.")
+    {
+        assert!(Instant::now() < deadline, "no empty-text notice");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let texts: Vec<Value> = env.messages(&room).await;
+    assert!(!texts
+        .iter()
+        .any(|m| m["content"]["msgtype"] == "m.text" && m["content"]["body"] == ""));
+    // The same texter writing to another line's number: shown in their conversation, said.
+    let other_line = env
+        .sms_webhook(&[
+            ("MessageSid", "SM606"),
+            ("AccountSid", "ACtest"),
+            ("From", TEXTER),
+            ("To", PARTNER_NUMBER),
+            ("Body", "is this the youth line?"),
+        ])
+        .await;
+    assert_eq!(other_line, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !env
+        .notices(&room)
+        .await
+        .iter()
+        .any(|n| n.contains("Youth line's number"))
+    {
+        assert!(Instant::now() < deadline, "no other-number notice");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
