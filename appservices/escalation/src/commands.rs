@@ -181,8 +181,9 @@ pub fn duration_s(s: &str) -> Option<u64> {
 pub const HELP: &str = "Commands — in a conversation: !transfer @user [note], !accept, \
 !escalate medical|police [urgency] [location], !resolve, !wrapup, !followup <when>, !close, \
 !tag <tag>, !risk low|medium|high|imminent, !note <text>, !canned <name>. In the queue room: \
-!next, !claim <number>. In the supervisor room: !join <number>, and any conversation command \
-with the number first (!close 42). Admins: !retention [purge].";
+!next, !claim <number>. In the supervisor room: !join <number>, !reveal <number> (the \
+texter's number for an emergency, through the SMS bridge: logged), and any conversation command \
+with the number first (!close 42). Admins: !retention [purge]. !help shows this.";
 
 #[cfg(test)]
 mod tests {

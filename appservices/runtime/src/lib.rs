@@ -23,12 +23,15 @@ pub use store::Store;
 /// homeserver with the same transaction ID.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Logs to stderr with `RUST_LOG` (default `info`), the way every Haven appservice does.
+/// Logs to stderr with `RUST_LOG` (default `info`), the way every Haven appservice does; in
+/// colour only on a terminal (a log file or journal gets plain text).
 pub fn init_logging() {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
