@@ -110,3 +110,50 @@ pub fn members(h: &Haven, room: &RoomId) -> Result<Vec<Value>> {
         .map(|(u, m)| json!({ "user_id": u, "membership": m.membership }))
         .collect())
 }
+
+/// Deletes a room with its history (the admin API's room deletion, retention's purge), and
+/// makes it gone from disk: its search postings go too, then the database is rewritten (writers
+/// wait meanwhile), since removed records otherwise stay in old pages until overwritten.
+pub async fn delete(h: &Haven, room: &RoomId) -> Result<crate::rooms::purge::Purged> {
+    // Members leave first; appservices (a bridge forgetting the conversation) must get those
+    // leave events before the events are gone, so their delivery is waited for (a while).
+    let left = h.rooms.make_all_leave(room).await?;
+    let pos = h.stream.current();
+    if !crate::appservice::sender::wait_taken_up(h, pos, APPSERVICE_WAIT).await? {
+        tracing::warn!(%room, "an appservice did not take up the leave events before the purge");
+    }
+    let mut purged = h.rooms.purge(room).await?;
+    purged.kicked_users.extend(left);
+    erase(h, room).await?;
+    Ok(purged)
+}
+
+/// How long a room deletion waits for appservices to take up its leave events.
+const APPSERVICE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Removes a room's history before `before_ms`, gone from disk as [`delete`] does it.
+pub async fn purge_history(h: &Haven, room: &RoomId, before_ms: u64) -> Result<u64> {
+    let removed = h.rooms.purge_history(room, before_ms).await?;
+    if removed > 0 {
+        erase(h, room).await?;
+    }
+    Ok(removed)
+}
+
+async fn erase(h: &Haven, room: &RoomId) -> Result<()> {
+    let postings = crate::search::forget_gone(h, room)?;
+    h.db.durable().await?;
+    let db = h.db.clone();
+    let started = std::time::Instant::now();
+    let kept = tokio::task::spawn_blocking(move || db.compact())
+        .await
+        .map_err(crate::error::Error::internal)??;
+    tracing::info!(
+        %room,
+        postings,
+        kept,
+        ms = started.elapsed().as_millis() as u64,
+        "purged data erased from disk (database rewritten)"
+    );
+    Ok(())
+}

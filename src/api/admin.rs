@@ -51,7 +51,7 @@ async fn synapse_delete_room(
         ));
     }
     let room = OwnedRoomId::try_from(room).map_err(|e| Error::invalid_param(e.to_string()))?;
-    let purged = h.rooms.purge(&room).await?;
+    let purged = crate::admin::rooms::delete(&h, &room).await?;
     tracing::info!(by = %s.user_id, %room, "room deleted through the admin API");
     Ok(Json(json!({
         "kicked_users": purged.kicked_users,
@@ -402,7 +402,7 @@ async fn room_delete(
     State(h): State<Arc<Haven>>,
     Path(room): Path<String>,
 ) -> Result<Json<Value>, Error> {
-    let purged = h.rooms.purge(&room_id(&room)?).await?;
+    let purged = crate::admin::rooms::delete(&h, &room_id(&room)?).await?;
     Ok(Json(json!({
         "kicked_users": purged.kicked_users,
         "local_aliases": purged.local_aliases,
@@ -421,10 +421,7 @@ async fn room_purge_history(
     body: Bytes,
 ) -> Result<Json<Value>, Error> {
     let req: PurgeHistory = body_json(&body)?;
-    let purged = h
-        .rooms
-        .purge_history(&room_id(&room)?, req.before_ts)
-        .await?;
+    let purged = crate::admin::rooms::purge_history(&h, &room_id(&room)?, req.before_ts).await?;
     Ok(Json(json!({ "purged_events": purged })))
 }
 

@@ -92,6 +92,29 @@ fn device_extensions(h: &Haven, asv: &Appservice, after: u64, upto: u64) -> Resu
     })))
 }
 
+/// Waits (at most `timeout`) until every appservice's delivery has taken up the stream to
+/// `pos`: into a transaction, which is stored and then delivered whatever happens to the
+/// events since (a purge), or past it. Answers whether all got there in time.
+pub async fn wait_taken_up(h: &Haven, pos: u64, timeout: Duration) -> Result<bool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let mut behind = false;
+        for asv in h.appservices.list.iter().filter(|a| a.r.reg.url.is_some()) {
+            let st = load(h, asv)?;
+            if st.last_pos < pos && st.in_flight.as_ref().is_none_or(|f| f.upto < pos) {
+                behind = true;
+            }
+        }
+        if !behind {
+            return Ok(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// How far each appservice's delivery is behind the stream (metrics).
 pub fn lags(h: &Haven) -> Result<Vec<(String, u64)>> {
     let now = h.stream.current();

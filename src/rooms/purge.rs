@@ -19,9 +19,11 @@ pub struct Purged {
 }
 
 impl Rooms {
-    pub async fn purge(&self, room_id: &RoomId) -> Result<Purged> {
-        let meta = self.meta_or_404(room_id)?;
-        let mut out = Purged::default();
+    /// Makes every local member leave (their clients, and appservices, are told by the
+    /// leave events); answers who left.
+    pub async fn make_all_leave(&self, room_id: &RoomId) -> Result<Vec<ruma::OwnedUserId>> {
+        self.meta_or_404(room_id)?;
+        let mut left = Vec::new();
         for (user, m) in self.members(room_id)? {
             let local = user.server_name() == self.server_name();
             if local && matches!(m.membership.as_str(), "join" | "invite" | "knock") {
@@ -29,13 +31,22 @@ impl Rooms {
                     .leave(room_id, &user, Some("room deleted".into()))
                     .await
                 {
-                    Ok(_) => out.kicked_users.push(user),
+                    Ok(_) => left.push(user),
                     Err(e) => {
                         tracing::warn!(%room_id, %user, error = %e, "member not made to leave")
                     }
                 }
             }
         }
+        Ok(left)
+    }
+
+    pub async fn purge(&self, room_id: &RoomId) -> Result<Purged> {
+        let meta = self.meta_or_404(room_id)?;
+        let mut out = Purged {
+            kicked_users: self.make_all_leave(room_id).await?,
+            ..Purged::default()
+        };
         let _guard = self.room_lock(room_id).await;
         let t = &self.db.t;
         let room = room_id.as_str();

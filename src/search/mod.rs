@@ -110,6 +110,41 @@ pub fn catch_up(h: &Haven) -> Result<u64> {
     Ok(done)
 }
 
+/// Removes the postings of `room` whose event is gone (a purged room or purged history), and
+/// their words' counts, so nothing of a purged event stays in the index. Walks the whole
+/// index: purges are rare.
+pub fn forget_gone(h: &Haven, room: &ruma::RoomId) -> Result<u64> {
+    let _one = INDEXING.lock().unwrap_or_else(|e| e.into_inner());
+    let room = room.to_string();
+    let mut gone: Vec<(String, u64, String)> = Vec::new();
+    for item in h.db.t.search_postings.scan_prefix(&[]) {
+        let ((word, rev_pos, r), ()) = item?;
+        if r != room {
+            continue;
+        }
+        let pos = u64::MAX - rev_pos;
+        let still_there = match h.db.t.stream_events.get(&pos)? {
+            Some(id) => h.db.t.pdus.contains(&id)?,
+            None => false,
+        };
+        if !still_there {
+            gone.push((word, rev_pos, r));
+        }
+    }
+    let mut df: HashMap<String, u64> = HashMap::new();
+    for key in &gone {
+        h.db.t.search_postings.remove(key)?;
+        *df.entry(key.0.clone()).or_insert(0) += 1;
+    }
+    for (w, less) in df {
+        match h.db.t.search_df.get(&w)?.unwrap_or(0).saturating_sub(less) {
+            0 => h.db.t.search_df.remove(&w)?,
+            n => h.db.t.search_df.put(&w, &n)?,
+        }
+    }
+    Ok(gone.len() as u64)
+}
+
 /// One match: the room and the event's position.
 pub struct Hit {
     pub room: OwnedRoomId,

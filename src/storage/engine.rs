@@ -40,6 +40,9 @@ pub trait KvEngine: Send + Sync + 'static {
     /// Copies every tree, as of one moment between writes, into a new database at `dir`;
     /// writers wait meanwhile. Answers how many entries were copied.
     fn snapshot_to(&self, dir: &std::path::Path) -> Result<u64, StorageError>;
+    /// Rewrites the database into fresh files in place, while it runs, so removed data is
+    /// gone from disk; writers wait meanwhile. Answers how many entries were kept.
+    fn compact(&self) -> Result<u64, StorageError>;
 }
 
 /// One ordered keyspace.

@@ -97,6 +97,12 @@ impl Storage {
         self.engine.size_on_disk()
     }
 
+    /// Rewrites the database into fresh files while it runs, so what was removed is gone from
+    /// disk (see `KvEngine::compact`). Blocking: writers wait until it is done.
+    pub fn compact(&self) -> Result<u64, StorageError> {
+        self.engine.compact()
+    }
+
     /// A consistent copy of the whole database in a new directory (see `KvEngine::snapshot_to`).
     pub fn snapshot_to(&self, dir: &Path) -> Result<u64, StorageError> {
         self.engine.snapshot_to(dir)

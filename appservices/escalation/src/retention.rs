@@ -70,5 +70,10 @@ pub async fn sweep(
         }
     }
     h.store.flush().await?;
+    if purge {
+        // Removed records stay in the store's old pages until rewritten: rewrite now, so
+        // the texter's survey answers and the rest are gone from disk.
+        h.store.compact()?;
+    }
     Ok(lines.join("\n"))
 }

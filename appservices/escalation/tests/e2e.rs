@@ -688,3 +688,87 @@ async fn a_failed_emergency_call_is_told_to_the_responder_and_the_supervisors() 
         assert!(!body.contains("http"), "{body}");
     }
 }
+
+/// Files under `dir` (recursively) holding `needle`.
+fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_none_or(|x| x != "log")
+                && std::fs::read(&p)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+/// Issue 17, item 11: once retention has purged a conversation, the texter's words (their
+/// intake answer, their survey answer, their messages) and the responder's replies are gone
+/// from every data directory: the homeserver's, the bridge's, the handler's and the intake
+/// bot's, not only from what they answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn purged_means_gone_from_every_disk() {
+    let env = Env::start_opts("", true).await;
+    let (bo, ada) = (&env.bo.token, &env.ada.token);
+    let s = env.server.clone();
+    let queue = env.room_of_alias(&format!("#youth-queue:{s}")).await;
+    let sup = env.room_of_alias(&format!("#youth-supervisors:{s}")).await;
+    env.m.accept_invites(bo).await;
+    env.m.accept_invites(ada).await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMd1", "hello quillwort")
+        .await;
+    let room = env.conversation_rooms(1).await[0].clone();
+    env.texts(YOUNG_TEXTER, "What should we call you?").await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMd2", "Zebrafinch").await;
+    env.texts(YOUNG_TEXTER, "How old are you?").await;
+    env.sms(YOUNG_TEXTER, YOUTH, "SMd3", "sixteen marmoset")
+        .await;
+    env.conversation(&room, |c| {
+        !c["surveys"]["entry"].as_array().unwrap().is_empty()
+    })
+    .await;
+    env.m.say(bo, &queue, "!claim 1").await;
+    env.notice(bo, &queue, "#1 is assigned to").await;
+    env.m.accept_new_invites(bo).await;
+    env.state_is(&room, "assigned").await;
+    env.m.say(bo, &room, "Hello, the axolotl reply").await;
+    env.texts(YOUNG_TEXTER, "axolotl").await;
+    env.m.say(bo, &room, "!close").await;
+    env.state_is(&room, "closed").await;
+    let words = ["quillwort", "Zebrafinch", "marmoset", "axolotl"];
+    assert!(
+        words
+            .iter()
+            .all(|w| !files_holding(env.data_dir(), w).is_empty()),
+        "the words are on disk before the purge"
+    );
+    env.m.say(ada, &sup, "!retention purge").await;
+    env.notice(ada, &sup, "Retention: 1 conversation(s) purged:")
+        .await;
+    // The bridge and the intake bot hear of it as they are removed from the room.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<_> = words
+            .iter()
+            .flat_map(|w| files_holding(env.data_dir(), w))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let which: Vec<_> = words
+                .iter()
+                .filter(|w| !files_holding(env.data_dir(), w).is_empty())
+                .collect();
+            panic!("still on disk: {left:?} {which:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -269,11 +269,18 @@ impl Bot {
                     self.store.flush().await?;
                 }
                 "leave" | "ban" => {
+                    let had_answers = self.store.contains(TEXTERS, room.as_str())?
+                        || self.store.contains(ROOMS, room.as_str())?;
                     for tree in [ROOMS, PENDING, TEXTERS, GROUPS] {
                         self.store.remove(tree, room.as_str())?;
                     }
                     self.store.flush().await?;
                     self.cache.forget_room(room.as_str());
+                    if had_answers {
+                        // The room is gone (purged, or the bot removed): so are the answers
+                        // given in it, from disk too.
+                        self.store.compact()?;
+                    }
                 }
                 _ => {}
             }

@@ -197,6 +197,28 @@ impl Bridge {
         Ok(())
     }
 
+    /// The bridge is out of a conversation room (purged by retention or after DELETE, or
+    /// removed by an admin): everything it kept about that conversation goes, from disk too.
+    async fn forget_room(&self, room: &str) -> Result<(), BoxError> {
+        let Some(puppet_local) = self.store.get::<String>(ROOMS, room)? else {
+            return Ok(());
+        };
+        let lock = self.texter_lock(&puppet_local);
+        let _serial = lock.lock().await;
+        if self
+            .conversation(&puppet_local)?
+            .is_some_and(|c| c.room_id.as_str() == room)
+        {
+            self.store.remove(CONVERSATIONS, &puppet_local)?;
+        }
+        self.store.remove(ROOMS, room)?;
+        crate::outbox::forget_room(&self.store, room)?;
+        self.store.flush().await?;
+        self.store.compact()?;
+        tracing::info!(%room, "conversation forgotten");
+        Ok(())
+    }
+
     /// Why a text may not open a conversation, if it may not.
     fn refuse_new(&self, m: &Inbound) -> Option<Refusal> {
         if !crate::config::is_e164(&m.from) {
@@ -465,6 +487,14 @@ impl Bridge {
 
     /// Handles an event from the homeserver: responders' text messages go out as SMS.
     pub async fn matrix_event(&self, ev: &Value) -> Result<(), BoxError> {
+        if ev["type"] == "m.room.member"
+            && ev["state_key"] == self.bot.as_str()
+            && matches!(ev["content"]["membership"].as_str(), Some("leave" | "ban"))
+        {
+            if let Some(room) = ev["room_id"].as_str() {
+                return self.forget_room(room).await;
+            }
+        }
         if ev["type"] != "m.room.message" {
             return Ok(());
         }

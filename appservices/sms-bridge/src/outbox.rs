@@ -143,6 +143,32 @@ impl OutboxEntry {
     }
 }
 
+/// Removes every reply to `room` (its words, its carrier IDs, its references), queued or not.
+pub fn forget_room(store: &appservice_runtime::Store, room: &str) -> Result<(), BoxError> {
+    let mut replies = HashSet::new();
+    for (event_id, e) in store.entries::<OutboxEntry>(OUTBOX)? {
+        if e.room.as_str() == room {
+            for p in &e.parts {
+                store.remove(REFERENCES, &p.reference)?;
+                store.remove(REFERENCE_SIDS, &p.reference)?;
+            }
+            store.remove(OUTBOX, &event_id)?;
+            replies.insert(event_id);
+        }
+    }
+    for (key, event_id) in store.entries::<String>(QUEUE)? {
+        if replies.contains(&event_id) {
+            store.remove(QUEUE, &key)?;
+        }
+    }
+    for (sid, (r, _)) in store.entries::<(String, String)>(SIDS)? {
+        if r == room {
+            store.remove(SIDS, &sid)?;
+        }
+    }
+    Ok(())
+}
+
 /// A fresh part reference: unguessable, URL-safe.
 pub fn new_reference() -> String {
     use rand::Rng;

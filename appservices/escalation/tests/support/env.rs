@@ -68,6 +68,12 @@ pub async fn spawn_handler(cfg: &std::path::Path, port: &Port) -> Proc {
 }
 
 impl Env {
+    /// Where every process of this line keeps its data (`hs`, `bridge-state`, `esc-state`,
+    /// `intake-state`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn start() -> Self {
         Self::start_with("").await
     }
