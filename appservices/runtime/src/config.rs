@@ -35,6 +35,28 @@ pub enum ConfigError {
     Read { path: String, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    /// A key's value is wrong: named as the file names it, the form every Haven program uses.
+    #[error("config key {key}: {message}")]
+    Key { key: String, message: String },
+}
+
+/// Deserialises `value` as `T`, naming the key at fault (`prefix.` before it).
+fn read_keyed<T: serde::de::DeserializeOwned>(
+    value: toml::Value,
+    prefix: &str,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let key = match (prefix, path.as_str()) {
+            ("", ".") => "(top level)".to_owned(),
+            ("", p) => p.to_owned(),
+            (s, ".") => s.to_owned(),
+            (s, p) => format!("{s}.{p}"),
+        };
+        // toml's own message, without the position it adds for text (there is none here).
+        let message = e.into_inner().message().to_owned();
+        ConfigError::Key { key, message }
+    })
 }
 
 impl Config {
@@ -70,13 +92,9 @@ impl Config {
                 table.insert(key.to_ascii_lowercase(), toml::Value::String(v));
             }
         }
-        let settings: Settings = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        let settings: Settings = read_keyed(toml::Value::Table(table), "")?;
         let extra: E = match extra {
-            Some(v) => v.try_into().map_err(|e: toml::de::Error| {
-                invalid(format!("[{}]: {e}", section.unwrap_or_default()))
-            })?,
+            Some(v) => read_keyed(v, section.unwrap_or_default())?,
             None => E::default(),
         };
         let registration = load_registration(&settings.registration)?;
@@ -101,4 +119,43 @@ pub fn load_registration(path: &std::path::Path) -> Result<Registration, ConfigE
         path: p,
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Own {
+        window_s: u64,
+    }
+
+    #[test]
+    fn errors_name_the_key_as_the_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = dir.path().join("r.yaml");
+        std::fs::write(&reg, "id: x\nurl: http://127.0.0.1:1\nas_token: a\nhs_token: h\nsender_localpart: x\nnamespaces: {}\n").unwrap();
+        let file = dir.path().join("c.toml");
+        let settings = |listen: &str, own: &str| {
+            format!("homeserver_url = \"http://127.0.0.1:8008\"\nserver_name = \"s\"\nregistration = \"{}\"\nlisten = \"{listen}\"\nstate_dir = \"/tmp/x\"\n[own]\n{own}\n", reg.display())
+        };
+        std::fs::write(&file, settings("nowhere", "")).unwrap();
+        let e = Config::load_with::<Own>(&file, "TEST_NONE", Some("own")).unwrap_err();
+        assert!(e.to_string().starts_with("config key listen: "), "{e}");
+        std::fs::write(&file, settings("127.0.0.1:1", "window_s = \"x\"")).unwrap();
+        let e = Config::load_with::<Own>(&file, "TEST_NONE", Some("own")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("config key own.window_s: "),
+            "{e}"
+        );
+        std::fs::write(&file, settings("127.0.0.1:1", "window_s = 3")).unwrap();
+        assert_eq!(
+            Config::load_with::<Own>(&file, "TEST_NONE", Some("own"))
+                .unwrap()
+                .1
+                .window_s,
+            3
+        );
+    }
 }

@@ -21,6 +21,18 @@ pub struct Config {
     pub affiliates: Vec<Affiliate>,
 }
 
+/// The bridge's own keys, top-level in the file (or in a `[bridge]` table).
+const BRIDGE_KEYS: &[&str] = &[
+    "homeserver_url",
+    "server_name",
+    "registration",
+    "listen",
+    "public_url",
+    "state_dir",
+    "escalation_bot",
+    "intake_bot",
+];
+
 /// A partner carrier: texts arrive as signed JSON at `/partner/<id>/sms`, replies are posted
 /// as signed JSON to `send_url`. The shared secret comes from the environment variable
 /// `SMS_BRIDGE_PARTNER_<ID>_SECRET` (upper case, `-` as `_`).
@@ -146,8 +158,10 @@ pub struct Program {
     /// …a Twilio Messaging Service that sends for it.
     #[serde(default)]
     pub messaging_service_sid: Option<String>,
-    /// Room (ID or alias) where responders see this program's waiting conversations.
-    pub queue_room: String,
+    /// Not used: the escalation handler's programs name the queue rooms. Accepted (with a
+    /// warning at start) so older settings files still load.
+    #[serde(default)]
+    pub queue_room: Option<String>,
     pub auto_response: String,
     pub help_text: String,
     /// Opening hours as shown to texters, e.g. "24/7" or "Mon-Fri 9:00-17:00".
@@ -210,11 +224,42 @@ impl Config {
         Self::parse(&text)
     }
 
+    /// Parses the settings. The bridge's own keys (`homeserver_url`, `listen`, `state_dir` …)
+    /// are top-level, as in the other appservices' files; a `[bridge]` table holding them (the
+    /// older shape) is read too.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let de = toml::Deserializer::new(text);
-        let config: Config = serde_path_to_error::deserialize(de)
-            .map_err(|e| key_err(e.path().to_string(), e.inner().message().to_owned()))?;
+        let mut doc: toml::Table =
+            toml::from_str(text).map_err(|e| key_err("(file)", e.message().to_owned()))?;
+        let top_level = !doc.contains_key("bridge");
+        if top_level {
+            let mut bridge = toml::Table::new();
+            for key in BRIDGE_KEYS {
+                if let Some(v) = doc.remove(*key) {
+                    bridge.insert((*key).to_owned(), v);
+                }
+            }
+            doc.insert("bridge".into(), toml::Value::Table(bridge));
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(doc)).map_err(|e| {
+                let path = e.path().to_string();
+                // Name the key as the file has it.
+                let path = match path.strip_prefix("bridge.") {
+                    Some(key) if top_level => key.to_owned(),
+                    _ if top_level && path == "bridge" => "(top level)".to_owned(),
+                    _ => path,
+                };
+                key_err(path, e.inner().to_string())
+            })?;
         config.validate()?;
+        if config
+            .affiliates
+            .iter()
+            .flat_map(|a| &a.programs)
+            .any(|p| p.queue_room.is_some())
+        {
+            tracing::warn!("`queue_room` in the bridge's programs is not used (the escalation handler's programs name the queue rooms); remove it");
+        }
         Ok(config)
     }
 
@@ -286,11 +331,6 @@ impl Config {
                         ))
                     }
                 };
-                if !(p.queue_room.starts_with('!') || p.queue_room.starts_with('#'))
-                    || !p.queue_room.contains(':') && p.queue_room.starts_with('#')
-                {
-                    return Err(key_err(k("queue_room"), "must be a room ID or alias"));
-                }
                 if p.provider != "twilio" && !self.partners.iter().any(|x| x.id == p.provider) {
                     return Err(key_err(
                         k("provider"),
@@ -440,6 +480,18 @@ auto_response = "Housing help here."
 help_text = "Housing help."
 keywords = ["HOUSING", "shelter"]
 "##;
+
+    #[test]
+    fn the_bridge_keys_may_be_top_level_like_the_other_appservices() {
+        let top = BASE.replacen("[bridge]\n", "", 1);
+        assert!(!top.contains("[bridge]"));
+        let c = Config::parse(&top).unwrap();
+        assert_eq!(c.bridge.listen.port(), 9101);
+        let e = Config::parse(&top.replace("listen = \"127.0.0.1:9101\"", "listen = \"nowhere\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("config key listen:"), "{e}");
+    }
 
     #[test]
     fn routes_by_keyword_then_default() {
