@@ -83,7 +83,8 @@ async fn ensure_room(
     }
 }
 
-/// Invites `users` (already members are fine) and writes their roles into the power levels.
+/// Invites those of `users` the room has never seen (staff are invited once: not again at
+/// each start, nor after leaving on purpose) and writes their roles into the power levels.
 async fn sync_staff(
     client: &AsClient,
     room: &RoomId,
@@ -94,6 +95,13 @@ async fn sync_staff(
         let Ok(user) = UserId::parse(*u) else {
             continue;
         };
+        if client
+            .state(room, "m.room.member", user.as_str())
+            .await?
+            .is_some()
+        {
+            continue;
+        }
         if let Err(e) = client.invite(room, &user).await {
             // Left on purpose, or unknown: not worth stopping for.
             tracing::debug!(%room, user = %user, error = %e, "invite not sent");

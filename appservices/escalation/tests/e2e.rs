@@ -772,3 +772,42 @@ async fn purged_means_gone_from_every_disk() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+/// Issue 17 (docs: "staff invited once"): the handler invites each staff member once, not
+/// again with the room's creation, nor at each start.
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_are_invited_once() {
+    let mut env = Env::start().await;
+    let s = env.server.clone();
+    let queue = env.room_of_alias(&format!("#crisis-queue:{s}")).await;
+    let invites_of_ann = |env: &Env| {
+        let (queue, s) = (queue.clone(), s.clone());
+        let m = env.m.clone();
+        async move {
+            let (_, v) = m
+                .api(
+                    "GET",
+                    ESC_AS,
+                    &format!("/rooms/{queue}/messages?dir=f&limit=500"),
+                    json!({}),
+                )
+                .await;
+            v["chunk"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .filter(|e| {
+                    e["type"] == "m.room.member"
+                        && e["state_key"] == format!("@ann:{s}")
+                        && e["content"]["membership"] == "invite"
+                })
+                .count()
+        }
+    };
+    assert_eq!(invites_of_ann(&env).await, 1);
+    env.esc = None;
+    env.esc = Some(spawn_handler(&env.esc_cfg, &env.esc_port).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(invites_of_ann(&env).await, 1);
+}
