@@ -395,13 +395,8 @@ async fn unanswered_conversations_expire_and_retention_purges_them() {
     // The entry survey while they wait; their first text is not taken as the answer.
     env.texts(YOUNG_TEXTER, "How old are you?").await;
     env.sms(YOUNG_TEXTER, YOUTH, "SMy2", "15").await;
-    let c = env
-        .conversation(&room, |c| {
-            !c["surveys"]["entry"].as_array().unwrap().is_empty()
-        })
-        .await;
     assert_eq!(
-        c["surveys"]["entry"],
+        env.entry_survey(&room).await,
         json!([{"question": "How old are you?", "answer": "15"}])
     );
 
@@ -550,13 +545,8 @@ async fn intake_comes_first_then_the_entry_survey_one_question_at_a_time() {
         .await;
     env.texts(YOUNG_TEXTER, "How old are you?").await;
     env.sms(YOUNG_TEXTER, YOUTH, "SMi3", "I'm 16").await;
-    let c = env
-        .conversation(&room, |c| {
-            !c["surveys"]["entry"].as_array().unwrap().is_empty()
-        })
-        .await;
     assert_eq!(
-        c["surveys"]["entry"],
+        env.entry_survey(&room).await,
         json!([{"question": "How old are you?", "answer": "I'm 16"}])
     );
     // The intake bot finished with its own answer, not stopped by the handler's question.
@@ -730,10 +720,7 @@ async fn purged_means_gone_from_every_disk() {
     env.texts(YOUNG_TEXTER, "How old are you?").await;
     env.sms(YOUNG_TEXTER, YOUTH, "SMd3", "sixteen marmoset")
         .await;
-    env.conversation(&room, |c| {
-        !c["surveys"]["entry"].as_array().unwrap().is_empty()
-    })
-    .await;
+    env.entry_survey(&room).await;
     env.m.say(bo, &queue, "!claim 1").await;
     env.notice(bo, &queue, "#1 is assigned to").await;
     env.m.accept_new_invites(bo).await;

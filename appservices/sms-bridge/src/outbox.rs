@@ -570,12 +570,12 @@ impl Bridge {
         if now >= deadline {
             return self.give_up(key, event_id, e).await;
         }
-        e.next_try_ms = (now + backoff).min(deadline);
-        let first = !e.told.delayed;
-        e.told.delayed = true;
-        self.save(event_id, &e)?;
-        self.store.flush().await?;
-        if first {
+        if self
+            .postpone(event_id, &mut e, (now + backoff).min(deadline), |t| {
+                &mut t.delayed
+            })
+            .await?
+        {
             self.metrics.failures.with_label_values(&["outbound"]).inc();
             let until = chrono::DateTime::from_timestamp_millis(deadline as i64)
                 .map(|t| t.format("%H:%M UTC").to_string())
@@ -608,16 +608,32 @@ impl Bridge {
             1000,
             u64::from(self.config.delivery.retry_max_interval_s) * 1000,
         );
-        e.next_try_ms = (now + every).min(deadline);
-        let first = !e.told.unknown;
-        e.told.unknown = true;
-        self.save(event_id, &e)?;
-        self.store.flush().await?;
-        if first {
+        if self
+            .postpone(event_id, &mut e, (now + every).min(deadline), |t| {
+                &mut t.unknown
+            })
+            .await?
+        {
             self.tell(&e.room, event_id, "unknown", notice::UNKNOWN)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Puts the next try off until `at` and saves the entry; answers whether the room has
+    /// yet to be told (the flag `told` picks), marking it told.
+    async fn postpone(
+        &self,
+        event_id: &str,
+        e: &mut OutboxEntry,
+        at: u64,
+        told: fn(&mut Told) -> &mut bool,
+    ) -> Result<bool, BoxError> {
+        e.next_try_ms = at;
+        let first = !std::mem::replace(told(&mut e.told), true);
+        self.save(event_id, e)?;
+        self.store.flush().await?;
+        Ok(first)
     }
 
     async fn give_up(&self, key: &str, event_id: &str, mut e: OutboxEntry) -> Result<(), BoxError> {

@@ -368,19 +368,7 @@ check_unknown_after_s = 3
             params.push(("NumMedia".to_owned(), "0".to_owned()));
         }
         params.extend(extra);
-        let url = format!("{}/twilio/sms", self.bridge);
-        let sig = signature
-            .map(str::to_owned)
-            .unwrap_or_else(|| sms_bridge::signature::compute(AUTH_TOKEN, &url, &params));
-        let r = self
-            .http
-            .post(&url)
-            .header("x-twilio-signature", sig)
-            .form(&params)
-            .send()
-            .await
-            .unwrap();
-        r.status().as_u16()
+        self.post_twilio("/twilio/sms", params, signature).await
     }
 
     /// Registers a user, has the bridge bot invite them into `room`, joins; returns their token.
@@ -439,7 +427,18 @@ check_unknown_after_s = 3
         if let Some(e) = error {
             params.push(("ErrorCode".to_owned(), e.to_owned()));
         }
-        let url = format!("{}/twilio/status", self.bridge);
+        self.post_twilio("/twilio/status", params, signature).await
+    }
+
+    /// Posts a form to the bridge as Twilio does, signed (or with `signature` when given);
+    /// answers the status.
+    async fn post_twilio(
+        &self,
+        path: &str,
+        params: Vec<(String, String)>,
+        signature: Option<&str>,
+    ) -> u16 {
+        let url = format!("{}{path}", self.bridge);
         let sig = signature
             .map(str::to_owned)
             .unwrap_or_else(|| sms_bridge::signature::compute(AUTH_TOKEN, &url, &params));
@@ -473,6 +472,15 @@ check_unknown_after_s = 3
 
     /// The bridge bot's conversation room (it is in exactly one here).
     async fn conversation_room(&self) -> String {
+        self.bridge_rooms()
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+    }
+
+    /// The rooms the bridge bot is in.
+    async fn bridge_rooms(&self) -> Vec<String> {
         let v = self
             .api(
                 reqwest::Method::GET,
@@ -481,7 +489,12 @@ check_unknown_after_s = 3
                 None,
             )
             .await;
-        v["joined_rooms"][0].as_str().unwrap_or_default().to_owned()
+        v["joined_rooms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect()
     }
 
     async fn messages(&self, room: &str) -> Vec<Value> {
@@ -1349,34 +1362,18 @@ async fn long_replies_split_on_whole_characters_in_order_and_paced() {
 #[tokio::test(flavor = "multi_thread")]
 async fn keywords_match_on_words_not_characters() {
     let env = Env::start().await;
-    let program = |env: &Env| {
-        let env_hs = env.hs.clone();
-        let http = env.http.clone();
-        async move {
-            let rooms: Value = http
-                .get(format!("{env_hs}/_matrix/client/v3/joined_rooms"))
-                .bearer_auth(AS_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let room = rooms["joined_rooms"][0].as_str().unwrap().to_owned();
-            let state: Value = http
-                .get(format!(
-                    "{env_hs}/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"
-                ))
-                .bearer_auth(AS_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            state["program"].as_str().unwrap_or_default().to_owned()
-        }
-    };
+    async fn program(env: &Env) -> String {
+        let room = env.conversation_room().await;
+        let state = env
+            .api(
+                reqwest::Method::GET,
+                &format!("/_matrix/client/v3/rooms/{room}/state/org.haven.conversation/"),
+                AS_TOKEN,
+                None,
+            )
+            .await;
+        state["program"].as_str().unwrap_or_default().to_owned()
+    }
     assert_eq!(env.text("SM501", "TEEN. I need help", None).await, 200);
     assert_eq!(program(&env).await, "teen");
     let env = Env::start().await;
@@ -1410,17 +1407,7 @@ impl Env {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         params.push(("NumMedia".into(), "0".into()));
-        let url = format!("{}/twilio/sms", self.bridge);
-        let sig = sms_bridge::signature::compute(AUTH_TOKEN, &url, &params);
-        self.http
-            .post(&url)
-            .header("x-twilio-signature", sig)
-            .form(&params)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
+        self.post_twilio("/twilio/sms", params, None).await
     }
 
     async fn bridge_metrics(&self) -> String {
@@ -1432,18 +1419,6 @@ impl Env {
             .text()
             .await
             .unwrap()
-    }
-
-    async fn rooms_of_bridge(&self) -> usize {
-        let v = self
-            .api(
-                reqwest::Method::GET,
-                "/_matrix/client/v3/joined_rooms",
-                AS_TOKEN,
-                None,
-            )
-            .await;
-        v["joined_rooms"].as_array().map_or(0, Vec::len)
     }
 }
 
@@ -1490,7 +1465,7 @@ async fn unconfigured_numbers_other_accounts_short_codes_and_empty_texts() {
         .await;
     assert_eq!(short, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(env.rooms_of_bridge().await, 0);
+    assert!(env.bridge_rooms().await.is_empty());
     assert!(texts_to(&env.sent, "72166").is_empty());
 
     // An empty text in an open conversation is marked, not an empty message.

@@ -399,6 +399,15 @@ help_text = "Youth line."
             .await
     }
 
+    /// The conversation's entry survey answers, once there are some.
+    pub async fn entry_survey(&self, room: &str) -> Value {
+        self.conversation(room, |c| {
+            !c["surveys"]["entry"].as_array().unwrap().is_empty()
+        })
+        .await["surveys"]["entry"]
+            .clone()
+    }
+
     pub async fn texts(&self, to: &str, needle: &str) {
         wait_for(needle, || {
             texts_to(&self.sent, to).iter().any(|b| b.contains(needle))
