@@ -662,10 +662,15 @@ async fn discovery_endpoints() {
         .unwrap()
         .iter()
         .any(|x| x == "v1.12"));
-    // Element X looks for this flag before using sliding sync; nothing else is claimed.
+    // Element X looks for the first flag before using sliding sync; Element Web sets up
+    // cross-signing after sign-up only when the second is there (issue 18). Only what is
+    // implemented is claimed.
     assert_eq!(
         v["unstable_features"],
-        json!({ "org.matrix.simplified_msc3575": true })
+        json!({
+            "org.matrix.simplified_msc3575": true,
+            "org.matrix.e2e_cross_signing": true,
+        })
     );
 }
 

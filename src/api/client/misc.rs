@@ -48,8 +48,13 @@ pub async fn versions(
 ) -> ApiResult<get_supported_versions::Response> {
     let mut resp =
         get_supported_versions::Response::new(VERSIONS.iter().map(|v| v.to_string()).collect());
-    // Only what is implemented: simplified sliding sync (MSC4186), which Element X looks for.
-    resp.unstable_features = BTreeMap::from([("org.matrix.simplified_msc3575".to_owned(), true)]);
+    // Only what is implemented: simplified sliding sync (MSC4186), which Element X looks for,
+    // and cross-signing (MSC1756, now in the spec), without which Element Web does not set it
+    // up after sign-up and warns about every device.
+    resp.unstable_features = BTreeMap::from([
+        ("org.matrix.simplified_msc3575".to_owned(), true),
+        ("org.matrix.e2e_cross_signing".to_owned(), true),
+    ]);
     Ok(RumaResponse(resp))
 }
 
