@@ -20,6 +20,22 @@ async fn cross_signing_keys_and_signatures() {
     let upload = "/_matrix/client/v3/keys/device_signing/upload";
     let keys = json!({"master_key": key(&a, "master", "MASTERA"), "self_signing_key": key(&a, "self_signing", "SELFA"),
         "user_signing_key": key(&a, "user_signing", "USERA")});
+    // Element's probe (an empty body) changes nothing and needs nothing; self-signing keys
+    // without any master key are refused as the spec says (issue 18).
+    let (st, v) = alice.raw("POST", upload, Some("{}")).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = alice
+        .raw(
+            "POST",
+            upload,
+            Some(&json!({"self_signing_key": key(&a, "self_signing", "SELFA")}).to_string()),
+        )
+        .await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (400, Some("M_MISSING_PARAM")),
+        "{v}"
+    );
     // The first upload needs no password.
     let (st, v) = alice.raw("POST", upload, Some(&keys.to_string())).await;
     assert_eq!(st, 200, "{v}");

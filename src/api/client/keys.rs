@@ -219,9 +219,16 @@ pub async fn upload_signing_keys(
     if existing.is_some() && !unchanged {
         crate::api::client::account::password_uia(&h, &r).await?;
     }
+    if new.is_empty() {
+        // Nothing to store: Element sends `{}` first to learn whether UIA will be needed;
+        // nothing new needs none (as Synapse answers).
+        return Ok(RumaResponse(upload_signing_keys::v3::Response::new()));
+    }
     if existing.is_none() && !new.iter().any(|(k, _)| *k == "master") {
-        return Err(Error::invalid_param(
-            "the first upload must include a master key",
+        return Err(Error::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            crate::error::ErrCode::MissingParam,
+            "No master signing key is available: the first upload must include one",
         ));
     }
     for (kind, key) in new {
