@@ -1230,3 +1230,52 @@ async fn media_upload_and_download() {
         .sum();
     assert_eq!(files, 2, "png once, html once");
 }
+
+/// Invite events carry the invitee's name and picture, as Synapse's do, so clients show who
+/// was invited rather than a bare user ID (issue 18): through /invite and through createRoom.
+#[tokio::test(flavor = "multi_thread")]
+async fn invites_carry_the_invitees_profile() {
+    let s = Server::start().await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let (st, _) = bob
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/profile/{}/displayname", bob.uid()),
+            Some(r#"{"displayname": "Bob Builder"}"#),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let invited_name = |room: String| {
+        let (alice, bob_id) = (alice.clone(), bob.uid().to_string());
+        async move {
+            let (_, ev) = alice
+                .raw(
+                    "GET",
+                    &format!("/_matrix/client/v3/rooms/{room}/state/m.room.member/{bob_id}"),
+                    None,
+                )
+                .await;
+            (ev["membership"].clone(), ev["displayname"].clone())
+        }
+    };
+    let room = alice.create_room_json(json!({})).await;
+    let (st, _) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/invite"),
+            Some(&json!({ "user_id": bob.uid() }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        invited_name(room).await,
+        (json!("invite"), json!("Bob Builder"))
+    );
+    let room = alice
+        .create_room_json(json!({ "invite": [bob.uid()] }))
+        .await;
+    assert_eq!(
+        invited_name(room).await,
+        (json!("invite"), json!("Bob Builder"))
+    );
+}

@@ -166,6 +166,7 @@ pub async fn send_notice(h: &Haven, user: &UserId, content: Value) -> Result<Val
                 invite: vec![user.to_owned()],
                 is_direct: false,
                 creator_profile: h.users.member_profile(&sender)?,
+                invite_profiles: Default::default(),
             };
             let room = h.rooms.create_room(&sender, req).await?;
             h.db.t.notice_rooms.put(&key, &room.to_string())?;

@@ -49,6 +49,7 @@ pub async fn greet(h: &Haven, new_user: &UserId) {
                 invite: vec![new_user.to_owned()],
                 is_direct: true,
                 creator_profile: h.users.member_profile(bot)?,
+                invite_profiles: Default::default(),
             };
             let room = h.rooms.create_room(bot, req).await?;
             add_direct(h, bot, new_user, &room).await?;

@@ -37,6 +37,9 @@ pub struct CreateRoom {
     pub is_direct: bool,
     /// The creator's displayname and avatar for their join event.
     pub creator_profile: Map<String, Value>,
+    /// Invitees' displaynames and avatars for their invite events (clients show them before
+    /// the invitee joins).
+    pub invite_profiles: std::collections::HashMap<OwnedUserId, Map<String, Value>>,
 }
 
 /// In-memory state of a room being created.
@@ -200,6 +203,9 @@ impl Rooms {
         }
         for u in &req.invite {
             let mut c = json!({ "membership": "invite" });
+            for (k, v) in req.invite_profiles.get(u).into_iter().flatten() {
+                c[k] = v.clone();
+            }
             if req.is_direct {
                 c["is_direct"] = json!(true);
             }

@@ -107,6 +107,7 @@ impl Rooms {
                     invite: Vec::new(),
                     is_direct: false,
                     creator_profile: profile,
+                    invite_profiles: Default::default(),
                 },
             )
             .await?;

@@ -127,6 +127,10 @@ pub async fn create_room(
         name: b.name.clone(),
         topic: b.topic.clone(),
         alias,
+        invite_profiles: local_invites
+            .iter()
+            .map(|u| Ok((u.clone(), h.users.member_profile(u)?)))
+            .collect::<Result<_, Error>>()?,
         invite: local_invites,
         is_direct: b.is_direct,
         creator_profile: h.users.member_profile(&user)?,
@@ -274,7 +278,8 @@ pub async fn invite(
             user_id,
             Action::Invite,
             reason,
-            Map::new(),
+            // The invitee's name and picture, so clients show who was invited.
+            h.users.member_profile(user_id)?,
         )
         .await?;
     Ok(RumaResponse(invite_user::v3::Response::new()))
