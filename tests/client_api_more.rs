@@ -1279,3 +1279,36 @@ async fn invites_carry_the_invitees_profile() {
         (json!("invite"), json!("Bob Builder"))
     );
 }
+
+/// `/joined_members` answers a non-member of a world-readable room, as `/state` and `/members`
+/// do, and still refuses one of a room that is not (issue 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn joined_members_of_a_world_readable_room() {
+    let s = Server::start().await;
+    let (alice, carol) = (s.user("alice").await, s.user("carol").await);
+    let open = alice
+        .create_room_json(json!({ "preset": "public_chat", "initial_state": [
+            { "type": "m.room.history_visibility", "state_key": "", "content": { "history_visibility": "world_readable" } }
+        ] }))
+        .await;
+    let closed = alice
+        .create_room_json(json!({ "preset": "public_chat" }))
+        .await;
+    let (st, v) = carol
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{open}/joined_members"),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["joined"][alice.uid().as_str()].is_object(), "{v}");
+    let (st, v) = carol
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{closed}/joined_members"),
+            None,
+        )
+        .await;
+    assert_eq!((st, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
+}

@@ -215,7 +215,11 @@ pub async fn joined_members(
     State(h): State<Arc<Haven>>,
     r: Ruma<joined_members::v3::Request>,
 ) -> ApiResult<joined_members::v3::Response> {
-    h.rooms.require_joined(&r.body.room_id, r.user()?)?;
+    // Current members: for members, and for anyone when the room is world-readable (as
+    // `/state` and `/members` are).
+    if h.rooms.history_visibility(&r.body.room_id)? != "world_readable" {
+        h.rooms.require_joined(&r.body.room_id, r.user()?)?;
+    }
     let mut joined = std::collections::BTreeMap::new();
     for user in h.rooms.joined_members(&r.body.room_id)? {
         let mut m = joined_members::v3::RoomMember::new();
