@@ -1312,3 +1312,33 @@ async fn joined_members_of_a_world_readable_room() {
         .await;
     assert_eq!((st, v["errcode"].as_str()), (403, Some("M_FORBIDDEN")));
 }
+
+/// An invitee cannot join a room everyone has left: 404, as Synapse answers (issue 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn nobody_joins_a_room_everyone_has_left() {
+    let s = Server::start().await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let room = alice
+        .create_room_json(json!({ "invite": [bob.uid()] }))
+        .await;
+    let (st, _) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/leave"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = bob
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/join"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(
+        (st, v["errcode"].as_str()),
+        (404, Some("M_NOT_FOUND")),
+        "{v}"
+    );
+}

@@ -93,6 +93,11 @@ impl Rooms {
         reason: Option<String>,
     ) -> Result<PduRef> {
         self.meta_or_404(room_id)?;
+        if self.joined_members(room_id)?.is_empty() {
+            // Everyone has left: no server is in the room to join through (Synapse's answer
+            // too), and an old invitation does not bring it back.
+            return Err(Error::not_found("Nobody is in this room any more"));
+        }
         let via = self.restricted_join_voucher(room_id, user)?;
         self.own_membership(room_id, user, "join", profile, reason, via)
             .await
