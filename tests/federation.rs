@@ -1382,3 +1382,37 @@ async fn history_hidden_from_a_server_stays_hidden_on_every_federation_endpoint(
         assert!(!v.to_string().contains("before bob"), "{v}");
     }
 }
+
+/// An alias answers every server in its room, the alias's server first, to local and remote
+/// clients alike, so a client can join by room ID through them (issue 18: a remote alias
+/// answered only this server's name).
+#[tokio::test(flavor = "multi_thread")]
+async fn aliases_list_the_servers_in_their_room() {
+    let (a, b, alice, bob, room) = common::federated_room("127.0.0.1", "localhost").await;
+    let (name_a, name_b) = (
+        format!("127.0.0.1:{}", a.fed_port()),
+        format!("localhost:{}", b.fed_port()),
+    );
+    let alias = format!("#meeting:{name_a}");
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/directory/room/{}", urlencode(&alias)),
+            Some(&json!({ "room_id": room }).to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let expected = json!([name_a, name_b]);
+    for who in [&alice, &bob] {
+        let (st, v) = who
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/directory/room/{}", urlencode(&alias)),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["room_id"], room.as_str());
+        assert_eq!(v["servers"], expected, "{v}");
+    }
+}

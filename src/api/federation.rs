@@ -457,10 +457,7 @@ pub async fn query_directory(
         .rooms
         .resolve_alias(alias)?
         .ok_or_else(|| Error::not_found("Room alias not found"))?;
-    let mut servers: Vec<ruma::OwnedServerName> = vec![h.key.server_name.clone()];
-    for s in h.rooms.outbox.room_servers(&h.rooms, &room, None)? {
-        servers.push(s);
-    }
+    let servers = crate::federation::query::local_room_servers(&h, &room)?;
     Ok(RumaResponse(get_room_information::v1::Response::new(
         room, servers,
     )))

@@ -174,6 +174,35 @@ pub async fn resolve_alias(
     }
 }
 
+/// An alias's room and the servers to reach it through, the alias's server first: for another
+/// server's alias, all the servers that server answered; for ours, this server and every
+/// server with members in the room.
+pub async fn resolve_alias_servers(
+    h: &crate::Haven,
+    alias: &RoomAliasId,
+) -> crate::error::Result<Option<(ruma::OwnedRoomId, Vec<ruma::OwnedServerName>)>> {
+    if alias.server_name() != h.key.server_name {
+        return Ok(crate::federation::query::alias(h, alias)
+            .await?
+            .map(|(room, answered)| {
+                let mut servers = vec![alias.server_name().to_owned()];
+                for s in answered {
+                    if !servers.contains(&s) {
+                        servers.push(s);
+                    }
+                }
+                (room, servers)
+            }));
+    }
+    match resolve_alias(h, alias).await? {
+        Some(room) => {
+            let servers = crate::federation::query::local_room_servers(h, &room)?;
+            Ok(Some((room, servers)))
+        }
+        None => Ok(None),
+    }
+}
+
 /// Whether a local user exists, asking the appservices that claim it to provision it on demand.
 pub async fn user_exists(h: &crate::Haven, user: &UserId) -> crate::error::Result<bool> {
     if h.users.exists(user)? {

@@ -109,3 +109,15 @@ pub async fn public_rooms(
         total,
     })
 }
+
+/// The servers to reach a local room through, as alias answers list them: this server first,
+/// then every other server with members in the room.
+pub fn local_room_servers(h: &Haven, room: &ruma::RoomId) -> Result<Vec<OwnedServerName>> {
+    let mut servers = vec![h.key.server_name.clone()];
+    for s in h.rooms.outbox.room_servers(&h.rooms, room, None)? {
+        if !servers.contains(&s) {
+            servers.push(s);
+        }
+    }
+    Ok(servers)
+}

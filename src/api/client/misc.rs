@@ -249,13 +249,10 @@ pub async fn alias_get(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_alias::v3::Request>,
 ) -> ApiResult<get_alias::v3::Response> {
-    let room = crate::appservice::resolve_alias(&h, &r.body.room_alias)
+    let (room, servers) = crate::appservice::resolve_alias_servers(&h, &r.body.room_alias)
         .await?
         .ok_or_else(|| Error::not_found("Room alias not found"))?;
-    Ok(RumaResponse(get_alias::v3::Response::new(
-        room,
-        vec![h.config.server_name.clone()],
-    )))
+    Ok(RumaResponse(get_alias::v3::Response::new(room, servers)))
 }
 
 pub async fn alias_delete(
