@@ -273,3 +273,52 @@ async fn directories_tags_and_reports() {
         .await;
     assert_eq!(st, 200);
 }
+
+/// Deleting an alias takes it out of the room's canonical alias, so the room's state and the
+/// public directory stop naming it (issue 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_alias_leaves_the_canonical_alias_and_the_directory() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let room = alice
+        .create_room_json(
+            json!({ "preset": "public_chat", "visibility": "public", "room_alias_name": "lobby" }),
+        )
+        .await;
+    let alias = format!("#lobby:localhost:{}", s.port);
+    let (_, before) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.canonical_alias/"),
+            None,
+        )
+        .await;
+    assert_eq!(before["alias"], alias.as_str());
+    let (st, v) = alice
+        .raw(
+            "DELETE",
+            &format!(
+                "/_matrix/client/v3/directory/room/{}",
+                alias.replace('#', "%23")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, after) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/state/m.room.canonical_alias/"),
+            None,
+        )
+        .await;
+    assert!(after.get("alias").is_none(), "{after}");
+    let (_, dir) = alice
+        .raw(
+            "POST",
+            "/_matrix/client/v3/publicRooms",
+            Some(&json!({ "filter": { "generic_search_term": "lobby" } }).to_string()),
+        )
+        .await;
+    assert_eq!(dir["chunk"], json!([]), "{dir}");
+}

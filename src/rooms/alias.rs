@@ -64,7 +64,49 @@ impl Rooms {
 
     /// Deletes an alias: allowed for its creator and for room members whose power level
     /// allows changing the canonical alias.
-    pub fn delete_alias(&self, alias: &RoomAliasId, user: &UserId, is_admin: bool) -> Result<()> {
+    /// Deletes a local alias, and takes it out of the room's `m.room.canonical_alias` (as
+    /// `user`, when they may; Synapse does the same), so neither the room's state nor the public
+    /// directory goes on naming an alias that no longer resolves.
+    pub async fn delete_alias(
+        &self,
+        alias: &RoomAliasId,
+        user: &OwnedUserId,
+        is_admin: bool,
+    ) -> Result<()> {
+        let room = self.delete_alias_record(alias, user, is_admin)?;
+        let Some(current) =
+            self.current_state(&room, &ruma::events::StateEventType::RoomCanonicalAlias, "")?
+        else {
+            return Ok(());
+        };
+        let mut content = current.content_value();
+        let mut changed = false;
+        if content["alias"] == alias.as_str() {
+            if let Some(m) = content.as_object_mut() {
+                m.remove("alias");
+            }
+            changed = true;
+        }
+        if let Some(alt) = content["alt_aliases"].as_array_mut() {
+            let before = alt.len();
+            alt.retain(|a| a != alias.as_str());
+            changed |= alt.len() != before;
+        }
+        if changed {
+            let t = crate::events::EventTemplate::state("m.room.canonical_alias", "", content);
+            if let Err(e) = self.append(&room, user, t, None).await {
+                tracing::info!(%room, %alias, error = %e, "canonical alias not updated after deleting the alias");
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_alias_record(
+        &self,
+        alias: &RoomAliasId,
+        user: &UserId,
+        is_admin: bool,
+    ) -> Result<OwnedRoomId> {
         self.check_local(alias)?;
         let _g = ALIAS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let key = alias.to_string();
@@ -94,7 +136,7 @@ impl Rooms {
             return Err(Error::forbidden("You may not delete this alias"));
         }
         self.db.t.aliases.remove(&key)?;
-        Ok(())
+        Ok(rec.room_id)
     }
 
     /// Local aliases pointing at `room_id`.

@@ -261,7 +261,9 @@ pub async fn alias_delete(
 ) -> ApiResult<delete_alias::v3::Response> {
     let user = r.user()?;
     let admin = h.users.is_admin(user)?;
-    h.rooms.delete_alias(&r.body.room_alias, user, admin)?;
+    h.rooms
+        .delete_alias(&r.body.room_alias, user, admin)
+        .await?;
     h.db.durable().await?;
     Ok(RumaResponse(delete_alias::v3::Response::new()))
 }
