@@ -1342,3 +1342,41 @@ async fn nobody_joins_a_room_everyone_has_left() {
         "{v}"
     );
 }
+
+/// A user's own key changes reach their other devices through `device_lists.changed`, rooms or
+/// not, as Synapse reports them (issue 18: a user in no rooms never saw them).
+#[tokio::test(flavor = "multi_thread")]
+async fn own_key_changes_are_in_device_lists_without_rooms() {
+    let s = Server::start().await;
+    let carol = s.user("carol").await;
+    let dev = carol.device_id().await;
+    let (_, first) = carol.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    let keys = json!({ "device_keys": {
+        "user_id": carol.uid(), "device_id": dev, "algorithms": ["m.olm.v1.curve25519-aes-sha2"],
+        "keys": {format!("curve25519:{dev}"): "c25519key", format!("ed25519:{dev}"): "ed25519key"},
+        "signatures": {carol.uid().as_str(): {format!("ed25519:{dev}"): "sig"}}
+    }});
+    let (st, v) = carol
+        .raw(
+            "POST",
+            "/_matrix/client/v3/keys/upload",
+            Some(&keys.to_string()),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, next) = carol
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    assert!(
+        next["device_lists"]["changed"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|u| u == carol.uid().as_str())),
+        "{}",
+        next["device_lists"]
+    );
+}

@@ -255,7 +255,9 @@ pub fn changes(
     };
     let mut changed = BTreeSet::new();
     for user in changed_between(db, since, upto)? {
-        if shares(&user)? {
+        // Their own changes too, rooms or not (another of their devices, new cross-signing
+        // keys), as Synapse reports them.
+        if user == viewer || shares(&user)? {
             changed.insert(user);
         }
     }
