@@ -1380,3 +1380,46 @@ async fn own_key_changes_are_in_device_lists_without_rooms() {
         next["device_lists"]
     );
 }
+
+/// A rejected and at once forgotten invite still shows in the next incremental sync's
+/// `rooms.leave` (empty), as on Synapse, so a client waiting for it does not wait out its
+/// timeout (issue 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejected_and_forgotten_invite_is_still_reported_as_left() {
+    let s = Server::start().await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let room = alice
+        .create_room_json(json!({ "invite": [bob.uid()] }))
+        .await;
+    let (_, first) = bob.raw("GET", "/_matrix/client/v3/sync", None).await;
+    assert!(first["rooms"]["invite"][&room].is_object(), "{first}");
+    let since = first["next_batch"].as_str().unwrap().to_owned();
+    for what in ["leave", "forget"] {
+        let (st, v) = bob
+            .raw(
+                "POST",
+                &format!("/_matrix/client/v3/rooms/{room}/{what}"),
+                Some("{}"),
+            )
+            .await;
+        assert_eq!(st, 200, "{what}: {v}");
+    }
+    let (_, next) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    assert!(next["rooms"]["leave"][&room].is_object(), "{next}");
+    // Reported once: the sync after that has nothing of it.
+    let since = next["next_batch"].as_str().unwrap().to_owned();
+    let (_, again) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?since={since}&timeout=0"),
+            None,
+        )
+        .await;
+    assert!(again["rooms"]["leave"].get(&room).is_none(), "{again}");
+}

@@ -161,6 +161,11 @@ fn build(
                     if let Some(lr) = left_room(h, &room_id, since, m.pos, p, session)? {
                         rooms.leave.insert(room_id, lr);
                     }
+                } else if show && p.since.is_some() {
+                    // Left and already forgotten since the last sync (a rejected invite, say):
+                    // reported once, empty, so the client learns of the leave at once (as
+                    // Synapse does) instead of waiting out its timeout.
+                    rooms.leave.insert(room_id, Default::default());
                 }
             }
             _ => {}
