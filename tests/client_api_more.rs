@@ -1423,3 +1423,31 @@ async fn a_rejected_and_forgotten_invite_is_still_reported_as_left() {
         .await;
     assert!(again["rooms"]["leave"].get(&room).is_none(), "{again}");
 }
+
+/// A `/messages` page that reaches the start of the room still gives `end` when it has events;
+/// the page after it is empty and has none (Synapse's shape, which clients are written
+/// against; issue 18).
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_give_end_until_an_empty_page() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let room = alice.create_room_json(json!({})).await;
+    let (_, page) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100"),
+            None,
+        )
+        .await;
+    assert!(!page["chunk"].as_array().unwrap().is_empty());
+    let end = page["end"].as_str().expect("end beside events").to_owned();
+    let (_, next) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100&from={end}"),
+            None,
+        )
+        .await;
+    assert_eq!(next["chunk"], json!([]), "{next}");
+    assert!(next.get("end").is_none(), "{next}");
+}

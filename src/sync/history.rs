@@ -90,7 +90,7 @@ pub async fn page(
                         cursor = Point::Back(0);
                         continue;
                     }
-                    return Ok(Page { events, end: None });
+                    return Ok(reached_an_end(events, cursor));
                 }
                 for (pos, pdu) in batch {
                     cursor = Point::Live(pos - 1);
@@ -102,7 +102,7 @@ pub async fn page(
             }
             (Dir::Backward, Point::Back(n)) => {
                 if !sees_backfill {
-                    return Ok(Page { events, end: None });
+                    return Ok(reached_an_end(events, cursor));
                 }
                 let ceiling = match to {
                     Some(Point::Back(m)) => m,
@@ -113,7 +113,7 @@ pub async fn page(
                     .backfilled_range(room, n, (limit - events.len()) * 2, true)?;
                 if batch.is_empty() {
                     if n >= ceiling || h.rooms.backfill_edge(room)?.complete() {
-                        return Ok(Page { events, end: None });
+                        return Ok(reached_an_end(events, cursor));
                     }
                     if fetches == MAX_FETCHES {
                         break;
@@ -130,7 +130,7 @@ pub async fn page(
                 }
                 for (i, pdu) in batch {
                     if i > ceiling {
-                        return Ok(Page { events, end: None });
+                        return Ok(reached_an_end(events, cursor));
                     }
                     cursor = Point::Back(i);
                     keep(&mut events, pdu);
@@ -165,7 +165,7 @@ pub async fn page(
                 }
                 if reached_floor && events.len() < limit {
                     if matches!(to, Some(Point::Back(_))) {
-                        return Ok(Page { events, end: None });
+                        return Ok(reached_an_end(events, cursor));
                     }
                     cursor = Point::Live(0);
                 }
@@ -183,7 +183,7 @@ pub async fn page(
                     h.rooms
                         .timeline_range(room, after, upto, (limit - events.len()) * 2, dir)?;
                 if batch.is_empty() {
-                    return Ok(Page { events, end: None });
+                    return Ok(reached_an_end(events, cursor));
                 }
                 for (pos, pdu) in batch {
                     cursor = Point::Live(pos);
@@ -199,4 +199,15 @@ pub async fn page(
         events,
         end: Some(cursor),
     })
+}
+
+/// A page that reached an end of what the user may see. Like Synapse, a page with events still
+/// gives the point after its last one (the next request then answers an empty page without
+/// `end`): clients (matrix-rust-sdk) take a missing `end` beside events as "nothing before
+/// these", and Synapse's shape is what they are written against.
+fn reached_an_end(events: Vec<PduRef>, cursor: Point) -> Page {
+    Page {
+        end: (!events.is_empty()).then_some(cursor),
+        events,
+    }
 }
