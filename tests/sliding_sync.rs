@@ -294,3 +294,46 @@ async fn connections_remember_what_the_client_holds() {
     );
     assert_eq!(after.lists["all"].count, 2u32.into());
 }
+
+/// A read receipt that clears a room's unread counts sends the room again with the new counts,
+/// though nothing new happened in it (issue 18: the count stayed stale).
+#[tokio::test(flavor = "multi_thread")]
+async fn reading_a_room_sends_its_new_counts() {
+    let s = Server::start().await;
+    let (alice, bob) = (s.user("alice").await, s.user("bob").await);
+    let room = alice
+        .create_room(|r| {
+            r.preset = Some(ruma::api::client::room::create_room::v3::RoomPreset::PublicChat)
+        })
+        .await;
+    bob.join(&room).await.unwrap();
+    bob.send_text(&room, "are you there?").await.unwrap();
+    let last = bob.send_text(&room, "alice?").await.unwrap();
+    let count = |r: &ruma::api::client::sync::sync_events::v5::Response| {
+        r.rooms
+            .get(&room)
+            .and_then(|x| x.unread_notifications.notification_count)
+            .map(u64::from)
+    };
+    let first = alice.send(request(None, (0, 0), 0)).await.unwrap();
+    assert_eq!(count(&first), Some(2));
+    let (st, v) = alice
+        .raw(
+            "POST",
+            &format!("/_matrix/client/v3/rooms/{room}/receipt/m.read/{last}"),
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let second = alice
+        .send(request(Some(&first.pos), (0, 0), 0))
+        .await
+        .unwrap();
+    assert_eq!(count(&second), Some(0), "{:?}", second.rooms.keys());
+    // And once said, not again.
+    let third = alice
+        .send(request(Some(&second.pos), (0, 0), 0))
+        .await
+        .unwrap();
+    assert!(third.rooms.is_empty());
+}

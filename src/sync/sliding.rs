@@ -50,6 +50,8 @@ struct Held {
     required: Vec<(StateEventType, String)>,
     /// Members sent for `$LAZY`.
     lazy: HashSet<OwnedUserId>,
+    /// The unread counts last sent: a change (a read receipt) sends the room again.
+    counts: (Option<UInt>, Option<UInt>),
 }
 
 /// What a client holds after one response.
@@ -460,8 +462,18 @@ fn joined(
     let after = held.map_or(0, |x| x.pos);
     let widened = held.is_some_and(|x| w.required.iter().any(|r| !x.required.contains(r)));
     let changed = meta.last_pos > after;
-    if held.is_some() && !changed && !widened {
-        return Ok(None);
+    let unread = super::unread_counts(h, room, &s.user_id)?;
+    let counts = (unread.notification_count, unread.highlight_count);
+    if let Some(x) = held.filter(|_| !changed && !widened) {
+        if x.counts == counts {
+            return Ok(None);
+        }
+        // Only the counts moved (the user read it elsewhere): say so, nothing else.
+        let mut out = response::Room::new();
+        out.unread_notifications = unread;
+        let mut now = x.clone();
+        now.counts = counts;
+        return Ok(Some((out, now)));
     }
     let (events, limited) = if changed && w.timeline > 0 {
         let mut tf = RoomEventFilter::default();
@@ -527,7 +539,7 @@ fn joined(
     }
 
     out.name = room_name(h, room)?;
-    out.unread_notifications = super::unread_counts(h, room, user)?;
+    out.unread_notifications = unread;
     let members_moved = held.is_none()
         || events
             .iter()
@@ -556,6 +568,7 @@ fn joined(
             invite: false,
             required: w.required.clone(),
             lazy,
+            counts,
         },
     )))
 }
@@ -625,6 +638,7 @@ fn invited(h: &Haven, room: &RoomId, m: &Membership) -> Result<(response::Room, 
             invite: true,
             required: Vec::new(),
             lazy: HashSet::new(),
+            counts: (None, None),
         },
     ))
 }
