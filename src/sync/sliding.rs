@@ -50,8 +50,9 @@ struct Held {
     required: Vec<(StateEventType, String)>,
     /// Members sent for `$LAZY`.
     lazy: HashSet<OwnedUserId>,
-    /// The unread counts last sent: a change (a read receipt) sends the room again.
-    counts: (Option<UInt>, Option<UInt>),
+    /// The user's read position when the room was last sent: counts change without new
+    /// events only when it moves (a read receipt), which sends the room again.
+    read: u64,
 }
 
 /// What a client holds after one response.
@@ -462,17 +463,17 @@ fn joined(
     let after = held.map_or(0, |x| x.pos);
     let widened = held.is_some_and(|x| w.required.iter().any(|r| !x.required.contains(r)));
     let changed = meta.last_pos > after;
-    let unread = super::unread_counts(h, room, &s.user_id)?;
-    let counts = (unread.notification_count, unread.highlight_count);
+    let read = h.rooms.read_pos(room, &s.user_id)?;
     if let Some(x) = held.filter(|_| !changed && !widened) {
-        if x.counts == counts {
+        if x.read == read {
             return Ok(None);
         }
-        // Only the counts moved (the user read it elsewhere): say so, nothing else.
+        // Only the read position moved (the user read it elsewhere): the new counts, nothing
+        // else.
         let mut out = response::Room::new();
-        out.unread_notifications = unread;
+        out.unread_notifications = super::unread_counts(h, room, &s.user_id)?;
         let mut now = x.clone();
-        now.counts = counts;
+        now.read = read;
         return Ok(Some((out, now)));
     }
     let (events, limited) = if changed && w.timeline > 0 {
@@ -539,7 +540,7 @@ fn joined(
     }
 
     out.name = room_name(h, room)?;
-    out.unread_notifications = unread;
+    out.unread_notifications = super::unread_counts(h, room, user)?;
     let members_moved = held.is_none()
         || events
             .iter()
@@ -568,7 +569,7 @@ fn joined(
             invite: false,
             required: w.required.clone(),
             lazy,
-            counts,
+            read,
         },
     )))
 }
@@ -638,7 +639,7 @@ fn invited(h: &Haven, room: &RoomId, m: &Membership) -> Result<(response::Room, 
             invite: true,
             required: Vec::new(),
             lazy: HashSet::new(),
-            counts: (None, None),
+            read: 0,
         },
     ))
 }

@@ -679,26 +679,6 @@ async fn a_failed_emergency_call_is_told_to_the_responder_and_the_supervisors() 
     }
 }
 
-/// Files under `dir` (recursively) holding `needle`.
-fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_none_or(|x| x != "log")
-                && std::fs::read(&p)
-                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-            {
-                found.push(p);
-            }
-        }
-    }
-    found
-}
-
 /// Issue 17, item 11: once retention has purged a conversation, the texter's words (their
 /// intake answer, their survey answer, their messages) and the responder's replies are gone
 /// from every data directory: the homeserver's, the bridge's, the handler's and the intake
@@ -733,7 +713,7 @@ async fn purged_means_gone_from_every_disk() {
     assert!(
         words
             .iter()
-            .all(|w| !files_holding(env.data_dir(), w).is_empty()),
+            .all(|w| !haven_testkit::files_holding(env.data_dir(), w.as_bytes()).is_empty()),
         "the words are on disk before the purge"
     );
     env.m.say(ada, &sup, "!retention purge").await;
@@ -744,7 +724,7 @@ async fn purged_means_gone_from_every_disk() {
     loop {
         let left: Vec<_> = words
             .iter()
-            .flat_map(|w| files_holding(env.data_dir(), w))
+            .flat_map(|w| haven_testkit::files_holding(env.data_dir(), w.as_bytes()))
             .collect();
         if left.is_empty() {
             break;
@@ -752,7 +732,7 @@ async fn purged_means_gone_from_every_disk() {
         if Instant::now() >= deadline {
             let which: Vec<_> = words
                 .iter()
-                .filter(|w| !files_holding(env.data_dir(), w).is_empty())
+                .filter(|w| !haven_testkit::files_holding(env.data_dir(), w.as_bytes()).is_empty())
                 .collect();
             panic!("still on disk: {left:?} {which:?}");
         }

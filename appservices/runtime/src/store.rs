@@ -169,20 +169,7 @@ mod tests {
     use super::*;
 
     fn files_contain(dir: &Path, needle: &[u8]) -> bool {
-        let mut stack = vec![dir.to_owned()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if std::fs::read(&p)
-                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-                {
-                    return true;
-                }
-            }
-        }
-        false
+        !haven_testkit::files_holding(dir, needle).is_empty()
     }
 
     #[tokio::test]

@@ -776,27 +776,8 @@ async fn a_texter_and_a_responder_talk_through_the_bridge() {
     }
 
     // The texter's number is nowhere in the homeserver's data.
-    let mut found = Vec::new();
-    for entry in walk(&env.data) {
-        let bytes = std::fs::read(&entry).unwrap_or_default();
-        if bytes.windows(10).any(|w| w == b"5551234567") {
-            found.push(entry);
-        }
-    }
+    let found = haven_testkit::files_holding(&env.data, b"5551234567");
     assert!(found.is_empty(), "phone number found in {found:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

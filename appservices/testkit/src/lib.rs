@@ -133,6 +133,25 @@ pub fn sibling_binary(package: &str, bin: &str) -> PathBuf {
     path
 }
 
+/// The files under `dir` (recursively) whose bytes hold `needle`: how tests prove that
+/// something (a phone number, a purged conversation's words) is not on disk.
+pub fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
 /// Polls `f` every 50 ms for up to 30 s.
 pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -212,17 +212,17 @@ pub async fn upload_signing_keys(
             ));
         }
     }
+    if new.is_empty() {
+        // Nothing to store: Element sends `{}` first to learn whether UIA will be needed;
+        // nothing new needs none (as Synapse answers).
+        return Ok(RumaResponse(upload_signing_keys::v3::Response::new()));
+    }
     let existing = cross_signing::get(&h.db, &user, "master")?;
     let unchanged = new
         .iter()
         .all(|(k, v)| cross_signing::get(&h.db, &user, k).ok().flatten().as_ref() == Some(v));
     if existing.is_some() && !unchanged {
         crate::api::client::account::password_uia(&h, &r).await?;
-    }
-    if new.is_empty() {
-        // Nothing to store: Element sends `{}` first to learn whether UIA will be needed;
-        // nothing new needs none (as Synapse answers).
-        return Ok(RumaResponse(upload_signing_keys::v3::Response::new()));
     }
     if existing.is_none() && !new.iter().any(|(k, _)| *k == "master") {
         return Err(Error::new(
