@@ -662,14 +662,21 @@ async fn discovery_endpoints() {
         .unwrap()
         .iter()
         .any(|x| x == "v1.12"));
-    // Element X looks for the first flag before using sliding sync; Element Web sets up
-    // cross-signing after sign-up only when the second is there (issue 18). Only what is
-    // implemented is claimed.
+    // Element X looks for sliding sync's flag before using it; Element Web sets up
+    // cross-signing after sign-up only when its flag is there (issue 18). Every unstable
+    // feature Haven implements is claimed, as Synapse does, and nothing else.
     assert_eq!(
         v["unstable_features"],
         json!({
             "org.matrix.simplified_msc3575": true,
             "org.matrix.e2e_cross_signing": true,
+            "org.matrix.msc2432": true,
+            "org.matrix.msc2285.stable": true,
+            "org.matrix.msc3440.stable": true,
+            "org.matrix.msc3771": true,
+            "org.matrix.msc3827.stable": true,
+            "org.matrix.msc3981": true,
+            "fi.mau.msc2659.stable": true,
         })
     );
 }
@@ -1382,8 +1389,9 @@ async fn own_key_changes_are_in_device_lists_without_rooms() {
 }
 
 /// A rejected and at once forgotten invite still shows in the next incremental sync's
-/// `rooms.leave` (empty), as on Synapse, so a client waiting for it does not wait out its
-/// timeout (issue 18).
+/// `rooms.leave`, with the leave event and a pagination token, as on Synapse, so a client
+/// waiting for it does not wait out its timeout, and one invited again later can read the
+/// room's history from there (issue 18; matrix-rust-sdk's invite-declined-then-accepted test).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_and_forgotten_invite_is_still_reported_as_left() {
     let s = Server::start().await;
@@ -1411,7 +1419,12 @@ async fn a_rejected_and_forgotten_invite_is_still_reported_as_left() {
             None,
         )
         .await;
-    assert!(next["rooms"]["leave"][&room].is_object(), "{next}");
+    let left = &next["rooms"]["leave"][&room];
+    let events = left["timeline"]["events"].as_array().expect("a timeline");
+    assert_eq!(events.len(), 1, "{left}");
+    assert_eq!(events[0]["content"]["membership"], "leave", "{left}");
+    assert_eq!(events[0]["state_key"], bob.uid().as_str(), "{left}");
+    assert!(left["timeline"]["prev_batch"].is_string(), "{left}");
     // Reported once: the sync after that has nothing of it.
     let since = next["next_batch"].as_str().unwrap().to_owned();
     let (_, again) = bob
@@ -1450,4 +1463,155 @@ async fn messages_give_end_until_an_empty_page() {
         .await;
     assert_eq!(next["chunk"], json!([]), "{next}");
     assert!(next.get("end").is_none(), "{next}");
+}
+
+/// Events carry the requesting user's membership at the event in `unsigned.membership`
+/// (issue 18): `leave` for history before they joined (shared visibility), `join` from their
+/// join on, in `/messages`, `/sync` and `/event`.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_carry_the_viewers_membership_at_the_event() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice
+        .create_room_json(json!({"preset": "public_chat"}))
+        .await;
+    let rid = ruma::RoomId::parse(&room).unwrap();
+    let before = alice
+        .send_text(&rid, "before bob")
+        .await
+        .unwrap()
+        .to_string();
+    bob.join(&rid).await.unwrap();
+    let after = alice
+        .send_text(&rid, "after bob")
+        .await
+        .unwrap()
+        .to_string();
+
+    let (_, page) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100"),
+            None,
+        )
+        .await;
+    let membership_of = |id: &str| -> Value {
+        page["chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["event_id"] == id)
+            .map(|e| e["unsigned"]["membership"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(membership_of(&before), "leave", "{page}");
+    assert_eq!(membership_of(&after), "join", "{page}");
+    for e in page["chunk"].as_array().unwrap() {
+        if e["type"] == "m.room.member" && e["state_key"] == bob.uid().as_str() {
+            assert_eq!(e["unsigned"]["membership"], "join", "own join: {e}");
+        }
+    }
+
+    let (_, sync) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let timeline = sync["rooms"]["join"][&room]["timeline"]["events"]
+        .as_array()
+        .unwrap();
+    assert!(timeline
+        .iter()
+        .filter(|e| e["type"] == "m.room.message")
+        .all(|e| e["unsigned"]["membership"] == "join"));
+    let (_, ev) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/event/{before}"),
+            None,
+        )
+        .await;
+    assert_eq!(ev["unsigned"]["membership"], "leave", "{ev}");
+}
+
+/// History visibility is judged event by event, with the setting in force when each event was
+/// sent (issue 18; matrix-rust-sdk's shared-history test): a newcomer reads what was sent while
+/// the room was `shared`, and nothing sent while it was `joined` — in the first /sync's
+/// timeline (which once showed the last events whatever the setting), /messages and /event.
+#[tokio::test(flavor = "multi_thread")]
+async fn history_visibility_is_judged_event_by_event() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice
+        .create_room_json(json!({"preset": "public_chat"}))
+        .await;
+    let rid = ruma::RoomId::parse(&room).unwrap();
+    let set = |vis: &'static str| {
+        let (alice, room) = (&alice, &room);
+        async move {
+            let (st, v) = alice
+                .raw(
+                    "PUT",
+                    &format!("/_matrix/client/v3/rooms/{room}/state/m.room.history_visibility/"),
+                    Some(&json!({ "history_visibility": vis }).to_string()),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let say = |body: &'static str| {
+        let (alice, rid) = (&alice, &rid);
+        async move { alice.send_text(rid, body).await.unwrap().to_string() }
+    };
+    set("joined").await;
+    let hidden1 = say("joined only, one").await;
+    set("shared").await;
+    let shared = say("shared").await;
+    set("joined").await;
+    let hidden2 = say("joined only, two").await;
+    bob.join(&rid).await.unwrap();
+    let after = say("after bob joined").await;
+
+    let bodies = |events: &Value| -> Vec<String> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["content"]["body"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let want = vec!["shared".to_owned(), "after bob joined".to_owned()];
+    let filter = json!({"room": {"timeline": {"limit": 50}}}).to_string();
+    let (_, sync) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/sync?filter={}", urlencode(&filter)),
+            None,
+        )
+        .await;
+    let timeline = &sync["rooms"]["join"][&room]["timeline"]["events"];
+    assert_eq!(bodies(timeline), want, "first sync: {timeline}");
+
+    let (_, page) = bob
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=100"),
+            None,
+        )
+        .await;
+    assert_eq!(bodies(&page["chunk"]), want, "/messages: {page}");
+
+    for (id, st) in [
+        (&hidden1, 404),
+        (&shared, 200),
+        (&hidden2, 404),
+        (&after, 200),
+    ] {
+        let (got, v) = bob
+            .raw(
+                "GET",
+                &format!("/_matrix/client/v3/rooms/{room}/event/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(got, st, "{id}: {v}");
+    }
 }

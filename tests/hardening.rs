@@ -34,6 +34,27 @@ async fn a_transaction_id_is_scoped_to_the_request_path() {
     let other_type = send(&r1, "org.example.note", "three").await;
     assert!(first != other_room && first != other_type && other_room != other_type);
     assert!(alice.message_bodies(&r2).await.contains(&"two".to_owned()));
+
+    // The sending device gets its own transaction ID back, unchanged, to match the event
+    // with its local echo (scoping it once leaked the scope into `unsigned.transaction_id`,
+    // and matrix-rust-sdk lost track of its own messages).
+    let (_, sync) = alice.raw("GET", "/_matrix/client/v3/sync", None).await;
+    let events = sync["rooms"]["join"][r1.as_str()]["timeline"]["events"]
+        .as_array()
+        .unwrap();
+    let sent = events
+        .iter()
+        .find(|e| e["event_id"] == first.as_str())
+        .unwrap();
+    assert_eq!(sent["unsigned"]["transaction_id"], "same-txn", "{sent}");
+    let (_, ev) = alice
+        .raw(
+            "GET",
+            &format!("/_matrix/client/v3/rooms/{r1}/event/{other_type}"),
+            None,
+        )
+        .await;
+    assert_eq!(ev["unsigned"]["transaction_id"], "same-txn", "{ev}");
 }
 
 /// Concurrent `sendToDevice` requests with one transaction ID deliver the message once.

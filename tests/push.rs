@@ -230,3 +230,99 @@ async fn rules_count_notify_and_push() {
     let (_, list) = alice.raw("GET", "/_matrix/client/v3/pushers", None).await;
     assert_eq!(list["pushers"], json!([]));
 }
+
+/// The legacy mention rules current clients still look for are among the defaults, and match
+/// only events without `m.mentions` (issue 18): a plain-text mention of someone's display name
+/// or user name highlights, "@room" from a moderator highlights everyone, and an event with
+/// `m.mentions` is judged by its mentions alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_mention_rules_match_only_events_without_m_mentions() {
+    let s = Server::start().await;
+    let alice = s.user("alice").await;
+    let bob = s.user("bob").await;
+    let room = alice.public_room_with(&[&bob]).await.to_string();
+
+    let (st, rules) = bob.raw("GET", "/_matrix/client/v3/pushrules/", None).await;
+    assert_eq!(st, 200, "{rules}");
+    let ids = |kind: &str| -> Vec<String> {
+        rules["global"][kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["rule_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for id in [".m.rule.contains_display_name", ".m.rule.roomnotif"] {
+        assert!(ids("override").contains(&id.to_owned()), "{id}: {rules}");
+    }
+    assert!(ids("content").contains(&".m.rule.contains_user_name".to_owned()));
+
+    let (st, v) = alice
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/profile/{}/displayname", alice.uid()),
+            Some(r#"{"displayname": "Queen of Hearts"}"#),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    say(
+        &bob,
+        &room,
+        json!({"msgtype": "m.text", "body": "ask the Queen of Hearts"}),
+    )
+    .await;
+    assert_eq!(
+        counts(&alice, &room).await,
+        (1, 1),
+        "display name without m.mentions"
+    );
+    say(
+        &bob,
+        &room,
+        json!({"msgtype": "m.text", "body": "the Queen of Hearts again", "m.mentions": {}}),
+    )
+    .await;
+    assert_eq!(counts(&alice, &room).await, (2, 1), "m.mentions decides");
+
+    say(
+        &alice,
+        &room,
+        json!({"msgtype": "m.text", "body": "@room wake up"}),
+    )
+    .await;
+    assert_eq!(
+        counts(&bob, &room).await,
+        (1, 1),
+        "@room from the room's creator"
+    );
+    say(
+        &bob,
+        &room,
+        json!({"msgtype": "m.text", "body": "@room me too"}),
+    )
+    .await;
+    assert_eq!(
+        counts(&alice, &room).await,
+        (3, 1),
+        "@room from someone without the power"
+    );
+
+    say(
+        &alice,
+        &room,
+        json!({"msgtype": "m.text", "body": "bob: look"}),
+    )
+    .await;
+    assert_eq!(
+        counts(&bob, &room).await,
+        (2, 2),
+        "user name without m.mentions"
+    );
+    say(
+        &alice,
+        &room,
+        json!({"msgtype": "m.text", "body": "bob again", "m.mentions": {}}),
+    )
+    .await;
+    assert_eq!(counts(&bob, &room).await, (3, 2));
+}

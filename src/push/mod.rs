@@ -2,6 +2,7 @@
 //! changes in /sync), their evaluation for every new event (notification and highlight counts,
 //! `/notifications`), and delivery to HTTP pushers ([`gateway`]).
 
+pub mod defaults;
 pub mod gateway;
 
 use std::{
@@ -73,7 +74,10 @@ pub fn ruleset(db: &Storage, user: &UserId) -> Result<Arc<Ruleset>> {
     if let Some(v) = account_data::get(db, user, None, PUSH_RULES)? {
         rules = serde_json::from_value::<Ruleset>(v["global"].clone()).ok();
     }
-    let rules = Arc::new(rules.unwrap_or_else(|| Ruleset::server_default(user)));
+    let rules = Arc::new(match rules {
+        Some(stored) => defaults::upgrade(stored, user),
+        None => defaults::server_default(user),
+    });
     cache().insert(user.to_owned(), rules.clone());
     Ok(rules)
 }
@@ -117,12 +121,21 @@ pub async fn evaluate(
         serde_json::value::to_raw_value(&rooms.format_plain(pdu)?).map_err(Error::internal)?,
     );
     let power = power_ctx(rooms, room)?;
+    // Only the legacy `contains_display_name` condition reads a member's display name, and
+    // it never matches an event with `m.mentions` (which current clients always send) or
+    // without a body: the lookup per member is spared for those.
+    let content = pdu.content_value();
+    let may_match_display_name = content.get("m.mentions").is_none() && content["body"].is_string();
     let mut out = Vec::new();
     for user in targets {
         let rules = ruleset(&rooms.db, &user)?;
-        // Only the deprecated `contains_display_name` condition reads it (the default rules
-        // no longer have it): the localpart spares a lookup per member per event.
-        let name = user.localpart().to_owned();
+        let mut name = None;
+        if may_match_display_name {
+            name = rooms
+                .member_displayname(room, &user)?
+                .filter(|n| !n.is_empty());
+        }
+        let name = name.unwrap_or_else(|| user.localpart().to_owned());
         let mut ctx = PushConditionRoomCtx::new(
             room.clone(),
             UInt::try_from(members.len()).unwrap_or_default(),

@@ -28,6 +28,32 @@ impl Rooms {
             .map(|j| j.0))
     }
 
+    /// `user`'s membership just after the event at stream position `pos` (for the event's
+    /// `unsigned.membership`): the current membership when it is at least that old, else the
+    /// membership it replaced, walking back; `leave` before their first membership event.
+    pub fn membership_at(&self, room_id: &RoomId, user: &UserId, pos: u64) -> Result<String> {
+        let Some(current) = self.membership(room_id, user)? else {
+            return Ok("leave".to_owned());
+        };
+        if current.pos <= pos {
+            return Ok(current.membership);
+        }
+        let mut cur = self.extras(&current.event_id)?.replaces_state;
+        while let Some(id) = cur {
+            let Some(at) = self.event_pos(&id)? else {
+                break;
+            };
+            if at <= pos {
+                let Some(p) = self.get_pdu(&id)? else { break };
+                return Ok(p
+                    .content_str("membership")
+                    .unwrap_or_else(|| "leave".to_owned()));
+            }
+            cur = self.extras(&id)?.replaces_state;
+        }
+        Ok("leave".to_owned())
+    }
+
     pub fn is_joined(&self, room_id: &RoomId, user: &UserId) -> Result<bool> {
         Ok(self
             .membership(room_id, user)?

@@ -79,8 +79,31 @@ pub struct EventExtras {
     pub redacted_because: Option<OwnedEventId>,
 }
 
-/// An event ready to persist, with the device and transaction ID that sent it.
-pub type PendingEvent = (PduRef, Option<(OwnedDeviceId, String)>);
+/// A client's transaction: the device that sent it, the request it was sent to and the ID
+/// the client chose. Retries of the same request answer the first event; the same ID on another
+/// path is another transaction (issue 16); the client gets its own ID back, unchanged, in
+/// `unsigned.transaction_id`, to match the event with its local echo.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    pub device: OwnedDeviceId,
+    /// The request, e.g. `send/{room}/{type}` or `redact/{room}/{event}`.
+    pub scope: String,
+    pub id: String,
+}
+
+impl Transaction {
+    /// The `txn_ids` key of this transaction of `sender`.
+    fn key(&self, sender: &ruma::UserId) -> (String, String, String) {
+        (
+            sender.to_string(),
+            self.device.to_string(),
+            format!("{}/{}", self.scope, self.id),
+        )
+    }
+}
+
+/// An event ready to persist, with the client transaction that sent it.
+pub type PendingEvent = (PduRef, Option<Transaction>);
 
 /// A view of room state that new events are authorised against.
 pub trait StateView {
@@ -226,7 +249,7 @@ impl Rooms {
         room_id: &RoomId,
         sender: &OwnedUserId,
         template: EventTemplate,
-        txn: Option<(OwnedDeviceId, String)>,
+        txn: Option<Transaction>,
     ) -> Result<PduRef> {
         self.append_signed_by(room_id, sender, template, txn, |p, _| async move { Ok(p) })
             .await
@@ -255,7 +278,7 @@ impl Rooms {
         room_id: &RoomId,
         sender: &OwnedUserId,
         template: EventTemplate,
-        txn: Option<(OwnedDeviceId, String)>,
+        txn: Option<Transaction>,
         countersign: F,
     ) -> Result<PduRef>
     where
@@ -264,9 +287,8 @@ impl Rooms {
     {
         let _guard = self.room_lock(room_id).await;
         let meta = self.meta_or_404(room_id)?;
-        if let Some((device, txn_id)) = &txn {
-            let key = (sender.to_string(), device.to_string(), txn_id.clone());
-            if let Some(id) = self.db.t.txn_ids.get(&key)? {
+        if let Some(txn) = &txn {
+            if let Some(id) = self.db.t.txn_ids.get(&txn.key(sender))? {
                 // A retried request: answer with the event the first attempt created.
                 let id = EventId::parse(id).map_err(Error::internal)?;
                 return self

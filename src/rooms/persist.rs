@@ -2,7 +2,7 @@
 //! redactions, in an order that leaves the database consistent at any crash point (the
 //! timeline entry and room metadata are written last).
 
-use ruma::{events::TimelineEventType, room_version_rules::RoomVersionRules, OwnedDeviceId};
+use ruma::{events::TimelineEventType, room_version_rules::RoomVersionRules};
 use serde::Deserialize;
 
 use super::{EventExtras, MemberRecord, RoomMeta, Rooms};
@@ -176,7 +176,7 @@ impl Rooms {
     pub(crate) fn write_event(
         &self,
         pdu: &Pdu,
-        txn: Option<(OwnedDeviceId, String)>,
+        txn: Option<super::Transaction>,
         pos: u64,
         meta: &mut RoomMeta,
         rules: &RoomVersionRules,
@@ -189,7 +189,7 @@ impl Rooms {
     fn write_event_on(
         &self,
         pdu: &Pdu,
-        txn: Option<(OwnedDeviceId, String)>,
+        txn: Option<super::Transaction>,
         pos: u64,
         meta: &mut RoomMeta,
         rules: &RoomVersionRules,
@@ -211,8 +211,9 @@ impl Rooms {
             }
         };
         t.event_state_before.put(&id, &group_before)?;
+        let txn_key = txn.as_ref().map(|x| x.key(&pdu.sender));
         let mut extras = EventExtras {
-            txn,
+            txn: txn.map(|t| (t.device, t.id)),
             redacted_because,
             ..Default::default()
         };
@@ -268,11 +269,8 @@ impl Rooms {
             t.relations.put(&(room.clone(), parent, id.clone()), &rt)?;
         }
 
-        if let Some((device, txn_id)) = &extras.txn {
-            t.txn_ids.put(
-                &(pdu.sender.to_string(), device.to_string(), txn_id.clone()),
-                &id,
-            )?;
+        if let Some(key) = &txn_key {
+            t.txn_ids.put(key, &id)?;
         }
         if extras.replaces_state.is_some()
             || extras.txn.is_some()

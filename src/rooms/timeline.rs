@@ -73,14 +73,21 @@ impl Rooms {
         Ok(self.db.t.event_pos.get(&event_id.to_string())?)
     }
 
-    /// The client format of `pdu` as `viewer` sees it: their own transaction IDs, and the
-    /// aggregations of its relations (edits, threads, references) bundled.
+    /// The client format of `pdu` as `viewer` sees it: their own transaction IDs, their
+    /// membership at the event (`unsigned.membership`, which clients use to tell what they
+    /// could decrypt or were shown), and the aggregations of its relations (edits, threads,
+    /// references) bundled.
     pub fn format_event(
         &self,
         pdu: &PduRef,
         viewer: Option<(&UserId, &DeviceId)>,
     ) -> Result<Value> {
         let (mut v, redacted) = self.format_unbundled(pdu, viewer.map(|(_, d)| d))?;
+        if let Some((user, _)) = viewer {
+            if let Some(pos) = self.event_pos(&pdu.event_id)? {
+                v["unsigned"]["membership"] = json!(self.membership_at(&pdu.room_id, user, pos)?);
+            }
+        }
         if !redacted {
             if let Some(b) = self.bundled(pdu, viewer.map(|(u, _)| u), None)? {
                 v["unsigned"]["m.relations"] = b;

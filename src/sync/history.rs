@@ -57,7 +57,7 @@ const MAX_FETCHES: usize = 3;
 pub async fn page(
     h: &Haven,
     room: &RoomId,
-    vis: Visible,
+    vis: &Visible,
     from: Point,
     to: Option<Point>,
     dir: Dir,
@@ -94,7 +94,9 @@ pub async fn page(
                 }
                 for (pos, pdu) in batch {
                     cursor = Point::Live(pos - 1);
-                    keep(&mut events, pdu);
+                    if vis.contains(pos) {
+                        keep(&mut events, pdu);
+                    }
                     if events.len() == limit {
                         break;
                     }
@@ -187,7 +189,9 @@ pub async fn page(
                 }
                 for (pos, pdu) in batch {
                     cursor = Point::Live(pos);
-                    keep(&mut events, pdu);
+                    if vis.contains(pos) {
+                        keep(&mut events, pdu);
+                    }
                     if events.len() == limit {
                         break;
                     }

@@ -31,7 +31,7 @@ use crate::events::client::raw;
 use crate::{
     error::{Error, Result},
     events::{client::stripped_state, PduRef},
-    rooms::{state::load_group, timeline::Dir},
+    rooms::{state::load_group, timeline::Dir, visibility::Visible},
     users::{account_data, Session},
     Haven,
 };
@@ -163,9 +163,12 @@ fn build(
                     }
                 } else if show && p.since.is_some() {
                     // Left and already forgotten since the last sync (a rejected invite, say):
-                    // reported once, empty, so the client learns of the leave at once (as
-                    // Synapse does) instead of waiting out its timeout.
-                    rooms.leave.insert(room_id, Default::default());
+                    // reported once with the leave itself, as Synapse does, so the client
+                    // learns of it at once (instead of waiting out its timeout) and keeps a
+                    // pagination token should it come back to the room.
+                    rooms
+                        .leave
+                        .insert(room_id, forgotten_leave(h, &m.event_id, m.pos, session)?);
                 }
             }
             _ => {}
@@ -183,7 +186,7 @@ fn build(
         {
             account
                 .events
-                .push(raw(&json!({ "type": kind, "content": content }))?);
+                .push(raw(&global_account_event(h, user, kind, content)?)?);
         }
     }
     // Clients read the push rules from account data: an initial sync always has them (the
@@ -228,6 +231,21 @@ fn build(
     Ok(resp)
 }
 
+/// A global account data event as clients see it: stored push rules are brought up to the
+/// current server defaults (rules added since they were saved), as evaluation uses them.
+fn global_account_event(
+    h: &Haven,
+    user: &ruma::UserId,
+    kind: String,
+    content: Value,
+) -> Result<Value> {
+    if kind == crate::push::PUSH_RULES {
+        let rules = crate::push::ruleset(&h.db, user)?;
+        return Ok(json!({ "type": kind, "content": { "global": &*rules } }));
+    }
+    Ok(json!({ "type": kind, "content": content }))
+}
+
 /// The server's default push rules as an account data event, for a first sync of a user who
 /// never changed them (clients read the rules from account data).
 fn default_push_rules(h: &Haven, user: &ruma::UserId) -> Result<Option<Value>> {
@@ -269,13 +287,19 @@ fn timeline_limit(f: &RoomEventFilter) -> usize {
 
 /// Loads a timeline window: events in (after, upto], newest `limit` that pass the filter,
 /// oldest first; plus whether older events were left out.
+/// The latest events of `room` with `after < pos <= upto` that pass the filter, at most the
+/// filter's limit, and whether more were left out. `vis`: what the user may see, for a window
+/// that may reach back before they joined (a room new to the client); `None` when they were
+/// joined throughout.
 fn window(
     h: &Haven,
     room: &RoomId,
     after: u64,
     upto: u64,
     f: &RoomEventFilter,
+    vis: Option<&Visible>,
 ) -> Result<(Vec<(u64, PduRef)>, bool)> {
+    let after = vis.map_or(after, |v| after.max(v.from.saturating_sub(1)));
     let limit = timeline_limit(f);
     let mut out = Vec::new();
     let mut limited = false;
@@ -290,7 +314,7 @@ fn window(
         }
         for (pos, pdu) in batch {
             cursor = pos - 1;
-            if !filter::event_matches(f, &pdu) {
+            if !filter::event_matches(f, &pdu) || vis.is_some_and(|v| !v.contains(pos)) {
                 continue;
             }
             if out.len() == limit {
@@ -333,7 +357,12 @@ fn joined_room(
     }
 
     let (events, limited) = if meta.last_pos > after {
-        window(h, room, after, upto, tf)?
+        // A room new to the client may have history from before the user joined.
+        let vis = match since {
+            None => h.rooms.visible_range(room, &session.user_id)?,
+            Some(_) => None,
+        };
+        window(h, room, after, upto, tf, vis.as_ref())?
     } else {
         (Vec::new(), false)
     };
@@ -526,6 +555,24 @@ fn invited_room(h: &Haven, room: &RoomId, invite_event: &EventId) -> Result<Invi
     Ok(InvitedRoom::from(state))
 }
 
+/// A room left and forgotten since the last sync: only the leave event, which the user
+/// sent or was told of (a forgotten room's history is no longer theirs to read).
+fn forgotten_leave(
+    h: &Haven,
+    leave: &ruma::EventId,
+    leave_pos: u64,
+    session: &Session,
+) -> Result<LeftRoom> {
+    let mut lr = LeftRoom::new();
+    lr.timeline.prev_batch = Some(make_token(leave_pos.saturating_sub(1)));
+    if let Some(pdu) = h.rooms.get_pdu(leave)? {
+        lr.timeline.events.push(raw(&h
+            .rooms
+            .format_event(&pdu, Some((&session.user_id, &session.device_id)))?)?);
+    }
+    Ok(lr)
+}
+
 fn left_room(
     h: &Haven,
     room: &OwnedRoomId,
@@ -534,12 +581,17 @@ fn left_room(
     p: &SyncParams,
     session: &Session,
 ) -> Result<Option<LeftRoom>> {
+    let vis = match since {
+        None => h.rooms.visible_range(room, &session.user_id)?,
+        Some(_) => None,
+    };
     let (events, limited) = window(
         h,
         room,
         since.unwrap_or(0),
         leave_pos,
         &p.filter.room.timeline,
+        vis.as_ref(),
     )?;
     let mut lr = LeftRoom::new();
     let state = state_section(h, room, since, &events, limited, leave_pos, 0, p, session)?;

@@ -480,7 +480,12 @@ fn joined(
         let mut tf = RoomEventFilter::default();
         tf.limit = Some(UInt::from(w.timeline as u32));
         tf.not_senders = ignored.to_vec();
-        super::window(h, room, after, upto, &tf)?
+        // A room new to the client may have history from before the user joined.
+        let vis = match held {
+            None => h.rooms.visible_range(room, &s.user_id)?,
+            Some(_) => None,
+        };
+        super::window(h, room, after, upto, &tf, vis.as_ref())?
     } else {
         (Vec::new(), changed)
     };
@@ -657,6 +662,17 @@ fn left(
     let mut out = response::Room::new();
     out.bump_stamp = UInt::new(m.bump);
     let viewer = Some((&*s.user_id, &*s.device_id));
+    // Clients learn the room's membership from `required_state` alone (matrix-rust-sdk takes
+    // a room without the user's member event there for joined): the state as of the leave
+    // that the client asked for, and always the user's own member event.
+    for ((kind, key), id) in &h.rooms.state_after_pos(room, m.pos)? {
+        let own = kind == "m.room.member" && key == s.user_id.as_str();
+        if own || wanted(&held.required, kind, key, &s.user_id) {
+            if let Some(pdu) = h.rooms.get_pdu(id)? {
+                out.required_state.push(raw(&h.rooms.format_plain(&pdu)?)?);
+            }
+        }
+    }
     if held.invite {
         if let Some(pdu) = h.rooms.get_pdu(&m.event_id)? {
             out.timeline
@@ -667,7 +683,7 @@ fn left(
     let limit = wants.get(room).map_or(1, |w| w.timeline.max(1));
     let mut tf = RoomEventFilter::default();
     tf.limit = Some(UInt::from(limit as u32));
-    let (events, limited) = super::window(h, room, held.pos, m.pos, &tf)?;
+    let (events, limited) = super::window(h, room, held.pos, m.pos, &tf, None)?;
     for (_, pdu) in &events {
         out.timeline.push(raw(&h.rooms.format_event(pdu, viewer)?)?);
     }
@@ -764,10 +780,13 @@ fn extensions(
         let rooms = covered(a.lists.as_ref(), a.rooms.as_ref(), req, list_rooms, view);
         let out = &mut resp.extensions.account_data;
         let mut add = |room: &str, kind: String, content: Value| -> Result<()> {
-            let e = json!({ "type": kind, "content": content });
             if room.is_empty() {
-                out.global.push(raw(&e)?);
-            } else if let Ok(r) = RoomId::parse(room) {
+                out.global
+                    .push(raw(&super::global_account_event(h, user, kind, content)?)?);
+                return Ok(());
+            }
+            if let Ok(r) = RoomId::parse(room) {
+                let e = json!({ "type": kind, "content": content });
                 out.rooms.entry(r).or_default().push(raw(&e)?);
             }
             Ok(())

@@ -26,7 +26,7 @@ use crate::{
     api::extract::{ApiResult, Ruma, RumaResponse},
     error::Error,
     events::{EventTemplate, PduRef},
-    rooms::{timeline::Dir, visibility::Visible},
+    rooms::{timeline::Dir, visibility::Visible, Transaction},
     sync::{
         history::{self, Point},
         parse_token,
@@ -62,13 +62,11 @@ pub async fn send_message(
     let t = EventTemplate::new(r.body.event_type.to_string(), content);
     // A transaction is the device's request to this path: the same ID in another room or
     // with another event type is another transaction.
-    let txn = Some((
-        s.device_id.clone(),
-        format!(
-            "send/{}/{}/{}",
-            r.body.room_id, r.body.event_type, r.body.txn_id
-        ),
-    ));
+    let txn = Some(Transaction {
+        device: s.device_id.clone(),
+        scope: format!("send/{}/{}", r.body.room_id, r.body.event_type),
+        id: r.body.txn_id.to_string(),
+    });
     let pdu = h.rooms.append(&r.body.room_id, &s.user_id, t, txn).await?;
     Ok(RumaResponse(send_message_event::v3::Response::new(
         pdu.event_id.clone(),
@@ -280,7 +278,7 @@ pub async fn messages(
     };
     let to = b.to.as_deref().map(Point::parse).transpose()?;
     let limit = (u64::from(b.limit) as usize).clamp(1, 1000);
-    let page = history::page(&h, &b.room_id, vis, from, to, dir, limit, &b.filter).await?;
+    let page = history::page(&h, &b.room_id, &vis, from, to, dir, limit, &b.filter).await?;
     let mut resp = get_message_events::v3::Response::new();
     resp.start = from.token();
     resp.end = page.end.map(|p| p.token());
@@ -345,7 +343,7 @@ pub async fn context(
         Point::Live(pos) => (Point::Live(pos - 1), Point::Live(pos)),
         Point::Back(n) => (Point::Back(n), Point::Back(n - 1)),
     };
-    let page = |from, dir, n| history::page(&h, &b.room_id, vis, from, None, dir, n, &b.filter);
+    let page = |from, dir, n| history::page(&h, &b.room_id, &vis, from, None, dir, n, &b.filter);
     let before = if before_n > 0 {
         page(older, Dir::Backward, before_n).await?
     } else {
@@ -424,10 +422,11 @@ pub async fn redact(
     if !rules.redaction.content_field_redacts {
         t.redacts = Some(target.event_id.clone());
     }
-    let txn = Some((
-        s.device_id.clone(),
-        format!("redact/{}/{}/{}", b.room_id, target.event_id, b.txn_id),
-    ));
+    let txn = Some(Transaction {
+        device: s.device_id.clone(),
+        scope: format!("redact/{}/{}", b.room_id, target.event_id),
+        id: b.txn_id.to_string(),
+    });
     let pdu = h.rooms.append(&b.room_id, &s.user_id, t, txn).await?;
     Ok(RumaResponse(redact_event::v3::Response::new(
         pdu.event_id.clone(),

@@ -42,19 +42,40 @@ const VERSIONS: &[&str] = &[
     "v1.11", "v1.12",
 ];
 
+/// Unstable (or since-stabilised) features Haven implements, which clients look for here
+/// before using them — as Synapse lists them. Only what is implemented is claimed.
+const UNSTABLE_FEATURES: &[&str] = &[
+    // Simplified sliding sync (MSC4186): Element X needs it.
+    "org.matrix.simplified_msc3575",
+    // Cross-signing (MSC1756, now in the spec): without it Element Web does not set it up after
+    // sign-up and warns about every device.
+    "org.matrix.e2e_cross_signing",
+    // Aliases in m.room.canonical_alias are checked (M_BAD_ALIAS).
+    "org.matrix.msc2432",
+    // Private read receipts (m.read.private).
+    "org.matrix.msc2285.stable",
+    // Threads: m.thread relations, bundled summaries, /threads.
+    "org.matrix.msc3440.stable",
+    // Receipts per thread (thread_id).
+    "org.matrix.msc3771",
+    // The room_types filter of /publicRooms.
+    "org.matrix.msc3827.stable",
+    // /relations with recurse.
+    "org.matrix.msc3981",
+    // Appservice ping (POST /_matrix/client/v1/appservice/{id}/ping).
+    "fi.mau.msc2659.stable",
+];
+
 pub async fn versions(
     _: State<Arc<Haven>>,
     _r: Ruma<get_supported_versions::Request>,
 ) -> ApiResult<get_supported_versions::Response> {
     let mut resp =
         get_supported_versions::Response::new(VERSIONS.iter().map(|v| v.to_string()).collect());
-    // Only what is implemented: simplified sliding sync (MSC4186), which Element X looks for,
-    // and cross-signing (MSC1756, now in the spec), without which Element Web does not set it
-    // up after sign-up and warns about every device.
-    resp.unstable_features = BTreeMap::from([
-        ("org.matrix.simplified_msc3575".to_owned(), true),
-        ("org.matrix.e2e_cross_signing".to_owned(), true),
-    ]);
+    resp.unstable_features = UNSTABLE_FEATURES
+        .iter()
+        .map(|f| ((*f).to_owned(), true))
+        .collect();
     Ok(RumaResponse(resp))
 }
 
