@@ -1,6 +1,8 @@
 //! `haven-bench`: starts a Haven server on a loopback port with a fresh data directory and
 //! measures send throughput, send-to-/sync delivery latency, initial /sync time and resident
-//! memory. Usage: `haven-bench [--server PATH] [--messages N]`.
+//! memory. Usage: `haven-bench [--server PATH] [--messages N]`; `--idle N`: send throughput
+//! with and without N idle `/sync` long-polls held (their users in no room), the server's CPU
+//! while it only holds them, and its memory.
 
 use std::{
     path::PathBuf,
@@ -183,8 +185,10 @@ async fn main() -> Res<()> {
     let mut thumbs: Option<usize> = None;
     let mut appservice_rate: Option<u64> = None;
     let mut limits_on = false;
+    let mut idle: Option<usize> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--idle" => idle = Some(args.next().ok_or("--idle N")?.parse()?),
             "--growth" => growth = Some(args.next().ok_or("--growth N")?.parse()?),
             "--search" => search = Some(args.next().ok_or("--search N")?.parse()?),
             "--sliding" => sliding = Some(args.next().ok_or("--sliding ROOMS")?.parse()?),
@@ -250,6 +254,13 @@ async fn main() -> Res<()> {
             (_, Some(n)) => thumbnail_throughput(api, n).await,
             _ => Ok(()),
         };
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if let Some(n) = idle {
+        let r = idle_long_polls(api, n, messages, pid).await;
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
@@ -794,5 +805,120 @@ async fn thumbnail_throughput(api: Arc<Api>, n: usize) -> Res<()> {
             n as f64 / secs
         );
     }
+    Ok(())
+}
+
+/// CPU seconds (user + system) the process has used so far.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Messages per second from 8 senders in one room.
+async fn send_rate(
+    api: &Arc<Api>,
+    senders: &[String],
+    room: &str,
+    per: usize,
+    tag: &str,
+) -> Res<f64> {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, tok) in senders.iter().enumerate() {
+        let (api, tok, room, tag) = (api.clone(), tok.clone(), room.to_owned(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for n in 0..per {
+                api.send(&tok, &room, &format!("{tag}{i}-{n}"), "benchmark message")
+                    .await?;
+            }
+            Res::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((per * senders.len()) as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// Issue 19: idle clients must cost nothing. Send throughput with and without `n` idle
+/// long-polls (spread over 100 users in no room, each re-polling when its poll ends), the
+/// server's CPU while it only holds them, and its memory.
+async fn idle_long_polls(api: Arc<Api>, n: usize, messages: usize, pid: u32) -> Res<()> {
+    let owner = api.register("owner").await?;
+    let room = api.create_room(&owner, true).await?;
+    let mut senders = Vec::new();
+    for i in 0..8 {
+        let t = api.register(&format!("sender{i}")).await?;
+        api.join(&t, &room).await?;
+        senders.push(t);
+    }
+    let per = (messages / 8).max(1);
+    send_rate(&api, &senders, &room, per / 4, "warm").await?;
+    let without = send_rate(&api, &senders, &room, per, "a").await?;
+    let rss_before = rss_kb(pid);
+
+    let mut idle_users = Vec::new();
+    for i in 0..n.min(100) {
+        let t = api.register(&format!("idle{i}")).await?;
+        let since = api.sync(&t, None, 0).await?["next_batch"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        idle_users.push((t, since));
+    }
+    // Each poller has its own connection (as each client would).
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut pollers = Vec::new();
+    for i in 0..n {
+        let (tok, since) = idle_users[i % idle_users.len()].clone();
+        let base = api.base.clone();
+        let held = held.clone();
+        pollers.push(tokio::spawn(async move {
+            let own = Api {
+                base,
+                http: reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()?,
+            };
+            loop {
+                held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let r = own.sync(&tok, Some(&since), 30_000).await;
+                held.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                r?;
+            }
+            #[allow(unreachable_code)]
+            Res::Ok(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (c0, t0) = (cpu_s(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let holding_cores = (cpu_s(pid) - c0) / t0.elapsed().as_secs_f64();
+    let rss_held = rss_kb(pid);
+    let with = send_rate(&api, &senders, &room, per, "b").await?;
+    let still = held.load(std::sync::atomic::Ordering::Relaxed);
+    for p in pollers {
+        p.abort();
+    }
+    println!("idle /sync long-polls held: {n} ({still} still held after the sends)");
+    println!(
+        "send throughput (8 senders, {} messages) without them: {without:.0} messages/s",
+        per * 8
+    );
+    println!(
+        "send throughput with them: {with:.0} messages/s ({:+.1}%)",
+        (with / without - 1.0) * 100.0
+    );
+    println!("server CPU while only holding them: {holding_cores:.3} cores");
+    println!(
+        "RSS: {:.1} MB before, {:.1} MB holding them (+{:.1} MB)",
+        rss_before as f64 / 1024.0,
+        rss_held as f64 / 1024.0,
+        (rss_held as f64 - rss_before as f64) / 1024.0
+    );
     Ok(())
 }

@@ -9,7 +9,8 @@ use ruma::{
 };
 use serde_json::{json, Map, Value};
 
-use super::{rules_for, RoomMeta, Rooms, StateView};
+use super::{event_topics, rules_for, RoomMeta, Rooms, StateView};
+use crate::stream::Topic;
 use crate::{
     error::{ErrCode, Error, Result},
     events::{EventTemplate, PduRef},
@@ -244,10 +245,11 @@ impl Rooms {
             // Claimed before the events so that a race on the alias cannot create two rooms.
             self.claim_alias(alias, &room_id, creator)?;
         }
+        let topics: Vec<Topic> = pdus.iter().flat_map(|(p, _)| event_topics(p)).collect();
         let pos = self.persist(pdus, meta, &rules).await?;
         drop(_guard);
         self.db.durable().await?;
-        self.stream.publish(pos);
+        self.stream.publish_to(pos, &topics);
         Ok(room_id)
     }
 

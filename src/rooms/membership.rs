@@ -8,6 +8,8 @@ use super::{MemberRecord, Rooms};
 use crate::{
     error::{Error, Result},
     events::{EventTemplate, PduRef},
+    storage::Storage,
+    stream::Topic,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +74,7 @@ impl Rooms {
 
     /// Rooms of `user` with their current membership.
     pub fn user_rooms(&self, user: &UserId) -> Result<Vec<(OwnedRoomId, MemberRecord)>> {
-        let prefix = crate::storage::prefix(user.as_str());
-        let mut out = Vec::new();
-        for item in self.db.t.user_rooms.scan_prefix(&prefix) {
-            let ((_, room), rec) = item?;
-            out.push((RoomId::parse(room).map_err(Error::internal)?, rec.0));
-        }
-        Ok(out)
+        user_rooms(&self.db, user)
     }
 
     pub fn joined_rooms(&self, user: &UserId) -> Result<Vec<OwnedRoomId>> {
@@ -339,4 +335,27 @@ impl Rooms {
             .map(|p| crate::events::client::stripped_state(p))
             .collect())
     }
+}
+
+/// The rooms `user` is in, was invited to or left, with their membership.
+pub fn user_rooms(db: &Storage, user: &UserId) -> Result<Vec<(OwnedRoomId, MemberRecord)>> {
+    let prefix = crate::storage::prefix(user.as_str());
+    let mut out = Vec::new();
+    for item in db.t.user_rooms.scan_prefix(&prefix) {
+        let ((_, room), rec) = item?;
+        out.push((RoomId::parse(room).map_err(Error::internal)?, rec.0));
+    }
+    Ok(out)
+}
+
+/// Whose long-polls a change about `user` (presence, device keys) may answer: theirs, and
+/// those of everyone in a room with them.
+pub fn user_and_room_topics(db: &Storage, user: &UserId) -> Result<Vec<Topic>> {
+    let mut topics = vec![Topic::User(user.to_owned())];
+    for (room, m) in user_rooms(db, user)? {
+        if m.membership == "join" {
+            topics.push(Topic::Room(room));
+        }
+    }
+    Ok(topics)
 }

@@ -33,7 +33,7 @@ use crate::{
     events::{auth, builder, EventTemplate, Pdu, PduRef},
     signing::ServerKey,
     storage::Storage,
-    stream::Stream,
+    stream::{Stream, Topic},
     util::KeyedGuard,
 };
 
@@ -100,6 +100,22 @@ impl Transaction {
             format!("{}/{}", self.scope, self.id),
         )
     }
+}
+
+/// Whose long-polls a new room event may answer: the room's members, and the user a
+/// membership event is about (an invitee or a joiner is not among the members yet).
+pub(crate) fn event_topics(pdu: &crate::events::Pdu) -> Vec<Topic> {
+    let mut topics = vec![Topic::Room(pdu.room_id.clone())];
+    if pdu.kind == ruma::events::TimelineEventType::RoomMember {
+        if let Some(user) = pdu
+            .state_key
+            .as_deref()
+            .and_then(|k| ruma::UserId::parse(k).ok())
+        {
+            topics.push(Topic::User(user));
+        }
+    }
+    topics
 }
 
 /// An event ready to persist, with the client transaction that sent it.
@@ -331,7 +347,7 @@ impl Rooms {
             tracing::error!(event = %pdu.event_id, error = %e, "push rules not evaluated");
             Vec::new()
         });
-        self.stream.publish(pos);
+        self.stream.publish_to(pos, &event_topics(pdu));
         for (user, n) in notified {
             self.push_queue.push(user, n);
         }

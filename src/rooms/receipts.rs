@@ -78,7 +78,8 @@ impl Rooms {
             pos
         };
         self.db.durable().await?;
-        self.stream.publish(pos);
+        self.stream
+            .publish_to(pos, &[crate::stream::Topic::Room(room_id.to_owned())]);
         Ok(())
     }
 

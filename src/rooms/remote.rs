@@ -523,7 +523,8 @@ impl Rooms {
             pos
         };
         self.db.durable().await?;
-        self.stream.publish(pos);
+        self.stream
+            .publish_to(pos, &[crate::stream::Topic::User(user.to_owned())]);
         Ok(())
     }
 }

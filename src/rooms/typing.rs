@@ -70,7 +70,8 @@ impl Typing {
             r.pos = pos;
             let _ = self.edus.send((room.to_owned(), typing_edu(&r.users)));
         }
-        self.stream.publish(pos);
+        self.stream
+            .publish_to(pos, &[crate::stream::Topic::Room(room.to_owned())]);
         if let Some(t) = typing {
             let (rooms, stream, db, room, user, edus) = (
                 self.rooms.clone(),
@@ -103,7 +104,7 @@ impl Typing {
                         }
                     }
                     drop(rooms);
-                    stream.publish(pos);
+                    stream.publish_to(pos, &[crate::stream::Topic::Room(room.clone())]);
                 }
             });
         }

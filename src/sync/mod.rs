@@ -66,10 +66,9 @@ pub async fn sync(
     session: &Session,
     params: SyncParams,
 ) -> Result<sync_events::v3::Response> {
-    let mut rx = h.stream.subscribe();
     let deadline = tokio::time::Instant::now() + params.timeout.min(MAX_TIMEOUT);
     loop {
-        rx.borrow_and_update();
+        let waiter = waiter(h, &session.user_id)?;
         let upto = h.stream.current();
         let resp = {
             let h2 = h;
@@ -80,11 +79,22 @@ pub async fn sync(
             return Ok(resp);
         }
         let _waiting = crate::metrics::SyncWaiter::start();
-        match tokio::time::timeout_at(deadline, rx.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => return Ok(resp),
+        if tokio::time::timeout_at(deadline, waiter.changed())
+            .await
+            .is_err()
+        {
+            return Ok(resp);
         }
     }
+}
+
+/// A long-poll of `user`, woken only by what its answer could contain: changes about the
+/// user (their account data, to-device messages, memberships, presence and keys) and changes
+/// in the rooms they are in. Registered before the answer is built, so nothing published
+/// meanwhile is missed.
+pub(crate) fn waiter<'a>(h: &'a Haven, user: &ruma::UserId) -> Result<crate::stream::Waiter<'a>> {
+    let topics = crate::rooms::membership::user_and_room_topics(&h.db, user)?;
+    Ok(h.stream.wait_for(topics))
 }
 
 fn is_empty(r: &sync_events::v3::Response) -> bool {

@@ -301,19 +301,18 @@ pub async fn sync(h: &Haven, s: &Session, req: &v5::Request) -> Result<v5::Respo
         req.conn_id.clone().unwrap_or_default(),
     );
     let (id, base) = h.sliding.resume(&key, req.pos.as_deref())?;
-    let mut rx = h.stream.subscribe();
     let deadline =
         tokio::time::Instant::now() + req.timeout.unwrap_or_default().min(super::MAX_TIMEOUT);
     loop {
-        rx.borrow_and_update();
+        let waiter = super::waiter(h, &s.user_id)?;
         let upto = h.stream.current();
         let (mut resp, view) = crate::storage::blocking(|| build(h, s, req, &base, upto))?;
         let news = req.pos.is_none() || view.counts != base.counts || has_news(&resp);
+        let _waiting = (!news).then(crate::metrics::SyncWaiter::start);
         if news
-            || !matches!(
-                tokio::time::timeout_at(deadline, rx.changed()).await,
-                Ok(Ok(()))
-            )
+            || tokio::time::timeout_at(deadline, waiter.changed())
+                .await
+                .is_err()
         {
             resp.pos = h.sliding.record(&key, &id, view);
             resp.txn_id = req.txn_id.clone();

@@ -45,7 +45,7 @@ pub async fn set(
         crate::push::forget(user);
     }
     db.durable().await?;
-    stream.publish(pos);
+    stream.publish_to(pos, &[crate::stream::Topic::User(user.to_owned())]);
     Ok(())
 }
 

@@ -93,7 +93,8 @@ pub async fn upload(
     counts(db, user, device)
 }
 
-/// Records that `user`'s device list changed now, so others' syncs report it.
+/// Records that `user`'s device list changed now, so others' syncs report it (waking the
+/// long-polls of the user and of everyone in a room with them, on this server or another).
 pub async fn mark_changed(db: &Storage, stream: &Stream, user: &UserId) -> Result<()> {
     let pos = {
         let mut c = stream.begin(db).await;
@@ -103,7 +104,10 @@ pub async fn mark_changed(db: &Storage, stream: &Stream, user: &UserId) -> Resul
         pos
     };
     db.durable().await?;
-    stream.publish(pos);
+    stream.publish_to(
+        pos,
+        &crate::rooms::membership::user_and_room_topics(db, user)?,
+    );
     Ok(())
 }
 

@@ -82,7 +82,10 @@ pub async fn set(
         pos
     };
     db.durable().await?;
-    stream.publish(pos);
+    stream.publish_to(
+        pos,
+        &crate::rooms::membership::user_and_room_topics(db, user)?,
+    );
     Ok(())
 }
 

@@ -52,7 +52,9 @@ pub async fn send(
         last
     };
     db.durable().await?;
-    stream.publish(last);
+    let users: std::collections::BTreeSet<_> = targets.iter().map(|(u, _, _)| u.clone()).collect();
+    let topics: Vec<_> = users.into_iter().map(crate::stream::Topic::User).collect();
+    stream.publish_to(last, &topics);
     for (user, device, content) in targets {
         let ev = json!({ "type": kind, "sender": sender, "content": content });
         let _ = feed.send((user, device, ev));
