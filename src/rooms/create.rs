@@ -245,7 +245,12 @@ impl Rooms {
             // Claimed before the events so that a race on the alias cannot create two rooms.
             self.claim_alias(alias, &room_id, creator)?;
         }
-        let topics: Vec<Topic> = pdus.iter().flat_map(|(p, _)| event_topics(p)).collect();
+        let mut topics: Vec<Topic> = Vec::new();
+        for t in pdus.iter().flat_map(|(p, _)| event_topics(p)) {
+            if !topics.contains(&t) {
+                topics.push(t);
+            }
+        }
         let pos = self.persist(pdus, meta, &rules).await?;
         drop(_guard);
         self.db.durable().await?;

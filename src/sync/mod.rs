@@ -67,17 +67,18 @@ pub async fn sync(
     params: SyncParams,
 ) -> Result<sync_events::v3::Response> {
     let deadline = tokio::time::Instant::now() + params.timeout.min(MAX_TIMEOUT);
+    // Only an incremental sync with a timeout waits; the others answer at once.
+    let may_wait = params.since.is_some() && !params.full_state && !params.timeout.is_zero();
     loop {
-        let waiter = waiter(h, &session.user_id)?;
+        let waiter = may_wait.then(|| waiter(h, &session.user_id)).transpose()?;
         let upto = h.stream.current();
         let resp = {
             let h2 = h;
             crate::storage::blocking(|| build(h2, session, &params, upto))?
         };
-        let wait = params.since.is_some() && !params.full_state && is_empty(&resp);
-        if !wait {
+        let Some(waiter) = waiter.filter(|_| is_empty(&resp)) else {
             return Ok(resp);
-        }
+        };
         let _waiting = crate::metrics::SyncWaiter::start();
         if tokio::time::timeout_at(deadline, waiter.changed())
             .await
@@ -241,8 +242,9 @@ fn build(
     Ok(resp)
 }
 
-/// A global account data event as clients see it: stored push rules are brought up to the
-/// current server defaults (rules added since they were saved), as evaluation uses them.
+/// A global account data event as clients see it: the push rules are the ones evaluation
+/// uses (stored ones brought up to the current server defaults, or the defaults), whatever
+/// `content` was stored.
 fn global_account_event(
     h: &Haven,
     user: &ruma::UserId,
@@ -263,10 +265,7 @@ fn default_push_rules(h: &Haven, user: &ruma::UserId) -> Result<Option<Value>> {
     if account_data::get(&h.db, user, None, kind)?.is_some() {
         return Ok(None);
     }
-    let rules = crate::push::ruleset(&h.db, user)?;
-    Ok(Some(
-        json!({ "type": kind, "content": { "global": &*rules } }),
-    ))
+    global_account_event(h, user, kind.to_owned(), Value::Null).map(Some)
 }
 
 /// Whether `user` was joined to the room at stream position `pos`.
@@ -295,8 +294,6 @@ fn timeline_limit(f: &RoomEventFilter) -> usize {
         .clamp(1, 1000)
 }
 
-/// Loads a timeline window: events in (after, upto], newest `limit` that pass the filter,
-/// oldest first; plus whether older events were left out.
 /// The latest events of `room` with `after < pos <= upto` that pass the filter, at most the
 /// filter's limit, and whether more were left out. `vis`: what the user may see, for a window
 /// that may reach back before they joined (a room new to the client); `None` when they were

@@ -301,19 +301,22 @@ pub async fn sync(h: &Haven, s: &Session, req: &v5::Request) -> Result<v5::Respo
         req.conn_id.clone().unwrap_or_default(),
     );
     let (id, base) = h.sliding.resume(&key, req.pos.as_deref())?;
-    let deadline =
-        tokio::time::Instant::now() + req.timeout.unwrap_or_default().min(super::MAX_TIMEOUT);
+    let timeout = req.timeout.unwrap_or_default().min(super::MAX_TIMEOUT);
+    let deadline = tokio::time::Instant::now() + timeout;
+    // A new connection answers at once, as does a request without a timeout.
+    let may_wait = req.pos.is_some() && !timeout.is_zero();
     loop {
-        let waiter = super::waiter(h, &s.user_id)?;
+        let waiter = may_wait.then(|| super::waiter(h, &s.user_id)).transpose()?;
         let upto = h.stream.current();
         let (mut resp, view) = crate::storage::blocking(|| build(h, s, req, &base, upto))?;
-        let news = req.pos.is_none() || view.counts != base.counts || has_news(&resp);
-        let _waiting = (!news).then(crate::metrics::SyncWaiter::start);
-        if news
-            || tokio::time::timeout_at(deadline, waiter.changed())
-                .await
-                .is_err()
-        {
+        let news = view.counts != base.counts || has_news(&resp);
+        let waiter = waiter.filter(|_| !news);
+        let _waiting = waiter.is_some().then(crate::metrics::SyncWaiter::start);
+        let woken = match &waiter {
+            Some(w) => tokio::time::timeout_at(deadline, w.changed()).await.is_ok(),
+            None => false,
+        };
+        if !woken {
             resp.pos = h.sliding.record(&key, &id, view);
             resp.txn_id = req.txn_id.clone();
             return Ok(resp);
