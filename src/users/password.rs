@@ -5,7 +5,28 @@ use argon2::{
     Argon2,
 };
 
+use std::sync::LazyLock;
+
+use tokio::sync::Semaphore;
+
 use crate::error::{Error, Result};
+
+/// Hashes computed at once: one per core. Each argon2 hash works in 19 MiB; without a bound a
+/// burst of logins would run one per blocking thread (up to 512: ~10 GB) and the allocator
+/// would keep what they used. Waiting for a permit costs no more than the hash would have,
+/// since the cores are busy anyway.
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// Runs one argon2 computation on the blocking pool, at most [`HASHING`] at a time.
+async fn hashing<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _permit = HASHING.acquire().await.map_err(Error::internal)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::internal)?
+}
 
 /// Longest password accepted, in bytes: anything longer is no stronger and only costs hashing
 /// time (a 1 MB "password" would be hashed on every attempt).
@@ -32,7 +53,7 @@ pub fn acceptable(password: &str) -> Result<()> {
 /// and an empty one is too weak (400 `M_WEAK_PASSWORD`).
 pub async fn hash(password: String) -> Result<String> {
     acceptable(&password)?;
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -40,7 +61,6 @@ pub async fn hash(password: String) -> Result<String> {
             .map_err(Error::internal)
     })
     .await
-    .map_err(Error::internal)?
 }
 
 /// Whether `password` matches; one longer than any accepted password never does (and is not
@@ -49,12 +69,11 @@ pub async fn verify(password: String, stored: String) -> Result<bool> {
     if password.len() > MAX_PASSWORD_BYTES {
         return Ok(false);
     }
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let parsed = PasswordHash::new(&stored).map_err(Error::internal)?;
         Ok(Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok())
     })
     .await
-    .map_err(Error::internal)?
 }
