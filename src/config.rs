@@ -347,6 +347,29 @@ pub struct Logging {
     pub format: LogFormat,
 }
 
+/// Dependencies whose `info` lines are per-event detail (ruma's authorization checks log each
+/// event they allow, two lines an event): kept at `warn` unless the filter names them or its
+/// default level is `debug` or `trace`.
+const CHATTY_DEPENDENCIES: &[&str] = &["ruma_state_res"];
+
+impl Logging {
+    /// The `tracing` filter to run with: `level`, with [`CHATTY_DEPENDENCIES`] quietened so the
+    /// default level stays quiet in steady state.
+    pub fn filter(&self) -> String {
+        let verbose = self.level.split(',').any(|d| {
+            let d = d.trim().to_ascii_lowercase();
+            !d.contains('=') && (d == "debug" || d == "trace")
+        });
+        let mut filter = self.level.clone();
+        for dep in CHATTY_DEPENDENCIES {
+            if !verbose && !self.level.contains(dep) {
+                filter.push_str(&format!(",{dep}=warn"));
+            }
+        }
+        filter
+    }
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -571,6 +594,24 @@ fn apply_override(table: &mut toml::Table, path: &[String], raw: &str) -> Result
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn per_event_dependency_logs_are_quiet_unless_asked_for() {
+        let at = |level: &str| {
+            super::Logging {
+                level: level.into(),
+                format: super::LogFormat::Plain,
+            }
+            .filter()
+        };
+        assert_eq!(at("info"), "info,ruma_state_res=warn");
+        assert_eq!(
+            at("haven=debug,info"),
+            "haven=debug,info,ruma_state_res=warn"
+        );
+        assert_eq!(at("debug"), "debug");
+        assert_eq!(at("info,ruma_state_res=debug"), "info,ruma_state_res=debug");
+    }
+
     use super::*;
 
     const BASE: &str = "server_name = \"localhost:8008\"\n";
