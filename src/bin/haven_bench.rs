@@ -1,6 +1,7 @@
 //! `haven-bench`: starts a Haven server on a loopback port with a fresh data directory and
-//! measures send throughput, send-to-/sync delivery latency, initial /sync time and resident
-//! memory. Usage: `haven-bench [--server PATH] [--messages N]`; `--idle N`: send throughput
+//! measures memory after set-up, send throughput (8 senders, and 64 senders in one room),
+//! send-to-/sync delivery latency, initial /sync time, memory after the load, disk and the
+//! log written at the default level. Usage: `haven-bench [--server PATH] [--messages N]`; `--idle N`: send throughput
 //! with and without N idle `/sync` long-polls held (their users in no room), the server's CPU
 //! while it only holds them, and its memory.
 
@@ -164,13 +165,15 @@ fn start_server(
         appservices = format!("[appservices]\nregistrations = [\"{}\"]\n", reg.display());
     }
     std::fs::write(&config, format!(
-        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n{limits}[logging]\nlevel = \"warn\"\nformat = \"plain\"\n{appservices}",
+        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n{limits}{appservices}",
         dir.join("data").display(), limits = rate_limits(limits_on)))?;
+    // The default log level, into a file: how much it writes is one of the measurements.
+    let log = std::fs::File::create(dir.join("server.log"))?;
     Ok(Command::new(bin)
         .arg("--config")
         .arg(&config)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(log)
         .spawn()?)
 }
 
@@ -283,62 +286,103 @@ async fn main() -> Res<()> {
     let result = run(api, messages, pid).await;
     let _ = child.kill();
     let _ = child.wait();
+    let disk = dir_size(&dir.join("data"));
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    let (lines, loaded_rss) = result?;
-    println!("idle RSS: {:.1} MB", idle_rss as f64 / 1024.0);
+    let (lines, loaded_rss) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("server log, last lines:");
+            for l in log
+                .lines()
+                .rev()
+                .take(20)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                eprintln!("  {l}");
+            }
+            return Err(e);
+        }
+    };
+    println!("RSS after start: {:.1} MB", idle_rss as f64 / 1024.0);
     for l in lines {
         println!("{l}");
     }
     println!("RSS after load: {:.1} MB", loaded_rss as f64 / 1024.0);
+    println!("disk at the end: {:.1} MB", disk as f64 / 1e6);
+    println!(
+        "log at the default level: {} bytes, {} lines",
+        log.len(),
+        log.lines().count()
+    );
     Ok(())
 }
 
+/// The default script: users and rooms first (memory after set-up), then the loads — 8 senders
+/// in one room, 64 senders in one room, delivery latency to 20 long-polls, initial sync of a user
+/// in 50 rooms — then memory after the load.
 async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)> {
     let mut out = Vec::new();
 
-    // 1. Send throughput: 8 concurrent senders in one room.
+    // Set-up: 94 users (an owner, 8 senders, 64 big-room senders, 20 receivers, one busy user)
+    // and 53 rooms, before any load.
     let owner = api.register("owner").await?;
     let room = api.create_room(&owner, true).await?;
+    let big_room = api.create_room(&owner, true).await?;
+    let room2 = api.create_room(&owner, true).await?;
     let mut senders = Vec::new();
     for i in 0..8 {
         let t = api.register(&format!("sender{i}")).await?;
         api.join(&t, &room).await?;
         senders.push(t);
     }
-    let per = messages / 8;
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, tok) in senders.iter().enumerate() {
-        let (api, tok, room) = (api.clone(), tok.clone(), room.clone());
-        tasks.push(tokio::spawn(async move {
-            for n in 0..per {
-                api.send(&tok, &room, &format!("t{i}-{n}"), "benchmark message")
-                    .await?;
-            }
-            Res::Ok(())
-        }));
+    let mut crowd = Vec::new();
+    for i in 0..64 {
+        let t = api.register(&format!("crowd{i}")).await?;
+        api.join(&t, &big_room).await?;
+        crowd.push(t);
     }
-    for t in tasks {
-        t.await??;
-    }
-    let el = t0.elapsed();
-    out.push(format!(
-        "send throughput (8 senders, {} messages): {:.0} messages/s",
-        per * 8,
-        (per * 8) as f64 / el.as_secs_f64()
-    ));
-
-    // 2. Delivery latency: 20 long-polling receivers, one sender.
-    let room2 = api.create_room(&owner, true).await?;
     let mut receivers = Vec::new();
     for i in 0..20 {
         let t = api.register(&format!("recv{i}")).await?;
         api.join(&t, &room2).await?;
+        receivers.push(t);
+    }
+    let busy = api.register("busy").await?;
+    let mut busy_rooms = Vec::new();
+    for _ in 0..50 {
+        busy_rooms.push(api.create_room(&busy, false).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    out.push(format!(
+        "RSS after creating 94 users and 53 rooms: {:.1} MB",
+        rss_kb(pid) as f64 / 1024.0
+    ));
+
+    // 1. Send throughput: 8 concurrent senders in one room.
+    let rate = send_rate(&api, &senders, &room, messages / 8, "t").await?;
+    out.push(format!(
+        "send throughput (8 senders, {} messages): {rate:.0} messages/s",
+        messages / 8 * 8
+    ));
+
+    // 2. A big room: 64 concurrent senders in a room of 65 members, as many messages.
+    let (rate, p50) = send_rate_latency(&api, &crowd, &big_room, (messages / 64).max(1)).await?;
+    out.push(format!(
+        "send throughput (64 senders in a room of 65, {} messages): {rate:.0} messages/s, p50 {p50:.1} ms",
+        (messages / 64).max(1) * 64
+    ));
+
+    // 3. Delivery latency: 20 long-polling receivers, one sender.
+    let mut polls = Vec::new();
+    for t in receivers {
         let since = api.sync(&t, None, 0).await?["next_batch"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        receivers.push((t, since));
+        polls.push((t, since));
     }
     let rounds = 200;
     let sent_at = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
@@ -347,7 +391,7 @@ async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)
     >::new()));
     let hist = Arc::new(std::sync::Mutex::new(Histogram::<u64>::new(3)?));
     let mut tasks = Vec::new();
-    for (tok, since) in receivers {
+    for (tok, since) in polls {
         let (api, sent_at, hist) = (api.clone(), sent_at.clone(), hist.clone());
         tasks.push(tokio::spawn(async move {
             let mut since = since;
@@ -398,12 +442,10 @@ async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)
     };
     out.push(line);
 
-    // 3. Initial sync for a user in 50 rooms of 20 messages.
-    let busy = api.register("busy").await?;
-    for r in 0..50 {
-        let room = api.create_room(&busy, false).await?;
+    // 4. Initial sync for a user in 50 rooms of 20 messages.
+    for (r, room) in busy_rooms.iter().enumerate() {
         for n in 0..20 {
-            api.send(&busy, &room, &format!("b{r}-{n}"), "history")
+            api.send(&busy, room, &format!("b{r}-{n}"), "history")
                 .await?;
         }
     }
@@ -423,6 +465,37 @@ async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)
         times[0].as_secs_f64() * 1000.0
     ));
     Ok((out, rss_kb(pid)))
+}
+
+/// Messages per second from `senders` (each sending `per` in turn) into `room`, and the median
+/// time a send took.
+async fn send_rate_latency(
+    api: &Arc<Api>,
+    senders: &[String],
+    room: &str,
+    per: usize,
+) -> Res<(f64, f64)> {
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, tok) in senders.iter().enumerate() {
+        let (api, tok, room) = (api.clone(), tok.clone(), room.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut took = Vec::with_capacity(per);
+            for n in 0..per {
+                let t = Instant::now();
+                api.send(&tok, &room, &format!("big{i}-{n}"), "benchmark message")
+                    .await?;
+                took.push(t.elapsed());
+            }
+            Res::Ok(took)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
+    Ok((rate, percentiles(all).0))
 }
 
 /// Bytes allocated on disk under `p` (sparse regions do not count).
@@ -859,8 +932,6 @@ async fn idle_long_polls(api: Arc<Api>, n: usize, messages: usize, pid: u32) -> 
     let per = (messages / 8).max(1);
     send_rate(&api, &senders, &room, per / 4, "warm").await?;
     let without = send_rate(&api, &senders, &room, per, "a").await?;
-    let rss_before = rss_kb(pid);
-
     let mut idle_users = Vec::new();
     for i in 0..n.min(100) {
         let t = api.register(&format!("idle{i}")).await?;
@@ -870,6 +941,8 @@ async fn idle_long_polls(api: Arc<Api>, n: usize, messages: usize, pid: u32) -> 
             .to_owned();
         idle_users.push((t, since));
     }
+    // After the registrations: what the long-polls cost, not what creating their users did.
+    let rss_before = rss_kb(pid);
     // Each poller has its own connection (as each client would).
     let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut pollers = Vec::new();
