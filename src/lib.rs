@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod appservice;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -93,6 +93,8 @@ impl Metrics {
             Box::new(federation_queue.clone()),
             Box::new(appservice_lag.clone()),
             Box::new(database_bytes.clone()),
+            Box::new(crate::cache::REQUESTS.clone()),
+            Box::new(crate::cache::ENTRIES.clone()),
         ] {
             must(registry.register(c));
         }

@@ -5,14 +5,11 @@
 pub mod defaults;
 pub mod gateway;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
-};
+use std::sync::{Arc, LazyLock};
 
 use ruma::{
     events::room::power_levels::{RoomPowerLevels, RoomPowerLevelsSource},
-    push::{Action, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
+    push::{Action, FlattenedJson, PushConditionPowerLevelsCtx, PushConditionRoomCtx, Ruleset},
     serde::Raw,
     OwnedUserId, RoomId, UInt, UserId,
 };
@@ -20,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::{
+    cache::Cache,
     error::{Error, Result},
     events::PduRef,
     rooms::{rules_for, CurrentState, Rooms},
@@ -49,26 +47,23 @@ pub struct EventNotifs {
     pub users: Vec<(String, bool, Value)>,
 }
 
+/// Users whose parsed push rules are kept in memory (a default rule set is a few KB).
+const RULESETS_CACHED: usize = 1_000;
+
 /// Parsed rule sets by user: evaluating every event for every member must not parse JSON
 /// each time. Emptied for a user whenever their `m.push_rules` is written.
-static RULES: OnceLock<Mutex<HashMap<OwnedUserId, Arc<Ruleset>>>> = OnceLock::new();
-
-fn cache() -> std::sync::MutexGuard<'static, HashMap<OwnedUserId, Arc<Ruleset>>> {
-    RULES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
+static RULES: LazyLock<Cache<OwnedUserId, Arc<Ruleset>>> =
+    LazyLock::new(|| Cache::new("push_rules", RULESETS_CACHED));
 
 /// Forgets the cached rules of `user` (their account data changed).
 pub fn forget(user: &UserId) {
-    cache().remove(user);
+    RULES.remove(user);
 }
 
 /// The user's push rules: their own, or the server defaults.
 pub fn ruleset(db: &Storage, user: &UserId) -> Result<Arc<Ruleset>> {
-    if let Some(r) = cache().get(user) {
-        return Ok(r.clone());
+    if let Some(r) = RULES.get(user) {
+        return Ok(r);
     }
     let mut rules = None;
     if let Some(v) = account_data::get(db, user, None, PUSH_RULES)? {
@@ -78,7 +73,7 @@ pub fn ruleset(db: &Storage, user: &UserId) -> Result<Arc<Ruleset>> {
         Some(stored) => defaults::upgrade(stored, user),
         None => defaults::server_default(user),
     });
-    cache().insert(user.to_owned(), rules.clone());
+    RULES.insert(user.to_owned(), rules.clone());
     Ok(rules)
 }
 
@@ -101,17 +96,20 @@ pub async fn evaluate(
     pos: u64,
 ) -> Result<Vec<(OwnedUserId, NotifRecord)>> {
     let room = &pdu.room_id;
-    let members = rooms.joined_members(room)?;
-    let mut targets: Vec<OwnedUserId> = members
+    let roster = rooms.roster(room)?;
+    let mut targets: Vec<&UserId> = roster
+        .joined
         .iter()
         .filter(|u| u.server_name() == rooms.server_name() && **u != pdu.sender)
-        .cloned()
+        .map(|u| &**u)
         .collect();
-    if pdu.kind.to_string() == "m.room.member" && pdu.content_value()["membership"] == "invite" {
-        if let Some(t) = pdu.state_key.as_deref().and_then(|s| UserId::parse(s).ok()) {
-            if t.server_name() == rooms.server_name() && !targets.contains(&t) {
-                targets.push(t);
-            }
+    let invited = (pdu.kind.to_string() == "m.room.member"
+        && pdu.content_value()["membership"] == "invite")
+        .then(|| pdu.state_key.as_deref().and_then(|s| UserId::parse(s).ok()))
+        .flatten();
+    if let Some(t) = &invited {
+        if t.server_name() == rooms.server_name() && !targets.contains(&&**t) {
+            targets.push(t);
         }
     }
     if targets.is_empty() {
@@ -120,30 +118,30 @@ pub async fn evaluate(
     let raw: Raw<Value> = Raw::from_json(
         serde_json::value::to_raw_value(&rooms.format_plain(pdu)?).map_err(Error::internal)?,
     );
+    // Flattened once for all members (ruma's `Ruleset::get_actions` flattens the event again
+    // for each one: most of the cost of a send in a big room).
+    let event = FlattenedJson::from_raw(&raw);
     let power = power_ctx(rooms, room)?;
     // Only the legacy `contains_display_name` condition reads a member's display name, and
     // it never matches an event with `m.mentions` (which current clients always send) or
-    // without a body: the lookup per member is spared for those.
+    // without a body: the names are not read for those.
     let content = pdu.content_value();
     let may_match_display_name = content.get("m.mentions").is_none() && content["body"].is_string();
+    let names = match may_match_display_name {
+        true => Some(roster.local_display_names(rooms, room)?),
+        false => None,
+    };
+    let member_count = UInt::try_from(roster.joined.len()).unwrap_or_default();
     let mut out = Vec::new();
     for user in targets {
-        let rules = ruleset(&rooms.db, &user)?;
-        let mut name = None;
-        if may_match_display_name {
-            name = rooms
-                .member_displayname(room, &user)?
-                .filter(|n| !n.is_empty());
-        }
-        let name = name.unwrap_or_else(|| user.localpart().to_owned());
-        let mut ctx = PushConditionRoomCtx::new(
-            room.clone(),
-            UInt::try_from(members.len()).unwrap_or_default(),
-            user.clone(),
-            name,
-        );
+        let rules = ruleset(&rooms.db, user)?;
+        let name = names
+            .and_then(|n| n.get(user))
+            .cloned()
+            .unwrap_or_else(|| user.localpart().to_owned());
+        let mut ctx = PushConditionRoomCtx::new(room.clone(), member_count, user.to_owned(), name);
         ctx.power_levels = power.clone();
-        let actions = rules.get_actions(&raw, &ctx).await;
+        let actions = first_match(&rules, &event, &ctx).await;
         if !actions.iter().any(|a| matches!(a, Action::Notify)) {
             continue;
         }
@@ -154,7 +152,7 @@ pub async fn evaluate(
             actions: serde_json::to_value(actions).map_err(Error::internal)?,
             ts: u64::from(pdu.origin_server_ts.get()),
         };
-        out.push((user, rec));
+        out.push((user.to_owned(), rec));
     }
     if !out.is_empty() {
         let record = EventNotifs {
@@ -173,6 +171,24 @@ pub async fn evaluate(
             .put(&(room.to_string(), pos), &bytes)?;
     }
     Ok(out)
+}
+
+/// The actions of the first of `rules` that applies to `event` (none for the user's own
+/// events), as `Ruleset::get_actions` but on an event flattened once for every member.
+async fn first_match<'r>(
+    rules: &'r Ruleset,
+    event: &FlattenedJson,
+    ctx: &PushConditionRoomCtx,
+) -> &'r [Action] {
+    if event.get_str("sender") == Some(ctx.user_id.as_str()) {
+        return &[];
+    }
+    for rule in rules {
+        if rule.applies(event, ctx).await {
+            return rule.actions();
+        }
+    }
+    &[]
 }
 
 fn power_ctx(rooms: &Rooms, room: &RoomId) -> Result<Option<PushConditionPowerLevelsCtx>> {

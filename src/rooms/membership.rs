@@ -1,6 +1,11 @@
 //! Membership: who is in which room, and the join/invite/leave/kick/ban/unban actions, each of
 //! which is an `m.room.member` event checked by the room version's auth rules.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, OnceLock},
+};
+
 use ruma::{events::StateEventType, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use serde_json::{json, Map, Value};
 
@@ -11,6 +16,40 @@ use crate::{
     storage::Storage,
     stream::Topic,
 };
+
+/// Rooms whose joined members are kept in memory (see [`Roster`]).
+pub(crate) const ROSTERS_CACHED: usize = 1_000;
+
+/// The joined members of a room at one current state, shared by every reader until the room's
+/// state changes (a new state group). The send path reads it for every event (push evaluation,
+/// federation destinations): in a big room, reading the member index each time was most of the
+/// cost of a send.
+pub struct Roster {
+    state_group: u64,
+    pub joined: Vec<OwnedUserId>,
+    local_names: OnceLock<HashMap<OwnedUserId, String>>,
+}
+
+impl Roster {
+    /// The display names of the room's local joined members that set one, read once per
+    /// state.
+    pub fn local_display_names(
+        &self,
+        rooms: &Rooms,
+        room: &RoomId,
+    ) -> Result<&HashMap<OwnedUserId, String>> {
+        if let Some(names) = self.local_names.get() {
+            return Ok(names);
+        }
+        let mut names = HashMap::new();
+        for user in self.joined.iter().filter(|u| u.server_name() == rooms.server_name()) {
+            if let Some(name) = rooms.member_displayname(room, user)?.filter(|n| !n.is_empty()) {
+                names.insert(user.clone(), name);
+            }
+        }
+        Ok(self.local_names.get_or_init(|| names))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -98,12 +137,35 @@ impl Rooms {
     }
 
     pub fn joined_members(&self, room_id: &RoomId) -> Result<Vec<OwnedUserId>> {
-        Ok(self
-            .members(room_id)?
-            .into_iter()
-            .filter(|(_, m)| m.membership == "join")
-            .map(|(u, _)| u)
-            .collect())
+        Ok(self.roster(room_id)?.joined.clone())
+    }
+
+    /// The room's joined members at its current state, from memory while the state is
+    /// unchanged. The room's metadata is written after its member index (persist.rs), so a
+    /// roster is never cached under a state group newer than the members it lists.
+    pub fn roster(&self, room_id: &RoomId) -> Result<Arc<Roster>> {
+        let group = self.meta(room_id)?.map(|m| m.state_group);
+        if let Some(r) = self.rosters.get(room_id) {
+            if Some(r.state_group) == group {
+                return Ok(r);
+            }
+        }
+        let roster = Arc::new(Roster {
+            state_group: group.unwrap_or(0),
+            joined: self
+                .members(room_id)?
+                .into_iter()
+                .filter(|(_, m)| m.membership == "join")
+                .map(|(u, _)| u)
+                .collect(),
+            local_names: OnceLock::new(),
+        });
+        match group {
+            Some(_) => self.rosters.insert(room_id.to_owned(), roster.clone()),
+            // A room being deleted, or unknown: nothing to keep.
+            None => self.rosters.remove(room_id),
+        }
+        Ok(roster)
     }
 
     /// Joins `user` to a room this server knows. `profile` holds displayname/avatar_url.

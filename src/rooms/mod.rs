@@ -159,6 +159,8 @@ pub struct Rooms {
     pub push_queue: crate::push::gateway::Queue,
     /// What must be sent to other servers.
     pub outbox: crate::federation::sender::Outbox,
+    /// Joined members by room, while the room's state is unchanged.
+    rosters: crate::cache::Cache<OwnedRoomId, Arc<membership::Roster>>,
 }
 
 impl Rooms {
@@ -177,6 +179,7 @@ impl Rooms {
             ids,
             push_queue: Default::default(),
             outbox,
+            rosters: crate::cache::Cache::new("room_members", membership::ROSTERS_CACHED),
         })
     }
 

@@ -141,6 +141,7 @@ impl Rooms {
             out.local_aliases.push(alias);
         }
         t.rooms.remove(&room.to_owned())?;
+        self.rosters.remove(room_id);
         self.db.durable().await?;
         tracing::info!(%room_id, events = out.events, "room purged");
         Ok(out)
