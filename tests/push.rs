@@ -326,3 +326,63 @@ async fn legacy_mention_rules_match_only_events_without_m_mentions() {
     .await;
     assert_eq!(counts(&bob, &room).await, (3, 2));
 }
+
+/// In a room, the members with the server-default rules whom a message does not single out
+/// share one evaluation; the one it mentions (by `m.mentions`, user name or display name) and
+/// the one with rules of their own are each judged on their own.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_member_is_judged_by_their_own_mentions_and_rules() {
+    let s = Server::start().await;
+    let bob = s.user("bob").await;
+    let carol = s.user("carol").await;
+    let dave = s.user("dave").await;
+    let erin = s.user("erin").await;
+    let quiet = s.user("quiet").await;
+    let room = bob
+        .public_room_with(&[&carol, &dave, &erin, &quiet])
+        .await
+        .to_string();
+    let (st, v) = erin
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/profile/{}/displayname", erin.uid()),
+            Some(r#"{"displayname": "Night Owl"}"#),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = quiet
+        .raw(
+            "PUT",
+            &format!("/_matrix/client/v3/pushrules/global/room/{room}"),
+            Some(r#"{"actions": []}"#),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+
+    say(
+        &bob,
+        &room,
+        json!({"msgtype": "m.text", "body": "hello Night owl"}),
+    )
+    .await;
+    say(
+        &bob,
+        &room,
+        json!({"msgtype": "m.text", "body": "over to you", "m.mentions": {"user_ids": [dave.uid()]}}),
+    )
+    .await;
+    say(
+        &bob,
+        &room,
+        json!({"msgtype": "m.text", "body": "carol, a word"}),
+    )
+    .await;
+    assert_eq!(counts(&carol, &room).await, (3, 1), "named by user name");
+    assert_eq!(counts(&dave, &room).await, (3, 1), "in m.mentions");
+    assert_eq!(counts(&erin, &room).await, (3, 1), "named by display name");
+    assert_eq!(
+        counts(&quiet, &room).await,
+        (0, 0),
+        "their own rule for the room"
+    );
+}

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::NotifRecord;
 use crate::{
+    cache::Cache,
     error::Result,
     storage::{prefix, Json, Storage},
     Haven,
@@ -21,10 +22,19 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 /// A pusher as the client set it (the `/pushers/set` body without `append`).
 pub type Pusher = Value;
 
-/// Notifications waiting to be pushed.
+/// Users whose pushers are kept in memory.
+const PUSHER_LISTS_CACHED: usize = 10_000;
+
+/// Notifications waiting to be pushed, and who has pushers.
 pub struct Queue {
     tx: mpsc::UnboundedSender<(OwnedUserId, NotifRecord)>,
     rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<(OwnedUserId, NotifRecord)>>>,
+    /// Each user's pushers, read for every notification (every member of a room, for each
+    /// message sent there), and mostly empty: from memory instead of a scan of the table.
+    pushers: Cache<OwnedUserId, Arc<Vec<Pusher>>>,
+    /// Held while a list is read into `pushers` and while pushers are written, so that a list
+    /// read before a write is never cached after it.
+    pushers_fill: std::sync::Mutex<()>,
 }
 
 impl Default for Queue {
@@ -33,6 +43,8 @@ impl Default for Queue {
         Self {
             tx,
             rx: std::sync::Mutex::new(Some(rx)),
+            pushers: Cache::new("pushers", PUSHER_LISTS_CACHED),
+            pushers_fill: std::sync::Mutex::new(()),
         }
     }
 }
@@ -43,38 +55,56 @@ impl Queue {
     }
 }
 
-pub fn pushers(db: &Storage, user: &UserId) -> Result<Vec<Pusher>> {
-    let mut out = Vec::new();
-    for item in db.t.pushers.scan_prefix(&prefix(user.as_str())) {
-        let (_, p) = item?;
-        out.push(p.0);
+impl Queue {
+    /// The user's pushers.
+    pub fn pushers(&self, db: &Storage, user: &UserId) -> Result<Arc<Vec<Pusher>>> {
+        if let Some(list) = self.pushers.get(user) {
+            return Ok(list);
+        }
+        let _filling = self.fill_lock();
+        let mut out = Vec::new();
+        for item in db.t.pushers.scan_prefix(&prefix(user.as_str())) {
+            let (_, p) = item?;
+            out.push(p.0);
+        }
+        let list = Arc::new(out);
+        self.pushers.insert(user.to_owned(), list.clone());
+        Ok(list)
     }
-    Ok(out)
-}
 
-/// Adds or replaces a pusher (by app ID and pushkey); without `append`, the same pushkey for
-/// other apps is replaced too, as the spec asks.
-pub fn set(db: &Storage, user: &UserId, pusher: Pusher, append: bool) -> Result<()> {
-    let app = pusher["app_id"].as_str().unwrap_or_default().to_owned();
-    let key = pusher["pushkey"].as_str().unwrap_or_default().to_owned();
-    if !append {
-        for p in pushers(db, user)? {
-            if p["pushkey"] == key.as_str() {
-                let other = p["app_id"].as_str().unwrap_or_default().to_owned();
-                db.t.pushers
-                    .remove(&(user.to_string(), other, key.clone()))?;
+    fn fill_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.pushers_fill.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds or replaces a pusher (by app ID and pushkey); without `append`, the same pushkey
+    /// for other apps is replaced too, as the spec asks.
+    pub fn set(&self, db: &Storage, user: &UserId, pusher: Pusher, append: bool) -> Result<()> {
+        let app = pusher["app_id"].as_str().unwrap_or_default().to_owned();
+        let key = pusher["pushkey"].as_str().unwrap_or_default().to_owned();
+        let existing = self.pushers(db, user)?;
+        let _writing = self.fill_lock();
+        self.pushers.remove(user);
+        if !append {
+            for p in existing.iter() {
+                if p["pushkey"] == key.as_str() {
+                    let other = p["app_id"].as_str().unwrap_or_default().to_owned();
+                    db.t.pushers
+                        .remove(&(user.to_string(), other, key.clone()))?;
+                }
             }
         }
+        db.t.pushers
+            .put(&(user.to_string(), app, key), &Json(pusher))?;
+        Ok(())
     }
-    db.t.pushers
-        .put(&(user.to_string(), app, key), &Json(pusher))?;
-    Ok(())
-}
 
-pub fn delete(db: &Storage, user: &UserId, app_id: &str, pushkey: &str) -> Result<()> {
-    db.t.pushers
-        .remove(&(user.to_string(), app_id.to_owned(), pushkey.to_owned()))?;
-    Ok(())
+    pub fn delete(&self, db: &Storage, user: &UserId, app_id: &str, pushkey: &str) -> Result<()> {
+        let _writing = self.fill_lock();
+        self.pushers.remove(user);
+        db.t.pushers
+            .remove(&(user.to_string(), app_id.to_owned(), pushkey.to_owned()))?;
+        Ok(())
+    }
 }
 
 /// The Push Gateway API body for one notification to one pusher.
@@ -136,17 +166,17 @@ fn payload(h: &Haven, user: &UserId, n: &NotifRecord, p: &Pusher) -> Result<Valu
 }
 
 async fn deliver(h: Arc<Haven>, user: OwnedUserId, n: NotifRecord) {
-    let Ok(list) = pushers(&h.db, &user) else {
+    let Ok(list) = h.rooms.push_queue.pushers(&h.db, &user) else {
         return;
     };
-    for p in list {
+    for p in list.iter() {
         if p["kind"] != "http" {
             continue;
         }
         let Some(url) = p["data"]["url"].as_str().map(str::to_owned) else {
             continue;
         };
-        let body = match payload(&h, &user, &n, &p) {
+        let body = match payload(&h, &user, &n, p) {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "push payload not built");
@@ -171,7 +201,7 @@ async fn deliver(h: Arc<Haven>, user: OwnedUserId, n: NotifRecord) {
                         let app = p["app_id"].as_str().unwrap_or_default();
                         let key = p["pushkey"].as_str().unwrap_or_default();
                         tracing::info!(%user, app, "push gateway rejected the pushkey; pusher removed");
-                        let _ = delete(&h.db, &user, app, key);
+                        let _ = h.rooms.push_queue.delete(&h.db, &user, app, key);
                     }
                     break;
                 }
@@ -205,6 +235,11 @@ pub fn start(h: Arc<Haven>) {
     };
     tokio::spawn(async move {
         while let Some((user, n)) = rx.recv().await {
+            // Most members have no pusher: no task for them.
+            let has_pushers = h.rooms.push_queue.pushers(&h.db, &user);
+            if has_pushers.is_ok_and(|l| l.is_empty()) {
+                continue;
+            }
             tokio::spawn(deliver(h.clone(), user, n));
         }
     });

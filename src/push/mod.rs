@@ -52,7 +52,7 @@ const RULESETS_CACHED: usize = 1_000;
 
 /// Parsed rule sets by user: evaluating every event for every member must not parse JSON
 /// each time. Emptied for a user whenever their `m.push_rules` is written.
-static RULES: LazyLock<Cache<OwnedUserId, Arc<Ruleset>>> =
+static RULES: LazyLock<Cache<OwnedUserId, UserRules>> =
     LazyLock::new(|| Cache::new("push_rules", RULESETS_CACHED));
 
 /// Forgets the cached rules of `user` (their account data changed).
@@ -60,21 +60,76 @@ pub fn forget(user: &UserId) {
     RULES.remove(user);
 }
 
+/// A user's parsed push rules.
+#[derive(Clone)]
+struct UserRules {
+    rules: Arc<Ruleset>,
+    /// The server defaults: the user never stored rules of their own.
+    server_default: bool,
+}
+
 /// The user's push rules: their own, or the server defaults.
 pub fn ruleset(db: &Storage, user: &UserId) -> Result<Arc<Ruleset>> {
+    Ok(user_rules(db, user)?.rules)
+}
+
+fn user_rules(db: &Storage, user: &UserId) -> Result<UserRules> {
     if let Some(r) = RULES.get(user) {
         return Ok(r);
     }
-    let mut rules = None;
+    let mut stored = None;
     if let Some(v) = account_data::get(db, user, None, PUSH_RULES)? {
-        rules = serde_json::from_value::<Ruleset>(v["global"].clone()).ok();
+        stored = serde_json::from_value::<Ruleset>(v["global"].clone()).ok();
     }
-    let rules = Arc::new(match rules {
-        Some(stored) => defaults::upgrade(stored, user),
-        None => defaults::server_default(user),
-    });
-    RULES.insert(user.to_owned(), rules.clone());
-    Ok(rules)
+    let entry = UserRules {
+        server_default: stored.is_none(),
+        rules: Arc::new(match stored {
+            Some(stored) => defaults::upgrade(stored, user),
+            None => defaults::server_default(user),
+        }),
+    };
+    RULES.insert(user.to_owned(), entry.clone());
+    Ok(entry)
+}
+
+/// What of an event can single out one member under the server-default rules: its
+/// `m.mentions.user_ids`, its body (matched against the member's user name and display name)
+/// and the user an invite is for.
+struct Personal {
+    mentioned: Vec<String>,
+    body: Option<String>,
+    state_key: Option<String>,
+}
+
+impl Personal {
+    fn of(content: &Value, state_key: Option<&str>) -> Self {
+        Self {
+            mentioned: content["m.mentions"]["user_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u.as_str().map(str::to_owned))
+                .collect(),
+            body: content["body"].as_str().map(str::to_lowercase),
+            state_key: state_key.map(str::to_owned),
+        }
+    }
+
+    /// Whether a server-default rule could treat `user` (named `name`) apart from other
+    /// members: mentioned, named in the body (any substring, case-insensitively: wider than
+    /// the rules' word match), or the event is about them. Members who are not, all keeping the
+    /// server defaults, get the same actions, so those are evaluated once per event.
+    fn singles_out(&self, user: &UserId, name: &str) -> bool {
+        let named = |n: &str| {
+            self.body
+                .as_deref()
+                .is_some_and(|b| !n.is_empty() && b.contains(&n.to_lowercase()))
+        };
+        self.mentioned.iter().any(|m| m == user.as_str())
+            || self.state_key.as_deref() == Some(user.as_str())
+            || named(user.localpart())
+            || named(name)
+    }
 }
 
 /// Stores the user's push rules (as account data, which sync delivers).
@@ -132,24 +187,45 @@ pub async fn evaluate(
         false => None,
     };
     let member_count = UInt::try_from(roster.joined.len()).unwrap_or_default();
+    let personal = Personal::of(&content, pdu.state_key.as_deref());
+    // The outcome for members with the server-default rules whom the event does not single out.
+    let mut common: Option<Option<(bool, Value)>> = None;
     let mut out = Vec::new();
     for user in targets {
-        let rules = ruleset(&rooms.db, user)?;
+        let entry = user_rules(&rooms.db, user)?;
         let name = names
             .and_then(|n| n.get(user))
             .cloned()
             .unwrap_or_else(|| user.localpart().to_owned());
-        let mut ctx = PushConditionRoomCtx::new(room.clone(), member_count, user.to_owned(), name);
-        ctx.power_levels = power.clone();
-        let actions = first_match(&rules, &event, &ctx).await;
-        if !actions.iter().any(|a| matches!(a, Action::Notify)) {
+        let shared = entry.server_default && !personal.singles_out(user, &name);
+        let outcome = match (&common, shared) {
+            (Some(known), true) => known.clone(),
+            _ => {
+                let mut ctx =
+                    PushConditionRoomCtx::new(room.clone(), member_count, user.to_owned(), name);
+                ctx.power_levels = power.clone();
+                let actions = first_match(&entry.rules, &event, &ctx).await;
+                let outcome = match actions.iter().any(|a| matches!(a, Action::Notify)) {
+                    true => Some((
+                        highlights(actions),
+                        serde_json::to_value(actions).map_err(Error::internal)?,
+                    )),
+                    false => None,
+                };
+                if shared {
+                    common = Some(outcome.clone());
+                }
+                outcome
+            }
+        };
+        let Some((highlight, actions)) = outcome else {
             continue;
-        }
+        };
         let rec = NotifRecord {
             room_id: room.to_string(),
             event_id: pdu.event_id.to_string(),
-            highlight: highlights(actions),
-            actions: serde_json::to_value(actions).map_err(Error::internal)?,
+            highlight,
+            actions,
             ts: u64::from(pdu.origin_server_ts.get()),
         };
         out.push((user.to_owned(), rec));

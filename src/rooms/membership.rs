@@ -42,8 +42,15 @@ impl Roster {
             return Ok(names);
         }
         let mut names = HashMap::new();
-        for user in self.joined.iter().filter(|u| u.server_name() == rooms.server_name()) {
-            if let Some(name) = rooms.member_displayname(room, user)?.filter(|n| !n.is_empty()) {
+        for user in self
+            .joined
+            .iter()
+            .filter(|u| u.server_name() == rooms.server_name())
+        {
+            if let Some(name) = rooms
+                .member_displayname(room, user)?
+                .filter(|n| !n.is_empty())
+            {
                 names.insert(user.clone(), name);
             }
         }

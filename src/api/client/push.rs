@@ -17,8 +17,7 @@ use crate::{
     api::extract::{ApiResult, Ruma, RumaResponse},
     error::Error,
     events::client::raw,
-    push::{self, gateway},
-    Haven,
+    push, Haven,
 };
 
 fn rule_not_found() -> Error {
@@ -161,9 +160,12 @@ pub async fn pushers(
     State(h): State<Arc<Haven>>,
     r: Ruma<get_pushers::v3::Request>,
 ) -> ApiResult<get_pushers::v3::Response> {
-    let list = gateway::pushers(&h.db, r.user()?)?
-        .into_iter()
-        .filter_map(|p| serde_json::from_value(p).ok())
+    let list = h
+        .rooms
+        .push_queue
+        .pushers(&h.db, r.user()?)?
+        .iter()
+        .filter_map(|p| serde_json::from_value(p.clone()).ok())
         .collect();
     Ok(RumaResponse(get_pushers::v3::Response::new(list)))
 }
@@ -183,10 +185,12 @@ pub async fn set_pusher(
                 }
             }
             p["pushkey_ts"] = serde_json::json!(crate::util::now_ms() / 1000);
-            gateway::set(&h.db, user, p, post.append)?;
+            h.rooms.push_queue.set(&h.db, user, p, post.append)?;
         }
         set_pusher::v3::PusherAction::Delete(ids) => {
-            gateway::delete(&h.db, user, &ids.app_id, &ids.pushkey)?;
+            h.rooms
+                .push_queue
+                .delete(&h.db, user, &ids.app_id, &ids.pushkey)?;
         }
         _ => return Err(Error::invalid_param("unknown pusher action")),
     }
