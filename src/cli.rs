@@ -404,6 +404,13 @@ fn check(h: &Haven) -> Result<String, Error> {
     }
     lines.push(format!("timeline entries without their event: {missing}"));
     lines.push(format!("size on disk: {} bytes", h.db.size_on_disk()?));
+    // Where the space goes: the live bytes of each table, against the size on disk.
+    for u in h.db.usage()? {
+        lines.push(format!(
+            "table {}: {} entries, {} key bytes, {} value bytes",
+            u.name, u.entries, u.key_bytes, u.value_bytes
+        ));
+    }
     lines.push(if missing == 0 { "ok" } else { "PROBLEMS FOUND" }.to_owned());
     Ok(lines.join("\n"))
 }

@@ -43,6 +43,17 @@ pub trait KvEngine: Send + Sync + 'static {
     /// Rewrites the database into fresh files in place, while it runs, so removed data is
     /// gone from disk; writers wait meanwhile. Answers how many entries were kept.
     fn compact(&self) -> Result<u64, StorageError>;
+    /// What each tree holds (a full read of the database: for operators, not requests).
+    fn usage(&self) -> Result<Vec<TreeUsage>, StorageError>;
+}
+
+/// Entries and live bytes of one tree: where the space goes, before the engine's overhead.
+#[derive(Debug, Clone, Default)]
+pub struct TreeUsage {
+    pub name: String,
+    pub entries: u64,
+    pub key_bytes: u64,
+    pub value_bytes: u64,
 }
 
 /// One ordered keyspace.

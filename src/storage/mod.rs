@@ -97,6 +97,13 @@ impl Storage {
         self.engine.size_on_disk()
     }
 
+    /// Entries and live key and value bytes of every table, largest first.
+    pub fn usage(&self) -> Result<Vec<engine::TreeUsage>, StorageError> {
+        let mut all = self.engine.usage()?;
+        all.sort_by_key(|u| std::cmp::Reverse(u.key_bytes + u.value_bytes));
+        Ok(all)
+    }
+
     /// Rewrites the database into fresh files while it runs, so what was removed is gone from
     /// disk (see `KvEngine::compact`). Blocking: writers wait until it is done.
     pub fn compact(&self) -> Result<u64, StorageError> {

@@ -179,6 +179,26 @@ impl KvEngine for SledEngine {
         self.db().size_on_disk().map_err(map_err)
     }
 
+    fn usage(&self) -> Result<Vec<super::engine::TreeUsage>, StorageError> {
+        let db = self.db();
+        let mut out = Vec::new();
+        for name in db.tree_names() {
+            let tree = db.open_tree(&name).map_err(map_err)?;
+            let mut u = super::engine::TreeUsage {
+                name: String::from_utf8_lossy(&name).into_owned(),
+                ..Default::default()
+            };
+            for item in tree.iter() {
+                let (k, v) = item.map_err(map_err)?;
+                u.entries += 1;
+                u.key_bytes += k.len() as u64;
+                u.value_bytes += v.len() as u64;
+            }
+            out.push(u);
+        }
+        Ok(out)
+    }
+
     fn snapshot_to(&self, dir: &Path) -> Result<u64, StorageError> {
         let _alone = self.shared.gate.write().unwrap_or_else(|e| e.into_inner());
         let db = self.db();
