@@ -90,11 +90,6 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         self.held.set(entries.len() as i64);
     }
 
-    pub fn clear(&self) {
-        lock(&self.entries).clear();
-        self.held.set(0);
-    }
-
     pub fn len(&self) -> usize {
         lock(&self.entries).len()
     }

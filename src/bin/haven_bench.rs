@@ -369,7 +369,8 @@ async fn run(api: Arc<Api>, messages: usize, pid: u32) -> Res<(Vec<String>, u64)
     ));
 
     // 2. A big room: 64 concurrent senders in a room of 65 members, as many messages.
-    let (rate, p50) = send_rate_latency(&api, &crowd, &big_room, (messages / 64).max(1)).await?;
+    let (rate, p50) =
+        send_rate_latency(&api, &crowd, &big_room, (messages / 64).max(1), "big").await?;
     out.push(format!(
         "send throughput (64 senders in a room of 65, {} messages): {rate:.0} messages/s, p50 {p50:.1} ms",
         (messages / 64).max(1) * 64
@@ -474,16 +475,17 @@ async fn send_rate_latency(
     senders: &[String],
     room: &str,
     per: usize,
+    tag: &str,
 ) -> Res<(f64, f64)> {
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for (i, tok) in senders.iter().enumerate() {
-        let (api, tok, room) = (api.clone(), tok.clone(), room.to_owned());
+        let (api, tok, room, tag) = (api.clone(), tok.clone(), room.to_owned(), tag.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut took = Vec::with_capacity(per);
             for n in 0..per {
                 let t = Instant::now();
-                api.send(&tok, &room, &format!("big{i}-{n}"), "benchmark message")
+                api.send(&tok, &room, &format!("{tag}{i}-{n}"), "benchmark message")
                     .await?;
                 took.push(t.elapsed());
             }
@@ -891,7 +893,7 @@ fn cpu_s(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// Messages per second from 8 senders in one room.
+/// Messages per second from `senders` (each sending `per` in turn) into one room.
 async fn send_rate(
     api: &Arc<Api>,
     senders: &[String],
@@ -899,22 +901,7 @@ async fn send_rate(
     per: usize,
     tag: &str,
 ) -> Res<f64> {
-    let t0 = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, tok) in senders.iter().enumerate() {
-        let (api, tok, room, tag) = (api.clone(), tok.clone(), room.to_owned(), tag.to_owned());
-        tasks.push(tokio::spawn(async move {
-            for n in 0..per {
-                api.send(&tok, &room, &format!("{tag}{i}-{n}"), "benchmark message")
-                    .await?;
-            }
-            Res::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok((per * senders.len()) as f64 / t0.elapsed().as_secs_f64())
+    Ok(send_rate_latency(api, senders, room, per, tag).await?.0)
 }
 
 /// Issue 19: idle clients must cost nothing. Send throughput with and without `n` idle
