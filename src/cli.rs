@@ -73,7 +73,8 @@ pub async fn run(config: Config, command: &str, args: &[String]) -> Result<Strin
 }
 
 fn open_storage(config: &Config) -> Result<std::sync::Arc<crate::storage::Storage>, Error> {
-    crate::storage::Storage::open(
+    crate::storage::Storage::open_engine(
+        config.database.engine,
         &config.database.path,
         config.database.cache_mb * 1024 * 1024,
     )
@@ -569,7 +570,7 @@ async fn restore(config: &Config, dir: &std::path::Path) -> Result<String, Error
     ))
 }
 
-/// `compact`: the database copied into fresh files (leaving out the space sled keeps for
+/// `compact`: the database copied into fresh files (leaving out the space the engine keeps for
 /// overwritten data) and put in place; the old files are kept aside until the operator removes
 /// them.
 fn compact(config: &Config) -> Result<String, Error> {

@@ -151,7 +151,10 @@ impl Default for Listen {
 #[serde(default, deny_unknown_fields)]
 pub struct Database {
     pub path: PathBuf,
-    /// sled's page cache size.
+    /// The embedded engine: `auto` (default: the one that wrote the directory, fjall for a new
+    /// one), `sled` or `fjall`.
+    pub engine: crate::storage::EngineKind,
+    /// The engine's cache of pages or blocks.
     pub cache_mb: u64,
 }
 
@@ -159,6 +162,7 @@ impl Default for Database {
     fn default() -> Self {
         Self {
             path: PathBuf::from("./data"),
+            engine: crate::storage::EngineKind::Auto,
             cache_mb: 16,
         }
     }
@@ -347,10 +351,11 @@ pub struct Logging {
     pub format: LogFormat,
 }
 
-/// Dependencies whose `info` lines are per-event detail (ruma's authorization checks log each
-/// event they allow, two lines an event): kept at `warn` unless the filter names them or its
-/// default level is `debug` or `trace`.
-const CHATTY_DEPENDENCIES: &[&str] = &["ruma_state_res"];
+/// Dependencies whose `info` lines are routine detail (ruma's authorization checks log each
+/// event they allow, two lines an event; fjall and its LSM tree a line per table at every
+/// start and per journal rotation): kept at `warn` unless the filter names them or its default
+/// level is `debug` or `trace`.
+const CHATTY_DEPENDENCIES: &[&str] = &["ruma_state_res", "fjall", "lsm_tree"];
 
 impl Logging {
     /// The `tracing` filter to run with: `level`, with [`CHATTY_DEPENDENCIES`] quietened so the
@@ -603,13 +608,14 @@ mod tests {
             }
             .filter()
         };
-        assert_eq!(at("info"), "info,ruma_state_res=warn");
-        assert_eq!(
-            at("haven=debug,info"),
-            "haven=debug,info,ruma_state_res=warn"
-        );
+        let quiet = ",ruma_state_res=warn,fjall=warn,lsm_tree=warn";
+        assert_eq!(at("info"), format!("info{quiet}"));
+        assert_eq!(at("haven=debug,info"), format!("haven=debug,info{quiet}"));
         assert_eq!(at("debug"), "debug");
-        assert_eq!(at("info,ruma_state_res=debug"), "info,ruma_state_res=debug");
+        assert_eq!(
+            at("info,ruma_state_res=debug"),
+            "info,ruma_state_res=debug,fjall=warn,lsm_tree=warn"
+        );
     }
 
     use super::*;

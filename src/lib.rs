@@ -95,7 +95,8 @@ impl Haven {
             &config.appservices.registrations,
             config.server_name.as_str(),
         )?;
-        let db = Storage::open(
+        let db = Storage::open_engine(
+            config.database.engine,
             &config.database.path,
             config.database.cache_mb * 1024 * 1024,
         )

@@ -6,8 +6,26 @@ use common::Server;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_messages_survive_kill_9() {
+    let s = Server::start().await;
+    assert!(
+        s.data_path().join("fjall").is_dir(),
+        "a new server runs on fjall"
+    );
+    acknowledged_messages_survive_kill_9_on(s).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_messages_survive_kill_9_with_sled() {
+    let s = Server::start_with(vec![("HAVEN_DATABASE__ENGINE", "sled")]).await;
+    assert!(
+        s.data_path().join("conf").is_file(),
+        "the server runs on sled"
+    );
+    acknowledged_messages_survive_kill_9_on(s).await
+}
+
+async fn acknowledged_messages_survive_kill_9_on(mut s: Server) {
     const N: usize = 300;
-    let mut s = Server::start().await;
     let alice = s.user("alice").await;
     let room = alice.create_room(|_| {}).await;
 

@@ -1,7 +1,8 @@
 //! The key-value engine abstraction: everything Haven stores goes through these two traits, so
-//! the engine (sled today) can be replaced without touching the concern modules.
+//! the engine (fjall or sled, chosen in the config) is replaced without touching the concern
+//! modules.
 
-use std::{future::Future, pin::Pin, sync::Arc};
+use std::sync::Arc;
 
 use super::StorageError;
 
@@ -68,8 +69,6 @@ pub trait KvTree: Send + Sync + 'static {
     /// Entries with `from <= key < to`, ascending or descending.
     fn range(&self, from: &[u8], to: &[u8], reverse: bool) -> KvIter<'_>;
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_>;
-    /// Completes when any key under `prefix` changes.
-    fn watch_prefix(&self, prefix: &[u8]) -> Pin<Box<dyn Future<Output = ()> + Send>>;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -1,9 +1,12 @@
 //! Persistence. A small key-value engine abstraction ([`engine`]) implemented on sled
-//! ([`sled_engine`]), typed tables on top ([`table`], [`keys`]), the schema of every table Haven
+//! ([`sled_engine`]) and on fjall ([`fjall_engine`], the default for a new data directory), typed tables on top ([`table`], [`keys`]), the schema of every table Haven
 //! keeps ([`schema`]), and group commit ([`flusher`]) so an acknowledged write is durable without
 //! one fsync per request.
 
+#[cfg(test)]
+mod contract;
 pub mod engine;
+mod fjall_engine;
 pub mod flusher;
 pub mod keys;
 pub mod migrations;
@@ -34,6 +37,62 @@ pub enum StorageError {
     TooNew { found: u64, supported: u64 },
 }
 
+/// Which embedded engine holds the tables (`database.engine`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Whichever engine wrote the data directory; fjall for a new one.
+    #[default]
+    Auto,
+    /// sled 0.34, in the data directory itself (the default before fjall was measured).
+    Sled,
+    /// fjall 3: an LSM tree with compressed blocks, in `<path>/fjall`: a seventh of sled's disk
+    /// and a bounded memory (docs/performance.md).
+    Fjall,
+}
+
+/// Whether `path` holds a sled database.
+fn sled_in(path: &Path) -> bool {
+    path.join("db").exists() && path.join("conf").exists()
+}
+
+/// The engine to open `path` with: the configured one, which must be the one that wrote the
+/// directory (another would start empty, and the data would look lost).
+fn resolve(path: &Path, kind: EngineKind) -> Result<EngineKind, StorageError> {
+    let found = match (sled_in(path), fjall_engine::FjallEngine::exists_in(path)) {
+        (true, false) => Some(EngineKind::Sled),
+        (false, true) => Some(EngineKind::Fjall),
+        (false, false) => None,
+        (true, true) => {
+            return Err(StorageError::Engine(format!(
+                "{} holds both a sled and a fjall database; remove the one not in use",
+                path.display()
+            )))
+        }
+    };
+    match (kind, found) {
+        (EngineKind::Auto, Some(found)) => Ok(found),
+        (EngineKind::Auto, None) => Ok(EngineKind::Fjall),
+        (kind, Some(found)) if kind != found => Err(StorageError::Engine(format!(
+            "{} holds a {} database: set database.engine = \"{}\" (or \"auto\")",
+            path.display(),
+            found.name(),
+            found.name()
+        ))),
+        (kind, _) => Ok(kind),
+    }
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Auto => "auto",
+            EngineKind::Sled => "sled",
+            EngineKind::Fjall => "fjall",
+        }
+    }
+}
+
 /// The opened database: engine, tables and the group-commit flusher.
 pub struct Storage {
     engine: Arc<dyn engine::KvEngine>,
@@ -44,11 +103,26 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// Opens (creating if needed) the database under `path` and checks its schema version.
+    /// Opens (creating if needed) the database under `path` with the engine that wrote it
+    /// (fjall for a new one) and checks its schema version.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Arc<Self>, StorageError> {
+        Self::open_engine(EngineKind::Auto, path, cache_bytes)
+    }
+
+    /// Opens (creating if needed) the database under `path` with the engine `kind` and checks
+    /// its schema version.
+    pub fn open_engine(
+        kind: EngineKind,
+        path: &Path,
+        cache_bytes: u64,
+    ) -> Result<Arc<Self>, StorageError> {
         std::fs::create_dir_all(path).map_err(|e| StorageError::Engine(e.to_string()))?;
-        let engine: Arc<dyn engine::KvEngine> =
-            Arc::new(sled_engine::SledEngine::open(path, cache_bytes)?);
+        let kind = resolve(path, kind)?;
+        let engine: Arc<dyn engine::KvEngine> = match kind {
+            EngineKind::Sled => Arc::new(sled_engine::SledEngine::open(path, cache_bytes)?),
+            _ => Arc::new(fjall_engine::FjallEngine::open(path, cache_bytes)?),
+        };
+        tracing::info!(engine = kind.name(), path = %path.display(), "database opened");
         let t = Tables::open(engine.as_ref())?;
         if !migrations::run(&t)?.is_empty() {
             engine.flush()?;

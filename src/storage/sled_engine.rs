@@ -1,9 +1,7 @@
 //! The sled implementation of [`KvEngine`]. This file is the only place that names sled.
 
 use std::{
-    future::Future,
     path::{Path, PathBuf},
-    pin::Pin,
     sync::{Arc, Mutex, RwLock, Weak},
 };
 
@@ -306,13 +304,6 @@ impl KvTree for SledTree {
 
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {
         Box::new(self.t().scan_prefix(prefix).map(pair))
-    }
-
-    fn watch_prefix(&self, prefix: &[u8]) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        let sub = self.t().watch_prefix(prefix);
-        Box::pin(async move {
-            let _ = sub.await;
-        })
     }
 
     fn len(&self) -> usize {

@@ -150,13 +150,6 @@ impl<K: Key, V: Value> Table<K, V> {
         self.tree.range(from, to, reverse).map(decode_pair::<K, V>)
     }
 
-    pub fn watch_prefix(
-        &self,
-        prefix: &[u8],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        self.tree.watch_prefix(prefix)
-    }
-
     pub fn len(&self) -> usize {
         self.tree.len()
     }
