@@ -1,9 +1,11 @@
 //! `haven-bench`: starts a Haven server on a loopback port with a fresh data directory and
 //! measures memory after set-up, send throughput (8 senders, and 64 senders in one room),
 //! send-to-/sync delivery latency, initial /sync time, memory after the load, disk and the
-//! log written at the default level. Usage: `haven-bench [--server PATH] [--messages N]`; `--idle N`: send throughput
+//! log written at the default level. Usage: `haven-bench [--server PATH] [--messages N]
+//! [--engine auto|sled|fjall]`; `--idle N`: send throughput
 //! with and without N idle `/sync` long-polls held (their users in no room), the server's CPU
-//! while it only holds them, and its memory.
+//! while it only holds them, and its memory; `--startup USERS`: start-up time and first `/sync`
+//! of a database of USERS users and USERS / 10 rooms.
 
 use std::{
     path::PathBuf,
@@ -155,17 +157,18 @@ fn start_server(
     port: u16,
     as_port: Option<u16>,
     limits_on: bool,
+    engine: &str,
 ) -> Res<Child> {
     let config = dir.join("config.toml");
     let mut appservices = String::new();
     if let Some(as_port) = as_port {
         let reg = dir.join("bench-as.yaml");
         std::fs::write(&reg, format!(
-            "id: bench\nurl: http://127.0.0.1:{as_port}\nas_token: bench_as_token_0123456789\nhs_token: bench_hs_token_0123456789\nsender_localpart: benchbot\nnamespaces:\n  rooms:\n    - exclusive: false\n      regex: '.*'\n"))?;
+            "id: bench\nurl: http://127.0.0.1:{as_port}\nas_token: bench_as_token_0123456789\nhs_token: bench_hs_token_0123456789\nsender_localpart: benchbot\nnamespaces:\n  users:\n    - exclusive: true\n      regex: '@bench_.*'\n  rooms:\n    - exclusive: false\n      regex: '.*'\n"))?;
         appservices = format!("[appservices]\nregistrations = [\"{}\"]\n", reg.display());
     }
     std::fs::write(&config, format!(
-        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\ncache_mb = 16\n{limits}{appservices}",
+        "server_name = \"localhost:{port}\"\n[listen]\naddress = \"127.0.0.1:{port}\"\n[database]\npath = \"{}\"\nengine = \"{engine}\"\ncache_mb = 16\n{limits}{appservices}",
         dir.join("data").display(), limits = rate_limits(limits_on)))?;
     // The default log level, into a file: how much it writes is one of the measurements.
     let log = std::fs::File::create(dir.join("server.log"))?;
@@ -189,8 +192,11 @@ async fn main() -> Res<()> {
     let mut appservice_rate: Option<u64> = None;
     let mut limits_on = false;
     let mut idle: Option<usize> = None;
+    let mut engine = "auto".to_owned();
+    let mut startup: Option<usize> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--startup" => startup = Some(args.next().ok_or("--startup USERS")?.parse()?),
             "--idle" => idle = Some(args.next().ok_or("--idle N")?.parse()?),
             "--growth" => growth = Some(args.next().ok_or("--growth N")?.parse()?),
             "--search" => search = Some(args.next().ok_or("--search N")?.parse()?),
@@ -202,6 +208,7 @@ async fn main() -> Res<()> {
             "--server" => bin = PathBuf::from(args.next().ok_or("--server PATH")?),
             "--messages" => messages = args.next().ok_or("--messages N")?.parse()?,
             "--rate-limits" => limits_on = true,
+            "--engine" => engine = args.next().ok_or("--engine sled|fjall")?,
             _ => return Err(format!("unknown argument {a}").into()),
         }
     }
@@ -213,17 +220,13 @@ async fn main() -> Res<()> {
     let as_port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let receiver = match appservice_rate {
-        Some(_) => Some(start_receiver(as_port).await?),
-        None => None,
+    let with_as = appservice_rate.is_some() || startup.is_some();
+    let receiver = match with_as {
+        true => Some(start_receiver(as_port).await?),
+        false => None,
     };
-    let mut child = start_server(
-        &bin,
-        &dir,
-        port,
-        appservice_rate.map(|_| as_port),
-        limits_on,
-    )?;
+    let as_port = with_as.then_some(as_port);
+    let mut child = start_server(&bin, &dir, port, as_port, limits_on, &engine)?;
     let pid = child.id();
     let api = Arc::new(Api {
         base: format!("http://127.0.0.1:{port}"),
@@ -259,6 +262,12 @@ async fn main() -> Res<()> {
         };
         let _ = child.kill();
         let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        return r;
+    }
+    if let Some(users) = startup {
+        let restart = || start_server(&bin, &dir, port, as_port, limits_on, &engine);
+        let r = start_up(api, users, child, restart).await;
         let _ = std::fs::remove_dir_all(&dir);
         return r;
     }
@@ -498,6 +507,168 @@ async fn send_rate_latency(
     }
     let rate = all.len() as f64 / t0.elapsed().as_secs_f64();
     Ok((rate, percentiles(all).0))
+}
+
+/// `--startup USERS`: a database of USERS users (registered by the appservice, so without
+/// password hashing) in USERS / 10 rooms of ten, three messages in each, one user in 21 rooms;
+/// then the server is stopped and started again, timing the start (until `/versions`
+/// answers) and that user's first `/sync`.
+async fn start_up(
+    api: Arc<Api>,
+    users: usize,
+    mut child: Child,
+    restart: impl Fn() -> Res<Child>,
+) -> Res<()> {
+    const AS: &str = "bench_as_token_0123456789";
+    let rooms = (users / 10).max(21);
+    let t0 = Instant::now();
+    let tokens: Vec<String> = in_parallel(users, |i, api| async move {
+        let v = api
+            .call(
+                reqwest::Method::POST,
+                "/_matrix/client/v3/register",
+                Some(AS),
+                Some(json!({"type": "m.login.application_service", "username": format!("bench_{i}")})),
+            )
+            .await?;
+        Ok(v["access_token"].as_str().ok_or("no token")?.to_owned())
+    }, &api)
+    .await?;
+    let tokens = Arc::new(tokens);
+    let toks = tokens.clone();
+    let room_ids: Vec<String> = in_parallel(
+        rooms,
+        move |r, api| {
+            let tok = toks[(r * 10) % toks.len()].clone();
+            async move { api.create_room(&tok, true).await }
+        },
+        &api,
+    )
+    .await?;
+    let room_ids = Arc::new(room_ids);
+    let (toks, ids) = (tokens.clone(), room_ids.clone());
+    in_parallel(
+        users,
+        move |i, api| {
+            let (tok, room) = (toks[i].clone(), ids[(i / 10) % ids.len()].clone());
+            async move {
+                if i % 10 != 0 {
+                    api.join(&tok, &room).await?;
+                }
+                Ok(())
+            }
+        },
+        &api,
+    )
+    .await?;
+    let (toks, ids) = (tokens.clone(), room_ids.clone());
+    in_parallel(
+        20,
+        move |r, api| {
+            let (tok, room) = (toks[0].clone(), ids[r + 1].clone());
+            async move { api.join(&tok, &room).await }
+        },
+        &api,
+    )
+    .await?;
+    let (toks, ids) = (tokens.clone(), room_ids.clone());
+    in_parallel(
+        rooms * 3,
+        move |k, api| {
+            let r = k % ids.len();
+            let (tok, room) = (toks[(r * 10) % toks.len()].clone(), ids[r].clone());
+            async move {
+                api.send(
+                    &tok,
+                    &room,
+                    &format!("s{k}"),
+                    "a support conversation message of typical length",
+                )
+                .await
+            }
+        },
+        &api,
+    )
+    .await?;
+    println!(
+        "{users} users, {rooms} rooms, {} messages created in {:.0} s",
+        rooms * 3,
+        t0.elapsed().as_secs_f64()
+    );
+    // A clean stop (SIGTERM), then a timed start.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()?;
+    child.wait()?;
+    let t = Instant::now();
+    let mut child = restart()?;
+    while api
+        .call(reqwest::Method::GET, "/_matrix/client/versions", None, None)
+        .await
+        .is_err()
+    {
+        if t.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            return Err("server did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = t.elapsed();
+    let t = Instant::now();
+    let first = api.sync(&tokens[0], None, 0).await?;
+    let first_sync = t.elapsed();
+    let joined = first["rooms"]["join"].as_object().map_or(0, |m| m.len());
+    let t = Instant::now();
+    api.sync(&tokens[1], None, 0).await?;
+    let other_sync = t.elapsed();
+    println!(
+        "start-up until /versions answers: {:.0} ms",
+        started.as_secs_f64() * 1000.0
+    );
+    println!(
+        "first /sync after start ({joined} rooms): {:.1} ms; another user's (1 room): {:.1} ms",
+        first_sync.as_secs_f64() * 1000.0,
+        other_sync.as_secs_f64() * 1000.0
+    );
+    println!(
+        "RSS after the first syncs: {:.1} MB",
+        rss_kb(child.id()) as f64 / 1024.0
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    Ok(())
+}
+
+/// Runs `f(0..n)` with 16 requests in flight, answering the results in order.
+async fn in_parallel<T, F, Fut>(n: usize, f: F, api: &Arc<Api>) -> Res<Vec<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize, Arc<Api>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Res<T>> + Send + 'static,
+{
+    let f = Arc::new(f);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (f, next, api) = (f.clone(), next.clone(), api.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return Res::Ok(out);
+                }
+                out.push((i, f(i, api.clone()).await?));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    all.sort_by_key(|(i, _)| *i);
+    Ok(all.into_iter().map(|(_, v)| v).collect())
 }
 
 /// Bytes allocated on disk under `p` (sparse regions do not count).
