@@ -245,6 +245,8 @@ impl KvEngine for FjallEngine {
     }
 
     fn flush(&self) -> Result<(), StorageError> {
+        // Not while a compaction moves the directories (it makes everything before it durable).
+        let _between = self.shared.gate.read().unwrap_or_else(|e| e.into_inner());
         self.sync_journal(&self.db())
     }
 
