@@ -295,6 +295,10 @@ impl KvEngine for FjallEngine {
         // The old database stays open (in its renamed directory) until no handle is left.
         let live = dir(root, "");
         let old = dir(root, ".before-compact");
+        if old.exists() {
+            // Left by an earlier compaction whose old files were still in use.
+            std::fs::remove_dir_all(&old).map_err(io("compacting"))?;
+        }
         std::fs::rename(&live, &old).map_err(io("compacting"))?;
         std::fs::rename(dir(root, ".compacting"), &live).map_err(io("compacting"))?;
         let reopened = open_db(&live, shared.cache_bytes)?;
