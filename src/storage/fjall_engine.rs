@@ -215,9 +215,10 @@ impl FjallEngine {
         }
     }
 
-    /// Whether `root` holds a fjall database.
+    /// Whether `root` holds a fjall database (or one a crash left mid-compaction, between its
+    /// two renames).
     pub fn exists_in(root: &Path) -> bool {
-        dir(root, "").exists()
+        dir(root, "").exists() || dir(root, COMPLETE).exists()
     }
 
     fn db(&self) -> Database {

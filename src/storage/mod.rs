@@ -1,7 +1,7 @@
-//! Persistence. A small key-value engine abstraction ([`engine`]) implemented on sled
-//! ([`sled_engine`]) and on fjall ([`fjall_engine`], the default for a new data directory), typed tables on top ([`table`], [`keys`]), the schema of every table Haven
-//! keeps ([`schema`]), and group commit ([`flusher`]) so an acknowledged write is durable without
-//! one fsync per request.
+//! Persistence. A small key-value engine abstraction ([`engine`]) implemented on fjall
+//! ([`fjall_engine`], the default for a new data directory) and on sled ([`sled_engine`]), typed
+//! tables on top ([`table`], [`keys`]), the schema of every table Haven keeps ([`schema`]), and
+//! group commit ([`flusher`]) so an acknowledged write is durable without one fsync per request.
 
 #[cfg(test)]
 mod contract;
