@@ -2,7 +2,7 @@
 //! the engine (fjall or sled, chosen in the config) is replaced without touching the concern
 //! modules.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use super::StorageError;
 
@@ -55,6 +55,50 @@ pub struct TreeUsage {
     pub entries: u64,
     pub key_bytes: u64,
     pub value_bytes: u64,
+}
+
+impl TreeUsage {
+    pub(super) fn add(&mut self, key: &[u8], value: &[u8]) {
+        self.entries += 1;
+        self.key_bytes += key.len() as u64;
+        self.value_bytes += value.len() as u64;
+    }
+}
+
+/// `it` as a [`KvIter`], ascending or (`reverse`) descending.
+pub(super) fn ordered<'a, I>(it: I, reverse: bool) -> KvIter<'a>
+where
+    I: DoubleEndedIterator<Item = Result<KvPair, StorageError>> + Send + 'a,
+{
+    if reverse {
+        Box::new(it.rev())
+    } else {
+        Box::new(it)
+    }
+}
+
+/// The trees an engine has handed out, so that a compaction can move every handle still in
+/// use to the fresh files.
+pub(super) struct OpenTrees<T>(Mutex<Vec<Weak<T>>>);
+
+impl<T> Default for OpenTrees<T> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<T> OpenTrees<T> {
+    pub(super) fn add(&self, tree: &Arc<T>) {
+        let mut trees = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        trees.retain(|t| t.strong_count() > 0);
+        trees.push(Arc::downgrade(tree));
+    }
+
+    /// The trees still in use.
+    pub(super) fn live(&self) -> Vec<Arc<T>> {
+        let trees = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        trees.iter().filter_map(Weak::upgrade).collect()
+    }
 }
 
 /// One ordered keyspace.

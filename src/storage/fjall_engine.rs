@@ -8,13 +8,13 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock, Weak},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use super::{
-    engine::{Batch, KvEngine, KvIter, KvTree, TreeUsage},
+    engine::{ordered, Batch, KvEngine, KvIter, KvTree, OpenTrees, TreeUsage},
     StorageError,
 };
 
@@ -41,7 +41,7 @@ struct Shared {
     gate: RwLock<()>,
     db: RwLock<Database>,
     /// Every tree handed out, so a compaction can move them to the fresh files.
-    trees: Mutex<Vec<Weak<FjallTree>>>,
+    trees: OpenTrees<FjallTree>,
     /// The active journal file, opened once for [`KvEngine::flush`]'s fsync.
     journal: Mutex<Option<(PathBuf, u64, std::fs::File)>>,
 }
@@ -170,7 +170,7 @@ impl FjallEngine {
                 cache_bytes,
                 gate: RwLock::default(),
                 db: RwLock::new(db),
-                trees: Mutex::default(),
+                trees: OpenTrees::default(),
                 journal: Mutex::default(),
             }),
         })
@@ -239,9 +239,7 @@ impl KvEngine for FjallEngine {
             writes: Mutex::default(),
             shared: self.shared.clone(),
         });
-        let mut trees = self.shared.trees.lock().unwrap_or_else(|e| e.into_inner());
-        trees.retain(|t| t.strong_count() > 0);
-        trees.push(Arc::downgrade(&tree));
+        self.shared.trees.add(&tree);
         Ok(tree)
     }
 
@@ -266,9 +264,7 @@ impl KvEngine for FjallEngine {
             };
             for item in keyspace(&db, name)?.iter() {
                 let (k, v) = item.into_inner().map_err(map_err)?;
-                u.entries += 1;
-                u.key_bytes += k.len() as u64;
-                u.value_bytes += v.len() as u64;
+                u.add(&k, &v);
             }
             out.push(u);
         }
@@ -303,13 +299,11 @@ impl KvEngine for FjallEngine {
         std::fs::rename(&live, &old).map_err(io("compacting"))?;
         std::fs::rename(dir(root, ".compacting"), &live).map_err(io("compacting"))?;
         let reopened = open_db(&live, shared.cache_bytes)?;
-        let trees = shared.trees.lock().unwrap_or_else(|e| e.into_inner());
-        for t in trees.iter().filter_map(Weak::upgrade) {
+        for t in shared.trees.live() {
             let ks = keyspace(&reopened, &t.name)?;
             *t.ks.write().unwrap_or_else(|e| e.into_inner()) = (reopened.clone(), ks);
         }
         *shared.db.write().unwrap_or_else(|e| e.into_inner()) = reopened;
-        drop(trees);
         drop(db);
         swap_in(root).map_err(io("compacting"))?;
         Ok(entries)
@@ -340,8 +334,9 @@ impl FjallTree {
         self.ks.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The keyspace alone (reads need no database handle).
     fn k(&self) -> Keyspace {
-        self.ks().1
+        self.ks.read().unwrap_or_else(|e| e.into_inner()).1.clone()
     }
 }
 
@@ -390,12 +385,10 @@ impl KvTree for FjallTree {
     }
 
     fn range(&self, from: &[u8], to: &[u8], reverse: bool) -> KvIter<'_> {
-        let it = self.k().range(from.to_vec()..to.to_vec());
-        if reverse {
-            Box::new(it.rev().map(pair))
-        } else {
-            Box::new(it.map(pair))
-        }
+        ordered(
+            self.k().range(from.to_vec()..to.to_vec()).map(pair),
+            reverse,
+        )
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {

@@ -2,11 +2,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock, Weak},
+    sync::{Arc, RwLock},
 };
 
 use super::{
-    engine::{Batch, KvEngine, KvIter, KvTree},
+    engine::{ordered, Batch, KvEngine, KvIter, KvTree, OpenTrees},
     StorageError,
 };
 
@@ -22,7 +22,7 @@ struct Shared {
     gate: RwLock<()>,
     db: RwLock<sled::Db>,
     /// Every tree handed out, so a compaction can move them to the fresh files.
-    trees: Mutex<Vec<Weak<SledTree>>>,
+    trees: OpenTrees<SledTree>,
 }
 
 fn open_sled(path: &Path, cache_bytes: u64) -> Result<sled::Db, StorageError> {
@@ -109,7 +109,7 @@ impl SledEngine {
                 cache_bytes,
                 gate: RwLock::default(),
                 db: RwLock::new(db),
-                trees: Mutex::default(),
+                trees: OpenTrees::default(),
             }),
         })
     }
@@ -163,9 +163,7 @@ impl KvEngine for SledEngine {
             tree: RwLock::new(self.db().open_tree(name).map_err(map_err)?),
             shared: self.shared.clone(),
         });
-        let mut trees = self.shared.trees.lock().unwrap_or_else(|e| e.into_inner());
-        trees.retain(|t| t.strong_count() > 0);
-        trees.push(Arc::downgrade(&tree));
+        self.shared.trees.add(&tree);
         Ok(tree)
     }
 
@@ -188,9 +186,7 @@ impl KvEngine for SledEngine {
             };
             for item in tree.iter() {
                 let (k, v) = item.map_err(map_err)?;
-                u.entries += 1;
-                u.key_bytes += k.len() as u64;
-                u.value_bytes += v.len() as u64;
+                u.add(&k, &v);
             }
             out.push(u);
         }
@@ -228,8 +224,7 @@ impl KvEngine for SledEngine {
         std::fs::write(fresh.join(COMPLETE), b"").map_err(io)?;
         swap_in(&shared.path, &fresh, &old).map_err(io)?;
         let reopened = open_sled(&shared.path, shared.cache_bytes)?;
-        let trees = shared.trees.lock().unwrap_or_else(|e| e.into_inner());
-        for t in trees.iter().filter_map(Weak::upgrade) {
+        for t in shared.trees.live() {
             let fresh_tree = reopened.open_tree(&t.name).map_err(map_err)?;
             *t.tree.write().unwrap_or_else(|e| e.into_inner()) = fresh_tree;
         }
@@ -294,12 +289,10 @@ impl KvTree for SledTree {
     }
 
     fn range(&self, from: &[u8], to: &[u8], reverse: bool) -> KvIter<'_> {
-        let it = self.t().range(from.to_vec()..to.to_vec());
-        if reverse {
-            Box::new(it.rev().map(pair))
-        } else {
-            Box::new(it.map(pair))
-        }
+        ordered(
+            self.t().range(from.to_vec()..to.to_vec()).map(pair),
+            reverse,
+        )
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> KvIter<'_> {
