@@ -10,7 +10,8 @@ use crate::model::ModelConfig;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IntakeConfig {
-    /// Answers after which a volunteer interview ends even with gaps.
+    /// Answers after which a volunteer interview ends even with gaps: a backstop, since the
+    /// interviewer asks each question at most twice and normally finishes sooner.
     pub max_exchanges: u32,
     /// How long a group-room answer is reused for the same question.
     pub cache_ttl_s: u64,
@@ -31,7 +32,7 @@ pub struct IntakeConfig {
 impl Default for IntakeConfig {
     fn default() -> Self {
         Self {
-            max_exchanges: 5,
+            max_exchanges: 8,
             cache_ttl_s: 600,
             user_questions_per_minute: 5,
             room_questions_per_minute: 20,
@@ -159,7 +160,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.cache_ttl_s, 60);
-        assert_eq!(c.max_exchanges, 5);
+        assert_eq!(c.max_exchanges, 8);
         assert_eq!(c.model.as_ref().unwrap().timeout_ms, 20_000);
         assert_eq!(c.programs["crisis"].questions.len(), 1);
         assert!(c.programs["crisis"].closing.starts_with("Thank you"));

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::{extract, model::Turn, profile::Profile};
+use crate::{model::Turn, profile::Profile, understand};
 
 /// The per-room settings state event (empty state key); room admins change it like any other
 /// state, so the room's power levels decide who may.
@@ -205,11 +205,13 @@ pub fn offline_answer(
     const HELP: &str = "I'm the intake assistant. Without a language model configured I can only \
 find people in this room by what they told me at intake — for example \"who speaks Spanish?\" or \
 \"who can drive on weekends?\" — when the room's admins turn on profile search.";
-    let skills = extract::skills(question);
-    let languages = extract::languages(question);
-    let causes = extract::causes(question);
-    let (days, times) = extract::availability(question);
-    let (days, times) = (days.unwrap_or_default(), times.unwrap_or_default());
+    let understand::Terms {
+        skills,
+        languages,
+        causes,
+        days,
+        times,
+    } = understand::terms(question);
     let asked = !(skills.is_empty()
         && languages.is_empty()
         && causes.is_empty()

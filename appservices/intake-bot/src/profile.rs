@@ -58,39 +58,82 @@ pub fn order_times(times: impl IntoIterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
+/// "a", "a and b", "a, b and c".
+pub fn and_list(items: &[String], and: &str) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} {and} {last}", rest.join(", ")),
+    }
+}
+
+/// A language code's English name ("vi" → "Vietnamese"); the code itself if unknown.
+pub fn language_name(code: &str) -> String {
+    match crate::understand::lexicon::language_name(code) {
+        Some(name) => {
+            let mut c = name.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect())
+                .unwrap_or_default()
+        }
+        None => code.to_owned(),
+    }
+}
+
+/// A day code's English name ("sat" → "Saturday").
+pub fn day_name(day: &str) -> &'static str {
+    const NAMES: [&str; 7] = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
+    DAYS.iter()
+        .position(|d| *d == day)
+        .map(|i| NAMES[i])
+        .unwrap_or("")
+}
+
 impl Profile {
-    /// Rebuilds `searchable_text` from the fields.
+    /// Rebuilds `searchable_text` from the fields: a readable paragraph, with languages and
+    /// days by name so that a search for "Vietnamese" or "Saturday" finds it.
     pub fn summarise(&mut self) {
         let mut parts = Vec::new();
         if !self.skills.is_empty() {
             parts.push(format!("Skills: {}.", self.skills.join(", ")));
         }
         if !self.languages.is_empty() {
-            parts.push(format!("Speaks: {}.", self.languages.join(", ")));
+            let names: Vec<String> = self.languages.iter().map(|l| language_name(l)).collect();
+            parts.push(format!("Speaks {}.", and_list(&names, "and")));
         }
-        if !self.availability.days.is_empty() || !self.availability.times.is_empty() {
-            let days = if self.availability.days.is_empty() {
-                "any day".to_owned()
-            } else {
-                self.availability.days.join(", ")
-            };
-            let times = if self.availability.times.is_empty() {
-                "any time".to_owned()
-            } else {
-                self.availability.times.join(", ")
-            };
-            parts.push(format!("Available {days} ({times})."));
+        let days: Vec<String> = self
+            .availability
+            .days
+            .iter()
+            .map(|d| day_name(d).to_owned())
+            .collect();
+        let times = and_list(&self.availability.times, "or");
+        match (days.is_empty(), times.is_empty()) {
+            (false, false) => {
+                parts.push(format!("Available {} ({times}).", and_list(&days, "and")))
+            }
+            (false, true) => parts.push(format!("Available {}.", and_list(&days, "and"))),
+            (true, false) => parts.push(format!("Available: {times}.")),
+            (true, true) => {}
         }
-        if let Some(l) = &self.location {
-            parts.push(format!("Based in {l}."));
-        }
-        match self.willing_to_travel {
-            Some(true) => parts.push("Willing to travel.".into()),
-            Some(false) => parts.push("Prefers not to travel.".into()),
-            None => {}
+        match (&self.location, self.willing_to_travel) {
+            (Some(l), Some(true)) => parts.push(format!("Based in {l}; willing to travel.")),
+            (Some(l), Some(false)) => parts.push(format!("Based in {l}; prefers not to travel.")),
+            (Some(l), None) => parts.push(format!("Based in {l}.")),
+            (None, Some(true)) => parts.push("Willing to travel.".into()),
+            (None, Some(false)) => parts.push("Prefers not to travel.".into()),
+            (None, None) => {}
         }
         if !self.causes.is_empty() {
-            parts.push(format!("Cares about: {}.", self.causes.join(", ")));
+            parts.push(format!("Cares about {}.", and_list(&self.causes, "and")));
         }
         self.searchable_text = parts.join(" ");
     }
