@@ -56,6 +56,8 @@ pub struct Provenance {
     pub completion_tokens: u64,
     /// Served from the answer cache (no tokens spent this time).
     pub cached: bool,
+    /// The offline interviewer answered because the model failed.
+    pub fallback: bool,
 }
 
 impl Provenance {
@@ -66,6 +68,7 @@ impl Provenance {
             prompt_tokens: 0,
             completion_tokens: 0,
             cached: false,
+            fallback: false,
         }
     }
 
@@ -76,6 +79,7 @@ impl Provenance {
             prompt_tokens: c.prompt_tokens,
             completion_tokens: c.completion_tokens,
             cached: false,
+            fallback: false,
         }
     }
 }
@@ -134,7 +138,7 @@ impl Bot {
 
     /// A message's content with its provenance.
     fn content(&self, msgtype: &str, text: &str, started: Instant, p: &Provenance) -> Value {
-        json!({
+        let mut content = json!({
             "msgtype": msgtype,
             "body": text,
             "org.haven.ai": {
@@ -145,7 +149,11 @@ impl Bot {
                 "latency_ms": started.elapsed().as_millis() as u64,
                 "cached": p.cached,
             },
-        })
+        });
+        if p.fallback {
+            content["org.haven.ai"]["fallback"] = json!(true);
+        }
+        content
     }
 
     /// Says `text` in `room`; `txn` ties the message to the event it answers.
@@ -406,30 +414,21 @@ impl Bot {
             }
             Some(model) => match self.typing_while(room, model.next(&intake.history)).await {
                 Ok(r) => {
-                    let changed = r
-                        .profile
-                        .as_ref()
-                        .is_some_and(|p| *p != intake.interview.profile);
-                    if let Some(p) = r.profile {
-                        intake.interview.profile = p;
-                    }
+                    let changed = r.profile != intake.interview.profile;
+                    intake.interview.adopt(r.profile);
                     (r.reply, changed, Provenance::model(&r.completion))
                 }
                 Err(e) => {
-                    // The person's message is kept; the conversation goes on next time.
-                    tracing::warn!(error = %e, "model call failed");
+                    // Slow, down or talking nonsense: the offline interviewer answers this
+                    // turn from the profile so far, so the person is never left waiting.
+                    tracing::warn!(error = %e, "model call failed; the offline interviewer answers");
                     self.metrics.errors.with_label_values(&["model"]).inc();
-                    self.store.put(ROOMS, room.as_str(), &intake)?;
-                    self.store.flush().await?;
+                    let turn = intake.interview.answer(text);
                     let p = Provenance {
-                        model: String::new(),
+                        fallback: true,
                         ..Provenance::offline()
                     };
-                    let p = Provenance {
-                        backend: "openai",
-                        ..p
-                    };
-                    return self.say(room, APOLOGY, started, &p, "m.notice", &txn).await;
+                    (turn.reply, turn.changed, p)
                 }
             },
         };

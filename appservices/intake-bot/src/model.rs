@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::profile::Profile;
+use crate::{profile::Profile, understand::normalise};
 
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
@@ -28,22 +28,32 @@ pub struct Turn {
     pub content: String,
 }
 
-/// The model's interview turn.
+/// The model's interview turn, its profile already brought to the offline contract.
 #[derive(Debug, Clone)]
 pub struct ModelReply {
     pub reply: String,
-    pub profile: Option<Profile>,
+    pub profile: Profile,
     pub completion: Completion,
 }
 
+/// The interview prompt: the same questions, policy and profile contract as the offline
+/// interviewer (`interview.rs`), so either can take over from the other mid-conversation.
 const SYSTEM: &str = "You are the intake assistant of a volunteer support network. Interview the person \
-briefly and kindly, asking one or two questions at a time, about: skills and experience, languages, \
-availability (days mon..sun; times morning/afternoon/evening/night), location and willingness to travel, \
-and causes they care about. Answer ONLY with a JSON object: {\"reply\": <your next message>, \"profile\": \
-{\"skills\": [lower-case strings], \"languages\": [ISO 639-1 codes], \"availability\": {\"days\": [...], \
-\"times\": [...]}, \"location\": <string or null>, \"willing_to_travel\": <bool or null>, \"causes\": \
-[lower-case strings], \"searchable_text\": <one readable paragraph>, \"complete\": <bool>}}. Set complete \
-to true once you know enough, and then thank them.";
+kindly, one or two questions at a time, about: skills and experience, languages, availability, where they \
+are based and whether they would travel, and the causes they care about. Read every answer together with \
+the question it answers and everything said before; apply corrections in the order given (\"actually \
+only weekends\", \"drop French\"). Ask only about what is still unknown, never ask the same question \
+twice (rephrase once, then move on), stop asking when they say that's all, finish with a short summary \
+they can correct, and keep taking corrections after that. Reply in the language the person writes in. \
+Answer ONLY with a JSON object: {\"reply\": <your next message>, \"profile\": {\"skills\": [lower-case \
+phrases as the person said them, e.g. \"welder\", \"dog walking\"; use legal, medical, driving, translation, \
+counseling, cooking, teaching, tech, accounting, childcare, construction or admin for those], \"languages\": \
+[ISO 639-1 codes], \"availability\": {\"days\": [mon, tue, wed, thu, fri, sat, sun; weekends are sat and \
+sun], \"times\": [morning, afternoon, evening, night; \"after work\" is evening]}, \"location\": <the place \
+they are now, as they wrote it, or null; not where they are from>, \"willing_to_travel\": <true, false or \
+null>, \"causes\": [lower-case phrases as said, e.g. \"wildfire relief\"; use housing, immigration, mental \
+health, domestic violence, food security, youth, elders, lgbtq+, addiction recovery, environment, education \
+or veterans for those], \"complete\": <true once every question is answered or declined>}}.";
 
 pub struct OpenAiClient {
     cfg: ModelConfig,
@@ -77,16 +87,11 @@ impl OpenAiClient {
         out
     }
 
-    /// The next interview turn: the reply and the profile so far.
+    /// The next interview turn: the reply and the profile so far. Tried once: a person is
+    /// waiting, and the offline interviewer answers instead when this fails.
     pub async fn next(&self, history: &[Turn]) -> Result<ModelReply, String> {
-        let c = self.complete(SYSTEM, history, true).await?;
-        let inner: Value = serde_json::from_str(&c.text)
-            .map_err(|_| "the model did not answer with JSON".to_owned())?;
-        let reply = inner["reply"]
-            .as_str()
-            .ok_or("no reply in the model's JSON")?
-            .to_owned();
-        let profile = serde_json::from_value::<Profile>(inner["profile"].clone()).ok();
+        let c = self.request(SYSTEM, history, true, 1).await?;
+        let (reply, profile) = interview_answer(&c.text)?;
         Ok(ModelReply {
             reply,
             profile,
@@ -102,6 +107,16 @@ impl OpenAiClient {
         history: &[Turn],
         json: bool,
     ) -> Result<Completion, String> {
+        self.request(system, history, json, 2).await
+    }
+
+    async fn request(
+        &self,
+        system: &str,
+        history: &[Turn],
+        json: bool,
+        attempts: u32,
+    ) -> Result<Completion, String> {
         let mut body = json!({
             "model": self.cfg.model,
             "messages": self.messages(system, history),
@@ -116,7 +131,7 @@ impl OpenAiClient {
             self.cfg.base_url.trim_end_matches('/')
         );
         let mut last_err = String::new();
-        for attempt in 0..2 {
+        for attempt in 0..attempts {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -141,6 +156,25 @@ impl OpenAiClient {
         }
         Err(last_err)
     }
+}
+
+/// The reply and profile in an interview answer: JSON, perhaps inside a code fence or
+/// between sentences, with a non-empty reply and a profile object.
+fn interview_answer(text: &str) -> Result<(String, Profile), String> {
+    let start = text.find('{').ok_or("the model did not answer with JSON")?;
+    let end = text
+        .rfind('}')
+        .ok_or("the model did not answer with JSON")?;
+    let inner: Value = serde_json::from_str(text.get(start..=end).unwrap_or_default())
+        .map_err(|_| "the model did not answer with JSON".to_owned())?;
+    let reply = inner["reply"]
+        .as_str()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or("no reply in the model's JSON")?
+        .to_owned();
+    let profile = normalise::profile(&inner["profile"]).ok_or("no profile in the model's JSON")?;
+    Ok((reply, profile))
 }
 
 /// A model's answer text with what it cost.
@@ -203,6 +237,27 @@ mod tests {
         let inner: Value = serde_json::from_str(&r.text).unwrap();
         assert_eq!(inner["reply"], "Which languages?");
         assert!(parse(&json!({"choices": [{"message": {"content": " "}}]}), "m").is_err());
+
+        // Interview answers: fenced or wrapped JSON is read and normalised; anything
+        // without a reply and a profile object is refused (the offline interviewer answers).
+        let fenced = "Sure!\n```json\n{\"reply\": \"¿Qué idiomas hablas?\", \"profile\": {\"skills\": [\"Nurse\"], \"languages\": [\"Spanish\"], \"availability\": {\"days\": [\"weekends\"], \"times\": []}, \"complete\": false}}\n```";
+        let (reply, p) = interview_answer(fenced).unwrap();
+        assert_eq!(reply, "¿Qué idiomas hablas?");
+        assert_eq!(
+            (p.skills, p.languages),
+            (vec!["medical".to_owned()], vec!["es".to_owned()])
+        );
+        assert_eq!(p.availability.days, vec!["sat", "sun"]);
+        for bad in [
+            "I think you should ask about languages.",
+            "{\"reply\": 5, \"profile\": {}}",
+            "{\"reply\": \"Hi\"}",
+            "{\"reply\": \"Hi\", \"profile\": \"none\"}",
+            "{\"reply\": \"  \", \"profile\": {}}",
+            "{\"reply\": \"Hi\", \"profile\": {",
+        ] {
+            assert!(interview_answer(bad).is_err(), "{bad}");
+        }
         assert!(parse(&json!({"choices": []}), "m").is_err());
     }
 }

@@ -276,13 +276,15 @@ async fn a_new_user_is_interviewed_into_a_profile() {
 }
 
 /// The OpenAI-compatible double: records requests; answers 500 while `fail` is set, too late
-/// while `slow` is.
+/// while `slow` is, and with something that is not the JSON asked for while `malformed` is.
 #[derive(Clone, Default)]
 struct ModelDouble {
     requests: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
     fail: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Answers interview requests after longer than the bot's timeout.
     slow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// 0: well-formed; 1: prose instead of JSON; 2: JSON without a profile.
+    malformed: std::sync::Arc<std::sync::atomic::AtomicU8>,
 }
 
 async fn model_double() -> (ModelDouble, String) {
@@ -311,6 +313,15 @@ async fn model_double() -> (ModelDouble, String) {
             .as_str()
             .unwrap()
             .to_owned();
+        let text = match d.malformed.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => Some("Great question! I would ask them which languages they speak.".to_owned()),
+            2 => Some(json!({"reply": "Which languages?"}).to_string()),
+            _ => None,
+        };
+        if let Some(text) = text {
+            return Json(json!({"model": "test-model-2026", "usage": {"prompt_tokens": 120, "completion_tokens": 9},
+                "choices": [{"message": {"role": "assistant", "content": text}}]})).into_response();
+        }
         let (reply, skills, langs, complete) = if last.contains("lawyer") {
             (
                 "Thanks! Which languages do you speak?",
@@ -322,15 +333,17 @@ async fn model_double() -> (ModelDouble, String) {
             (
                 "Thank you, that's all I need.",
                 json!(["legal"]),
-                json!(["en"]),
+                json!(["English"]),
                 true,
             )
         };
+        // As models often answer: in a code fence, with names where codes were asked for.
         let content = json!({"reply": reply, "profile": {"skills": skills, "languages": langs,
-            "availability": {"days": [], "times": []}, "location": null, "willing_to_travel": null,
+            "availability": {"days": ["Saturdays"], "times": []}, "location": null, "willing_to_travel": null,
             "causes": [], "searchable_text": "A lawyer.", "complete": complete}});
+        let content = format!("```json\n{content}\n```");
         Json(json!({"model": "test-model-2026", "usage": {"prompt_tokens": 120, "completion_tokens": 30},
-            "choices": [{"message": {"role": "assistant", "content": content.to_string()}}]})).into_response()
+            "choices": [{"message": {"role": "assistant", "content": content}}]})).into_response()
     }
     let app = Router::new()
         .route("/v1/chat/completions", post(complete))
@@ -344,7 +357,7 @@ async fn model_double() -> (ModelDouble, String) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_model_backend_runs_the_interview_and_failures_get_an_apology() {
+async fn the_model_backend_runs_the_interview_and_the_offline_interviewer_answers_when_it_fails() {
     let (double, base) = model_double().await;
     let env = start(Some(base), "").await;
     let (hs, http) = (env.hs.clone(), env.http.clone());
@@ -384,32 +397,68 @@ async fn the_model_backend_runs_the_interview_and_failures_get_an_apology() {
     assert_eq!(msgs[1]["role"], "assistant"); // the greeting
     assert_eq!(msgs.last().unwrap()["content"], "I'm a lawyer");
 
-    // The model fails: a short apology, and the conversation goes on afterwards.
+    // The model is down: the offline interviewer reads the answer and asks what is still
+    // missing, from the profile the model had built (skills known, so not asked again).
+    let fallback = |said: &Value| {
+        let ai = &said["content"]["org.haven.ai"];
+        assert_eq!(said["content"]["msgtype"], "m.text");
+        assert_eq!(
+            (ai["backend"].as_str(), ai["fallback"].as_bool()),
+            (Some("offline"), Some(true))
+        );
+        said["content"]["body"].as_str().unwrap().to_owned()
+    };
     double.fail.store(true, std::sync::atomic::Ordering::SeqCst);
-    send("m2", "English").await.unwrap();
+    send("m2", "English and Spanish").await.unwrap();
     let said = bot_messages(3).await;
-    assert_eq!(said[2]["content"]["msgtype"], "m.notice");
-    assert!(said[2]["content"]["body"]
-        .as_str()
-        .unwrap()
-        .starts_with("Sorry"));
+    let body = fallback(&said[2]);
+    assert!(
+        body.contains("Where are you based") && !body.contains("skills"),
+        "{body}"
+    );
     double
         .fail
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    // The model times out (2 s here, tried twice): the same apology.
+    // Slow (over the 2 s timeout; tried once): the offline interviewer again, in time.
     double.slow.store(true, std::sync::atomic::Ordering::SeqCst);
-    send("m3", "English").await.unwrap();
+    send("m3", "Weekends, mornings. I live in Fresno")
+        .await
+        .unwrap();
     let said = bot_messages(4).await;
-    assert!(said[3]["content"]["body"]
-        .as_str()
-        .unwrap()
-        .starts_with("Sorry"));
+    assert!(fallback(&said[3]).contains("group of people"));
     double
         .slow
         .store(false, std::sync::atomic::Ordering::SeqCst);
+    // Prose instead of JSON, then JSON without a profile: the offline interviewer.
+    for (i, mode) in [1u8, 2].into_iter().enumerate() {
+        double
+            .malformed
+            .store(mode, std::sync::atomic::Ordering::SeqCst);
+        send(&format!("bad{i}"), "hmm").await.unwrap();
+        let said = bot_messages(5 + i).await;
+        fallback(&said[4 + i]);
+    }
+    double
+        .malformed
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let profile: Value = http
+        .get(format!(
+            "{hs}/_matrix/client/v3/rooms/{room}/state/org.haven.intake.profile/"
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["languages"], json!(["en", "es"]));
+    assert_eq!(profile["availability"]["times"], json!(["morning"]));
+    assert_eq!(profile["location"], "Fresno");
+    // The model is back and takes over; its words are brought to the contract.
     send("m4", "English").await.unwrap();
-    let said = bot_messages(5).await;
-    assert_eq!(said[4]["content"]["body"], "Thank you, that's all I need.");
+    let said = bot_messages(7).await;
+    assert_eq!(said[6]["content"]["body"], "Thank you, that's all I need.");
     let profile: Value = http
         .get(format!(
             "{hs}/_matrix/client/v3/rooms/{room}/state/org.haven.intake.profile/"
@@ -425,9 +474,10 @@ async fn the_model_backend_runs_the_interview_and_failures_get_an_apology() {
         (
             profile["skills"].clone(),
             profile["languages"].clone(),
+            profile["availability"]["days"].clone(),
             profile["complete"].clone()
         ),
-        (json!(["legal"]), json!(["en"]), json!(true))
+        (json!(["legal"]), json!(["en"]), json!(["sat"]), json!(true))
     );
 }
 

@@ -5,6 +5,7 @@
 //! weekends"). Deterministic and offline: the same words always give the same changes.
 
 pub mod lexicon;
+pub mod normalise;
 pub mod phrases;
 pub mod place;
 pub mod text;
