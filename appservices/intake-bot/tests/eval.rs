@@ -229,7 +229,11 @@ fn offline_interviewer_scores() {
     i.greeting();
     let started = Instant::now();
     i.answer(&long);
-    println!("a {}-character message: {:?}", long.len(), started.elapsed());
+    println!(
+        "a {}-character message: {:?}",
+        long.len(),
+        started.elapsed()
+    );
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(macro_f1 >= 0.90, "macro-F1 {macro_f1:.3}");
 }

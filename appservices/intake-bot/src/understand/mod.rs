@@ -149,6 +149,10 @@ fn without_repeats(changes: Vec<Change>) -> Vec<Change> {
 
 fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: &mut Reading) {
     let ask = |s: Slot| asked.contains(&s);
+    // "Good morning!", "Buenas tardes": a greeting, not a time of day.
+    if greeting(clause) {
+        return;
+    }
     let w = words(clause);
     let only = w.iter().any(|x| {
         matches!(
@@ -197,11 +201,23 @@ fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: 
     let travel = place::travel(clause).is_some();
     let consumed = in_place || in_cause || travel || !lang_hits.is_empty() || !when.is_empty();
     if !consumed && ask(Slot::Travel) {
-        // "Sure", "no", or "I can drive" in answer to "would you travel?".
+        // "Sure", "no", "I can drive" or "I've got a car" in answer to "would you travel?".
+        let p = plain(clause);
         let can_drive = matches!(
-            plain(clause).as_str(),
+            p.as_str(),
             "i can drive" | "can drive" | "i drive" | "yes i can drive"
-        );
+        ) || [
+            "have a car",
+            "got a car",
+            "tengo carro",
+            "tengo coche",
+            "tengo auto",
+            "puedo manejar",
+            "puedo conducir",
+        ]
+        .iter()
+        .any(|c| p.contains(c))
+            && !p.split(' ').any(|x| NEGATIONS.contains(&x));
         if let Some(yes) = place::yes_no(clause).or(can_drive.then_some(true)) {
             r.changes.push(Change::Travel(yes));
             return;
@@ -229,6 +245,7 @@ fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: 
     }
     // Skills and causes: open vocabulary where asked, known terms anywhere.
     let open_skills = ask(Slot::Skills) || skill_cue(&w);
+    let can_list = text::seq_at(&w, 0, "i can") > 0 || text::seq_at(&w, 0, "can") > 0;
     for item in items(clause) {
         let iw = words(item);
         if place::yes_no(item).is_some() {
@@ -275,6 +292,15 @@ fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: 
             }
         };
         if open_skills && !other && !in_place {
+            // "I can cook and clean": the second verb is a skill too.
+            let bare_verb = can_list
+                && iw.len() == 1
+                && lexicon::find(&iw, Lexicon::Skills).is_empty()
+                && !phrases::terms(item, Open::Skills).is_empty();
+            if bare_verb {
+                add(Field::Skills, vec![phrases::gerund(&iw[0].key)]);
+                continue;
+            }
             add(Field::Skills, phrases::terms(item, Open::Skills));
         } else if open_causes && !other && !in_place {
             // A lone name said while the place is asked is more likely a place ("I work in
@@ -508,6 +534,12 @@ const AFTER_NEGATIONS: &[&[&str]] = &[
     &["don't", "suit"],
     &["doesn't", "suit"],
     &["rusty"],
+    &["tricky"],
+    &["difficult"],
+    &["hard"],
+    &["complicated"],
+    &["not", "ideal"],
+    &["not", "great"],
     &["remove", "it"],
     &["drop", "it"],
     &["delete", "it"],
@@ -763,6 +795,33 @@ fn plain(text: &str) -> String {
         .map(|w| w.replace('\'', ""))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A clause that only greets.
+fn greeting(clause: &str) -> bool {
+    const GREETINGS: &[&str] = &[
+        "hi",
+        "hello",
+        "hey",
+        "hiya",
+        "howdy",
+        "hi there",
+        "hello there",
+        "hey there",
+        "good morning",
+        "good afternoon",
+        "good evening",
+        "greetings",
+        "hola",
+        "buenas",
+        "buenos dias",
+        "buenas tardes",
+        "buenas noches",
+        "hi all",
+        "hello again",
+        "yo",
+    ];
+    GREETINGS.contains(&plain(clause).as_str())
 }
 
 /// "that's all", "nothing else", "eso es todo".

@@ -159,6 +159,10 @@ const LEADS: &[&str] = &[
     "anything involving",
     "something with",
     "something for",
+    "tambien se de",
+    "tambien se",
+    "se de",
+    "tambien",
 ];
 
 /// Words a phrase ends before ("social worker for fifteen years", "mechanic for cars").
@@ -488,6 +492,12 @@ const EMPTY: &[&str] = &[
     "actually",
     "sorry",
     "mean",
+    "hiya",
+    "howdy",
+    "greetings",
+    "buenas",
+    "buenos",
+    "good",
 ];
 
 /// Openings that introduce a name, not a skill ("me llamo Rosa", "I'm Dana").
@@ -536,6 +546,7 @@ pub fn terms(item: &str, field: Open) -> Vec<String> {
     let mut w: &[Word<'_>] = &all;
     // Openings, repeatedly: "I'm a pretty good photographer" → "photographer".
     let mut introduced_by_name = false;
+    let mut after_can = false;
     loop {
         let cut = LEADS
             .iter()
@@ -546,6 +557,7 @@ pub fn terms(item: &str, field: Open) -> Vec<String> {
             break;
         }
         introduced_by_name = matches!(w[cut - 1].key.as_str(), "i'm" | "im" | "am" | "soy");
+        after_can = matches!(w[cut - 1].key.as_str(), "can" | "could");
         w = &w[cut..];
     }
     // "I'm Dana": a name, not a trade.
@@ -597,10 +609,30 @@ pub fn terms(item: &str, field: Open) -> Vec<String> {
     {
         return Vec::new();
     }
+    // "I can clean": the skill is cleaning.
+    if field == Open::Skills && after_can && w.len() == 1 {
+        return vec![gerund(&w[0].key)];
+    }
     let start = w[0].raw.as_ptr() as usize - item.as_ptr() as usize;
     let last = &w[w.len() - 1];
     let end = last.raw.as_ptr() as usize - item.as_ptr() as usize + last.raw.len();
     vec![item[start..end].to_lowercase()]
+}
+
+/// "clean" → "cleaning", "bake" → "baking", "dig" → "digging".
+pub fn gerund(verb: &str) -> String {
+    if verb.ends_with("ing") {
+        return verb.to_owned();
+    }
+    let chars: Vec<char> = verb.chars().collect();
+    let vowel = |c: char| "aeiou".contains(c);
+    match chars.as_slice() {
+        [.., a, 'e'] if *a != 'e' && chars.len() > 2 => format!("{}ing", &verb[..verb.len() - 1]),
+        [a, b, c] if !vowel(*a) && vowel(*b) && !vowel(*c) && !"wxy".contains(*c) => {
+            format!("{verb}{c}ing")
+        }
+        _ => format!("{verb}ing"),
+    }
 }
 
 /// The known terms a phrase is made of, if it is only those and words that do not change
@@ -645,13 +677,33 @@ fn known(w: &[Word<'_>], field: Open, fillers_ok: bool) -> Option<Vec<String>> {
     for h in named {
         covered[h.start..h.end].iter_mut().for_each(|c| *c = true);
     }
-    let leftover = (0..w.len()).any(|i| !covered[i] && !filler(&w[i].key));
-    let ends_in_term = covered.last().copied().unwrap_or(false);
-    if leftover && ends_in_term && w.len() <= 3 {
-        None
-    } else {
-        Some(values)
+    let left = |i: usize| !covered[i] && !filler(&w[i].key);
+    // Words right before a term name a kind of it ("hurricane recovery", "early childhood
+    // education", "financial literacy for seniors"): kept as said. Words after it, or apart
+    // from it, say what is done for it ("food insecurity", "home repairs for seniors"): the
+    // term is the cause.
+    let mut out: Vec<String> = Vec::new();
+    let mut used = vec![false; w.len()];
+    for h in &hits {
+        let mut s = h.start;
+        while s > 0 && left(s - 1) {
+            s -= 1;
+        }
+        let value = if s < h.start {
+            used[s..h.start].iter_mut().for_each(|u| *u = true);
+            w[s..h.end]
+                .iter()
+                .map(|x| x.raw.to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            h.value.to_owned()
+        };
+        if !out.contains(&value) {
+            out.push(value);
+        }
     }
+    Some(out)
 }
 
 /// The known terms of an item that is nothing else ("Veterans", "refugee families"); none

@@ -527,6 +527,11 @@ const TRAVEL: &[&str] = &[
     "can drive to",
     "travel a bit",
     "can travel a little",
+    "get about",
+    "a donde sea",
+    "donde sea",
+    "a cualquier lugar",
+    "can get about",
 ];
 
 /// Ways of getting somewhere, and where: "driving to other towns", "take the train".

@@ -99,6 +99,7 @@ const EXPRESSIONS: &[Expr] = &[
     ("during the day", &[], DAYTIME, false),
     ("days", &[], DAYTIME, true),
     ("all day", &[], ALL_DAY, false),
+    ("todo el dia", &[], ALL_DAY, false),
     ("any time", &[], &TIMES, false),
     ("anytime", &[], &TIMES, false),
     ("cualquier hora", &[], &TIMES, false),
@@ -406,7 +407,7 @@ fn clock(words: &[Word<'_>], has_part: bool) -> Vec<WhenHit> {
                 }
                 let t = if explicit1 { t1 } else { bare_start(t1) };
                 match word {
-                    "after" | "past" | "from" | "desde" | "despues" => (t, t + 3),
+                    "after" | "past" | "from" | "desde" | "despues" => (t, t + 2),
                     "before" | "until" | "till" | "by" | "antes" => (t.saturating_sub(3), t),
                     _ => (t, t + 1),
                 }
