@@ -115,7 +115,7 @@ pub fn read(text: &str, asked: &[Slot]) -> Reading {
         for clause in clauses(sentence) {
             let in_place = place
                 .as_ref()
-                .is_some_and(|(p, _)| p.contains(clause.trim()))
+                .is_some_and(|(p, _)| p.contains(clause.trim()) || clause.contains(p.as_str()))
                 || place_cue(clause);
             let in_cause = cause.is_some_and(|(cue, phrase)| {
                 overlaps(clause, cue, sentence) || overlaps(clause, phrase, sentence)
@@ -271,6 +271,7 @@ fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: 
                         | "minus"
                         | "quita"
                         | "quitar"
+                        | "off"
                 )
             });
             for (field, lexicon) in [
@@ -394,9 +395,11 @@ fn negation_outside_terms(w: &[Word<'_>]) -> bool {
             covered[h.start..h.end].iter_mut().for_each(|c| *c = true);
         }
     }
-    w.iter()
-        .enumerate()
-        .any(|(i, x)| !covered[i] && NEGATIONS.contains(&x.key.as_str()))
+    let take_off = w.iter().any(|x| x.key == "take") && w.iter().any(|x| x.key == "off");
+    take_off
+        || w.iter()
+            .enumerate()
+            .any(|(i, x)| !covered[i] && NEGATIONS.contains(&x.key.as_str()))
 }
 
 /// Which question a refusal is about, when it says ("I'd rather not say where I live").
@@ -1002,5 +1005,11 @@ mod tests {
         );
         assert!(read("that's everything", &[]).finished);
         assert_eq!(read("Hola, soy enfermera", &[]).spanish, Some(true));
+        assert_eq!(read("Good morning!", &[Slot::Availability]).changes, vec![]);
+        let r = read("please take driving off", &[]);
+        assert_eq!(
+            r.changes,
+            vec![Change::Remove(Field::Skills, "driving".into())]
+        );
     }
 }

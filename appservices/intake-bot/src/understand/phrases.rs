@@ -196,6 +196,7 @@ const SKILL_ENDS: &[&str] = &[
     "as",
     "on",
     "to",
+    "of",
 ];
 const CAUSE_ENDS: &[&str] = &[
     "because",
@@ -395,6 +396,9 @@ const NOT_SKILLS: &[&str] = &[
     "local",
     "here",
     "mum",
+    "trilingual",
+    "multilingual",
+    "polyglot",
 ];
 
 /// Never a phrase worth recording, whatever the field.
@@ -540,7 +544,7 @@ pub fn terms(item: &str, field: Open) -> Vec<String> {
         return Vec::new();
     }
     // Known terms among openings and fillers: "I have a car" is driving.
-    if let Some(values) = known(&all, field, true) {
+    if let Some(values) = known(item, &all, field, true) {
         return values;
     }
     let mut w: &[Word<'_>] = &all;
@@ -575,7 +579,7 @@ pub fn terms(item: &str, field: Open) -> Vec<String> {
     {
         w = &w[..stop];
     }
-    if let Some(values) = known(w, field, false) {
+    if let Some(values) = known(item, w, field, false) {
         return values;
     }
     if field == Open::Skills {
@@ -589,7 +593,7 @@ pub fn terms(item: &str, field: Open) -> Vec<String> {
             }
             w = &w[..w.len() - n];
         }
-        if let Some(values) = known(w, field, false) {
+        if let Some(values) = known(item, w, field, false) {
             return values;
         }
     }
@@ -637,7 +641,7 @@ pub fn gerund(verb: &str) -> String {
 
 /// The known terms a phrase is made of, if it is only those and words that do not change
 /// them; a known word inside a name of something else ("hurricane recovery") is not folded.
-fn known(w: &[Word<'_>], field: Open, fillers_ok: bool) -> Option<Vec<String>> {
+fn known(item: &str, w: &[Word<'_>], field: Open, fillers_ok: bool) -> Option<Vec<String>> {
     let lexicon = match field {
         Open::Skills => Lexicon::Skills,
         Open::Causes => Lexicon::Causes,
@@ -685,17 +689,18 @@ fn known(w: &[Word<'_>], field: Open, fillers_ok: bool) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
     let mut used = vec![false; w.len()];
     for h in &hits {
+        let at = |x: &Word<'_>| x.raw.as_ptr() as usize - item.as_ptr() as usize;
+        let hyphen_before = |i: usize| {
+            i > 0 && item.get(at(&w[i - 1]) + w[i - 1].raw.len()..at(&w[i])) == Some("-")
+        };
         let mut s = h.start;
-        while s > 0 && left(s - 1) {
+        while s > 0 && (left(s - 1) || hyphen_before(s)) {
             s -= 1;
         }
         let value = if s < h.start {
             used[s..h.start].iter_mut().for_each(|u| *u = true);
-            w[s..h.end]
-                .iter()
-                .map(|x| x.raw.to_lowercase())
-                .collect::<Vec<_>>()
-                .join(" ")
+            let last = &w[h.end - 1];
+            item[at(&w[s])..at(last) + last.raw.len()].to_lowercase()
         } else {
             h.value.to_owned()
         };
@@ -784,5 +789,14 @@ mod tests {
             list("los niños y la educacion", Open::Causes),
             vec!["youth", "education"]
         );
+        assert_eq!(list("at-risk youth", Open::Causes), vec!["at-risk youth"]);
+        assert_eq!(
+            list("financial literacy for seniors", Open::Causes),
+            vec!["financial literacy", "elders"]
+        );
+        assert_eq!(list("food insecurity", Open::Causes), vec!["food security"]);
+        assert_eq!(list("mom of three", Open::Skills), Vec::<String>::new());
+        assert_eq!(gerund("clean"), "cleaning");
+        assert_eq!(gerund("bake"), "baking");
     }
 }

@@ -13,6 +13,13 @@ pub enum Firmness {
 }
 
 const FIRM_CUES: &[&str] = &[
+    "currently in",
+    "now in",
+    "located near",
+    "located outside",
+    "location to",
+    "my location is",
+    "my city is",
     "live in",
     "living in",
     "lives in",
@@ -243,6 +250,31 @@ pub fn cued(
 ) -> Option<(String, Firmness)> {
     let w = words(sentence);
     let mut best: Option<(String, Firmness)> = None;
+    // "Chicago-based", "a Fargo resident": the name before.
+    for i in 1..w.len() {
+        let based = w[i].key == "based" && w[i - 1].key == "-";
+        let resident = w[i].key == "resident" || w[i].key == "local";
+        let end = if based {
+            i - 1
+        } else if resident {
+            i
+        } else {
+            continue;
+        };
+        let mut start = end;
+        while start > 0
+            && w[start - 1].capitalised()
+            && !is_known(&w[start - 1].key)
+            && w[start - 1].key != "i"
+        {
+            start -= 1;
+        }
+        if start < end && (based || resident) {
+            let (s, _) = offset(sentence, &w[start]);
+            let (_, e) = offset(sentence, &w[end - 1]);
+            best = Some((sentence[s..e].to_owned(), Firmness::Firm));
+        }
+    }
     for i in 0..w.len() {
         for (cues, firmness) in [(FIRM_CUES, Firmness::Firm), (WEAK_CUES, Firmness::Weak)] {
             let Some(cue) = cues.iter().find(|c| seq_at(&w, i, c)) else {
@@ -449,6 +481,13 @@ fn plain(sentence: &str) -> String {
 }
 
 const NO_TRAVEL: &[&str] = &[
+    "travel is hard",
+    "travel is difficult",
+    "hard for me to travel",
+    "only locally",
+    "volunteer locally",
+    "travelling is hard",
+    "traveling is hard",
     "cant travel",
     "not able to travel",
     "unable to travel",
@@ -532,6 +571,13 @@ const TRAVEL: &[&str] = &[
     "donde sea",
     "a cualquier lugar",
     "can get about",
+    "dont mind driving",
+    "dont mind the drive",
+    "dont mind commuting",
+    "travel isnt a problem",
+    "travel is not a problem",
+    "travel isnt an issue",
+    "travel is not an issue",
 ];
 
 /// Ways of getting somewhere, and where: "driving to other towns", "take the train".
@@ -561,16 +607,34 @@ const FAR: &[&str] = &[
     "elsewhere",
 ];
 
+/// Whether `phrase` occurs in the space-padded `text` as whole words (no allocation: this runs
+/// for every phrase list on every sentence).
+fn contains_words(text: &str, phrase: &str) -> bool {
+    text.match_indices(phrase)
+        .any(|(i, _)| text[..i].ends_with(' ') && text[i + phrase.len()..].starts_with(' '))
+}
+
+/// Whether `first` then `second` occur together, as whole words, in the space-padded `text`.
+fn contains_pair(text: &str, first: &str, second: &str) -> bool {
+    text.match_indices(first).any(|(i, _)| {
+        text[..i].ends_with(' ')
+            && text[i + first.len()..]
+                .strip_prefix(' ')
+                .and_then(|rest| rest.strip_prefix(second))
+                .is_some_and(|rest| rest.starts_with(' '))
+    })
+}
+
 /// What the sentence says about travelling, if anything.
 pub fn travel(sentence: &str) -> Option<bool> {
     let p = plain(sentence);
-    let has = |phrase: &str| p.contains(&format!(" {phrase} "));
+    let has = |phrase: &str| contains_words(&p, phrase);
     if NO_TRAVEL.iter().any(|n| has(n)) {
         return Some(false);
     }
     let moving = MOVING
         .iter()
-        .any(|m| FAR.iter().any(|f| has(&format!("{m} {f}"))) || (m.starts_with("take") && has(m)))
+        .any(|m| FAR.iter().any(|f| contains_pair(&p, m, f)) || (m.starts_with("take") && has(m)))
         || (has("take") && FAR.iter().any(|f| has(f)));
     let by_transit = [
         "by train",
@@ -582,7 +646,14 @@ pub fn travel(sentence: &str) -> Option<bool> {
     ]
     .iter()
     .any(|t| has(t));
-    if TRAVEL.iter().any(|y| has(y)) || moving || by_transit {
+    // "up to 30 miles", "within 10 km": a distance they would go.
+    let distance = ["miles", "mile", "km", "kilometers", "kilometres", "minutes"]
+        .iter()
+        .any(|u| has(u))
+        && ["up to", "within", "go", "drive", "travel"]
+            .iter()
+            .any(|c| has(c));
+    if TRAVEL.iter().any(|y| has(y)) || moving || by_transit || distance {
         Some(true)
     } else {
         None
@@ -692,5 +763,15 @@ mod tests {
         assert_eq!(travel("I can't really travel"), Some(false));
         assert_eq!(travel("Travel is fine if it's not too far"), Some(true));
         assert_eq!(yes_no("Sure"), Some(true));
+        assert_eq!(
+            c("Chicago-based, I don't mind driving").as_deref(),
+            Some("Chicago")
+        );
+        assert_eq!(
+            c("can you change my location to Moorhead").as_deref(),
+            Some("Moorhead")
+        );
+        assert_eq!(travel("I can go up to 30 miles"), Some(true));
+        assert_eq!(travel("Travel is hard for me"), Some(false));
     }
 }

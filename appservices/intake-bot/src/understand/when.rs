@@ -161,10 +161,77 @@ pub fn find(words: &[Word<'_>], availability: bool) -> Vec<WhenHit> {
     let context = availability || !strong.is_empty();
     let mut hits = scan(words, context);
     join_ranges(words, &mut hits);
+    hits.extend(shorthand(words));
+    // "any time after 5" is after 5.
+    hits.retain(|h| {
+        !(h.times.len() == TIMES.len()
+            && words
+                .get(h.at + 1 + usize::from(words[h.at].key == "any"))
+                .is_some_and(|n| matches!(n.key.as_str(), "after" | "before" | "between" | "from")))
+    });
     let has_part = hits.iter().any(|h| !h.times.is_empty());
     hits.extend(clock(words, has_part));
     hits.sort_by_key(|h| h.at);
     hits
+}
+
+/// Days in letters: "M/W/F", "Tu/Th", "MWF", "TTh".
+fn shorthand(words: &[Word<'_>]) -> Vec<WhenHit> {
+    const LETTERS: &[(&str, &str)] = &[
+        ("m", "mon"),
+        ("tu", "tue"),
+        ("w", "wed"),
+        ("th", "thu"),
+        ("r", "thu"),
+        ("f", "fri"),
+        ("sa", "sat"),
+        ("su", "sun"),
+    ];
+    const RUNS: &[(&str, &[&str])] = &[
+        ("mwf", &["mon", "wed", "fri"]),
+        ("tth", &["tue", "thu"]),
+        ("tuth", &["tue", "thu"]),
+        ("tr", &["tue", "thu"]),
+        ("mw", &["mon", "wed"]),
+        ("mtwthf", &["mon", "tue", "wed", "thu", "fri"]),
+    ];
+    let letter = |k: &str| LETTERS.iter().find(|(l, _)| *l == k).map(|(_, d)| *d);
+    let mut out = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        if let Some((_, days)) = RUNS.iter().find(|(r, _)| *r == w.key) {
+            out.push(WhenHit {
+                days: days.to_vec(),
+                times: Vec::new(),
+                at: i,
+            });
+        }
+    }
+    // Letters joined by slashes, at least two: "M/W/F".
+    let mut i = 0;
+    while i < words.len() {
+        let mut j = i;
+        let mut days = Vec::new();
+        while let Some(d) = words.get(j).and_then(|w| letter(&w.key)) {
+            days.push(d);
+            if words.get(j + 1).is_some_and(|w| w.key == "/") {
+                j += 2;
+            } else {
+                j += 1;
+                break;
+            }
+        }
+        if days.len() >= 2 {
+            out.push(WhenHit {
+                days,
+                times: Vec::new(),
+                at: i,
+            });
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    out
 }
 
 struct Found {
@@ -177,12 +244,33 @@ fn scan(words: &[Word<'_>], context: bool) -> Vec<WhenHit> {
     found(words, context).into_iter().map(|f| f.hit).collect()
 }
 
+/// The expressions grouped by first letter (every way a word matches keeps it).
+fn by_first(c: char) -> &'static [&'static Expr] {
+    static INDEX: std::sync::OnceLock<std::collections::HashMap<char, Vec<&'static Expr>>> =
+        std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            let mut m: std::collections::HashMap<char, Vec<&'static Expr>> = Default::default();
+            for e in EXPRESSIONS {
+                if let Some(c) = e.0.chars().next() {
+                    m.entry(c).or_default().push(e);
+                }
+            }
+            m
+        })
+        .get(&c)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
 fn found(words: &[Word<'_>], context: bool) -> Vec<Found> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < words.len() {
-        let best = EXPRESSIONS
+        let first = words[i].key.chars().next().unwrap_or(' ');
+        let best = by_first(first)
             .iter()
+            .copied()
             .filter_map(|e| matches_at(words, i, e.0).map(|end| (e, end)))
             .filter(|(e, end)| !e.3 || weak_ok(words, i, *end, context))
             .max_by_key(|(e, end)| (*end, words[i].key == e.0));
@@ -407,7 +495,24 @@ fn clock(words: &[Word<'_>], has_part: bool) -> Vec<WhenHit> {
                 }
                 let t = if explicit1 { t1 } else { bare_start(t1) };
                 match word {
-                    "after" | "past" | "from" | "desde" | "despues" => (t, t + 2),
+                    "after" | "past" | "from" | "desde" | "despues" => {
+                        // Open-ended: the part of the day it starts in, and the next only if
+                        // two hours of it follow ("after 4" is an afternoon).
+                        let p = parts(t, t + 2, true);
+                        let p = if p.is_empty() {
+                            parts(t, t + 1, false)
+                        } else {
+                            p
+                        };
+                        if !p.is_empty() {
+                            out.push(WhenHit {
+                                days: Vec::new(),
+                                times: p,
+                                at,
+                            });
+                        }
+                        continue;
+                    }
                     "before" | "until" | "till" | "by" | "antes" => (t.saturating_sub(3), t),
                     _ => (t, t + 1),
                 }
@@ -496,5 +601,12 @@ mod tests {
             when("los sabados y domingos en la tarde"),
             (vec!["sat", "sun"], vec!["afternoon"])
         );
+        assert_eq!(
+            when("M/W/F after 4"),
+            (vec!["mon", "wed", "fri"], vec!["afternoon"])
+        );
+        assert_eq!(when("TTh mornings"), (vec!["tue", "thu"], vec!["morning"]));
+        assert_eq!(when("any time after 5").1, vec!["evening"]);
+        assert_eq!(when("Good luck w/ that"), (vec![], vec![]));
     }
 }
