@@ -116,7 +116,7 @@ pub fn read(text: &str, asked: &[Slot]) -> Reading {
             let in_place = place
                 .as_ref()
                 .is_some_and(|(p, _)| p.contains(clause.trim()) || clause.contains(p.as_str()))
-                || place_cue(clause);
+                || place::has_cue(clause);
             let in_cause = cause.is_some_and(|(cue, phrase)| {
                 overlaps(clause, cue, sentence) || overlaps(clause, phrase, sentence)
             });
@@ -764,10 +764,6 @@ fn overlaps(clause: &str, part: &str, sentence: &str) -> bool {
         part.as_ptr() as usize - base + part.len(),
     );
     a0 < b1 && b0 < a1
-}
-
-fn place_cue(clause: &str) -> bool {
-    place::has_cue(clause)
 }
 
 /// Any word the interviewer knows as something other than a place.
