@@ -86,6 +86,20 @@ impl Env {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The intake profile written in `room` (its state event).
+    async fn profile(&self, token: &str, room: &str) -> Value {
+        let (status, profile) = self
+            .api(
+                "GET",
+                token,
+                &format!("/rooms/{room}/state/org.haven.intake.profile/"),
+                Value::Null,
+            )
+            .await;
+        assert_eq!(status, 200, "{profile}");
+        profile
+    }
+
     /// Sends a message; returns its event ID.
     async fn send(&self, token: &str, room: &str, content: Value) -> String {
         static TXN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -203,11 +217,6 @@ async fn a_new_user_is_interviewed_into_a_profile() {
 
     let (token, room) = env.greeted_user("volunteer").await;
     let bot_says = |n: usize| env.bot_said(&token, &room, n);
-    let get = |path: String| {
-        http.get(format!("{hs}{path}"))
-            .bearer_auth(token.clone())
-            .send()
-    };
     let greeting = bot_says(1).await;
     assert!(greeting[0]["content"]["body"]
         .as_str()
@@ -231,14 +240,7 @@ async fn a_new_user_is_interviewed_into_a_profile() {
         .unwrap();
         bot_says(i + 2).await;
     }
-    let profile: Value = get(format!(
-        "/_matrix/client/v3/rooms/{room}/state/org.haven.intake.profile/"
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let profile = env.profile(&token, &room).await;
     assert_eq!(profile["skills"], json!(["legal"]));
     assert_eq!(profile["languages"], json!(["en", "vi"]));
     assert_eq!(
@@ -264,14 +266,7 @@ async fn a_new_user_is_interviewed_into_a_profile() {
     .await
     .unwrap();
     bot_says(5).await;
-    let profile: Value = get(format!(
-        "/_matrix/client/v3/rooms/{room}/state/org.haven.intake.profile/"
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let profile = env.profile(&token, &room).await;
     assert_eq!(profile["availability"]["days"], json!(["sun"]));
 }
 
@@ -441,17 +436,7 @@ async fn the_model_backend_runs_the_interview_and_the_offline_interviewer_answer
     double
         .malformed
         .store(0, std::sync::atomic::Ordering::SeqCst);
-    let profile: Value = http
-        .get(format!(
-            "{hs}/_matrix/client/v3/rooms/{room}/state/org.haven.intake.profile/"
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let profile = env.profile(&token, &room).await;
     assert_eq!(profile["languages"], json!(["en", "es"]));
     assert_eq!(profile["availability"]["times"], json!(["morning"]));
     assert_eq!(profile["location"], "Fresno");
@@ -459,17 +444,7 @@ async fn the_model_backend_runs_the_interview_and_the_offline_interviewer_answer
     send("m4", "English").await.unwrap();
     let said = bot_messages(7).await;
     assert_eq!(said[6]["content"]["body"], "Thank you, that's all I need.");
-    let profile: Value = http
-        .get(format!(
-            "{hs}/_matrix/client/v3/rooms/{room}/state/org.haven.intake.profile/"
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let profile = env.profile(&token, &room).await;
     assert_eq!(
         (
             profile["skills"].clone(),

@@ -420,28 +420,44 @@ struct Entry {
     value: &'static str,
 }
 
-/// A vocabulary with its entries grouped by first letter: every way a word can match (exact,
-/// plural, prefix, typo) keeps the first letter, so a word is compared with its group only.
-struct Compiled {
-    entries: Vec<Entry>,
-    by_first: std::collections::HashMap<char, Vec<usize>>,
+/// Patterns grouped by their first letter: every way a word can match one (exact, plural,
+/// prefix, typo) keeps the first letter, so a word is compared with its group only. Used by
+/// the vocabularies here and by the day and time expressions (`when.rs`).
+pub struct ByFirst<T> {
+    groups: std::collections::HashMap<char, Vec<T>>,
 }
 
+impl<T> ByFirst<T> {
+    pub fn new(items: impl IntoIterator<Item = T>, pattern: impl Fn(&T) -> &str) -> Self {
+        let mut groups: std::collections::HashMap<char, Vec<T>> = Default::default();
+        for item in items {
+            if let Some(c) = pattern(&item).chars().next() {
+                groups.entry(c).or_default().push(item);
+            }
+        }
+        Self { groups }
+    }
+
+    /// The patterns `word` could match.
+    pub fn candidates(&self, word: &str) -> &[T] {
+        word.chars()
+            .next()
+            .and_then(|c| self.groups.get(&c))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+type Compiled = ByFirst<Entry>;
+
 fn compile(table: Table) -> Compiled {
-    let entries: Vec<Entry> = table
-        .iter()
-        .map(|(p, v)| Entry {
+    ByFirst::new(
+        table.iter().map(|(p, v)| Entry {
             words: p.split(' ').collect(),
             value: v,
-        })
-        .collect();
-    let mut by_first: std::collections::HashMap<char, Vec<usize>> = Default::default();
-    for (i, e) in entries.iter().enumerate() {
-        if let Some(c) = e.words[0].chars().next() {
-            by_first.entry(c).or_default().push(i);
-        }
-    }
-    Compiled { entries, by_first }
+        }),
+        |e| e.words[0],
+    )
 }
 
 /// The three vocabularies.
@@ -530,16 +546,9 @@ pub fn find(words: &[Word<'_>], lexicon: Lexicon) -> Vec<Hit> {
     let mut hits = Vec::new();
     let mut i = 0;
     while i < words.len() {
-        let group = words[i]
-            .key
-            .chars()
-            .next()
-            .and_then(|c| compiled.by_first.get(&c))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let best = group
+        let best = compiled
+            .candidates(&words[i].key)
             .iter()
-            .map(|&n| &compiled.entries[n])
             .filter(|e| {
                 e.words.len() <= words.len() - i
                     && e.words.iter().zip(&words[i..]).all(|(p, w)| {

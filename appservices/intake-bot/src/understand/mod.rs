@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use lexicon::Lexicon;
 use phrases::Open;
 pub use place::Firmness;
-use text::{clauses, fold, items, sentences, words, Word};
+use text::{clauses, fold, items, plain, sentences, words, Word};
 
 /// What the interview asks about. `Travel` rides along with `Location`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -201,24 +201,7 @@ fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: 
     let travel = place::travel(clause).is_some();
     let consumed = in_place || in_cause || travel || !lang_hits.is_empty() || !when.is_empty();
     if !consumed && ask(Slot::Travel) {
-        // "Sure", "no", "I can drive" or "I've got a car" in answer to "would you travel?".
-        let p = plain(clause);
-        let can_drive = matches!(
-            p.as_str(),
-            "i can drive" | "can drive" | "i drive" | "yes i can drive"
-        ) || [
-            "have a car",
-            "got a car",
-            "tengo carro",
-            "tengo coche",
-            "tengo auto",
-            "puedo manejar",
-            "puedo conducir",
-        ]
-        .iter()
-        .any(|c| p.contains(c))
-            && !p.split(' ').any(|x| NEGATIONS.contains(&x));
-        if let Some(yes) = place::yes_no(clause).or(can_drive.then_some(true)) {
+        if let Some(yes) = place::travel_answer(clause) {
             r.changes.push(Change::Travel(yes));
             return;
         }
@@ -260,20 +243,9 @@ fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: 
         if negated {
             // "remove immigration" edits the causes at any time; "I don't have kids" is not
             // about them unless causes are the subject.
-            let edit = iw.iter().any(|x| {
-                matches!(
-                    x.key.as_str(),
-                    "remove"
-                        | "drop"
-                        | "delete"
-                        | "scratch"
-                        | "forget"
-                        | "minus"
-                        | "quita"
-                        | "quitar"
-                        | "off"
-                )
-            });
+            let edit = iw
+                .iter()
+                .any(|x| EDITS.contains(&x.key.as_str()) || x.key == "off");
             for (field, lexicon) in [
                 (Field::Skills, Lexicon::Skills),
                 (Field::Causes, Lexicon::Causes),
@@ -293,16 +265,17 @@ fn read_clause(clause: &str, asked: &[Slot], in_place: bool, in_cause: bool, r: 
             }
         };
         if open_skills && !other && !in_place {
+            let terms = phrases::terms(item, Open::Skills);
             // "I can cook and clean": the second verb is a skill too.
             let bare_verb = can_list
                 && iw.len() == 1
-                && lexicon::find(&iw, Lexicon::Skills).is_empty()
-                && !phrases::terms(item, Open::Skills).is_empty();
+                && !terms.is_empty()
+                && lexicon::find(&iw, Lexicon::Skills).is_empty();
             if bare_verb {
                 add(Field::Skills, vec![phrases::gerund(&iw[0].key)]);
-                continue;
+            } else {
+                add(Field::Skills, terms);
             }
-            add(Field::Skills, phrases::terms(item, Open::Skills));
         } else if open_causes && !other && !in_place {
             // A lone name said while the place is asked is more likely a place ("I work in
             // Manhattan").
@@ -399,7 +372,7 @@ fn negation_outside_terms(w: &[Word<'_>]) -> bool {
     take_off
         || w.iter()
             .enumerate()
-            .any(|(i, x)| !covered[i] && NEGATIONS.contains(&x.key.as_str()))
+            .any(|(i, x)| !covered[i] && negation(&x.key))
 }
 
 /// Which question a refusal is about, when it says ("I'd rather not say where I live").
@@ -464,7 +437,13 @@ fn introduced<'a>(clause: &'a str, w: &[Word<'a>]) -> Vec<&'a str> {
     out
 }
 
-/// Words that say the opposite of what follows them in a clause.
+/// Words that edit the profile ("drop French", "please remove immigration"): negations
+/// that may be said of anything, at any time.
+const EDITS: &[&str] = &[
+    "drop", "remove", "delete", "minus", "scratch", "forget", "quita", "quitar",
+];
+
+/// Words that say the opposite of what follows them in a clause (with [`EDITS`]).
 const NEGATIONS: &[&str] = &[
     "not",
     "no",
@@ -479,18 +458,10 @@ const NEGATIONS: &[&str] = &[
     "without",
     "except",
     "excluding",
-    "drop",
-    "remove",
-    "delete",
-    "minus",
-    "scratch",
-    "forget",
     "nothing",
     "sin",
     "excepto",
     "menos",
-    "quita",
-    "quitar",
     "ni",
     "nunca",
     "nor",
@@ -502,6 +473,10 @@ const NEGATIONS: &[&str] = &[
     "besides",
     "exclude",
 ];
+
+fn negation(key: &str) -> bool {
+    NEGATIONS.contains(&key) || EDITS.contains(&key)
+}
 
 /// "any day but weekends": "but" after these means "except".
 fn but_except(w: &[Word<'_>], i: usize) -> bool {
@@ -554,7 +529,7 @@ fn negated_at(w: &[Word<'_>], at: usize, about_time: bool) -> bool {
     if before
         .iter()
         .enumerate()
-        .any(|(i, x)| NEGATIONS.contains(&x.key.as_str()) || but_except(w, i))
+        .any(|(i, x)| negation(&x.key) || but_except(w, i))
     {
         return true;
     }
@@ -785,15 +760,6 @@ fn uses_capitals(text: &str) -> bool {
             w.capitalised() && !matches!(w.key.as_str(), "i" | "i'm" | "i've" | "i'd" | "i'll")
         })
     })
-}
-
-fn plain(text: &str) -> String {
-    fold(text)
-        .split(|c: char| !c.is_alphanumeric() && c != '\'')
-        .filter(|w| !w.is_empty())
-        .map(|w| w.replace('\'', ""))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A clause that only greets.

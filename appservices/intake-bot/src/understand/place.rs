@@ -2,7 +2,7 @@
 //! en"), or said on its own in answer to the location question, kept as said ("St. Cloud,
 //! MN"); travel from what they say about it, or a bare yes or no to the travel question.
 
-use super::text::{clauses, fold, words, Word};
+use super::text::{self, clauses, words, Word};
 
 /// How sure a place is: "I live in" is firm; "I'm from" is only used when nothing firmer is
 /// known (it may be where they grew up).
@@ -459,25 +459,16 @@ const FILLERS: &[&str] = &[
 ];
 
 /// The sentence in folded words with contractions written one way ("can't" → "cant").
-fn plain(sentence: &str) -> String {
-    let folded = fold(sentence);
-    let mut out = Vec::new();
-    for w in folded.split(|c: char| !c.is_alphanumeric() && c != '\'') {
-        let w = w.trim_matches('\'');
-        if w.is_empty() || FILLERS.contains(&w) {
-            continue;
-        }
-        out.push(match w {
-            "can't" | "cannot" => "cant".to_owned(),
-            "don't" => "dont".to_owned(),
-            "won't" => "wont".to_owned(),
-            "i'd" => "id".to_owned(),
-            "i'll" => "ill".to_owned(),
-            "i'm" => "im".to_owned(),
-            w => w.replace('\'', ""),
-        });
-    }
-    format!(" {} ", out.join(" ").replace("can not", "cant"))
+/// `text::plain` without fillers, "cannot" written "cant", and a space at each end so
+/// phrases match as whole words.
+fn padded(sentence: &str) -> String {
+    let plain = text::plain(sentence);
+    let words: Vec<&str> = plain
+        .split(' ')
+        .filter(|w| !FILLERS.contains(w))
+        .map(|w| if w == "cannot" { "cant" } else { w })
+        .collect::<Vec<_>>();
+    format!(" {} ", words.join(" ").replace("can not", "cant"))
 }
 
 const NO_TRAVEL: &[&str] = &[
@@ -627,7 +618,7 @@ fn contains_pair(text: &str, first: &str, second: &str) -> bool {
 
 /// What the sentence says about travelling, if anything.
 pub fn travel(sentence: &str) -> Option<bool> {
-    let p = plain(sentence);
+    let p = padded(sentence);
     let has = |phrase: &str| contains_words(&p, phrase);
     if NO_TRAVEL.iter().any(|n| has(n)) {
         return Some(false);
@@ -660,9 +651,32 @@ pub fn travel(sentence: &str) -> Option<bool> {
     }
 }
 
+/// A clause said in answer to "would you be willing to travel?": a bare yes or no, or a way
+/// of getting about ("I can drive", "I've got a car", "tengo carro").
+pub fn travel_answer(clause: &str) -> Option<bool> {
+    const MEANS: &[&str] = &[
+        "have a car",
+        "got a car",
+        "tengo carro",
+        "tengo coche",
+        "tengo auto",
+        "puedo manejar",
+        "puedo conducir",
+    ];
+    let p = padded(clause);
+    let can_drive = matches!(
+        p.trim(),
+        "i can drive" | "can drive" | "i drive" | "yes i can drive"
+    ) || (MEANS.iter().any(|m| contains_words(&p, m))
+        && !p
+            .split(' ')
+            .any(|x| matches!(x, "no" | "not" | "dont" | "cant" | "never" | "without")));
+    yes_no(clause).or(can_drive.then_some(true))
+}
+
 /// A bare yes or no ("Sure!", "not really", "claro").
 pub fn yes_no(clause: &str) -> Option<bool> {
-    let p = plain(clause);
+    let p = padded(clause);
     let p = p.trim();
     const YES: &[&str] = &[
         "yes",

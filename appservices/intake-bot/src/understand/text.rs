@@ -38,6 +38,17 @@ pub fn fold(s: &str) -> String {
         .collect()
 }
 
+/// The words of `s`, folded, without apostrophes, one space apart ("Can't, really!" →
+/// "cant really"): the form fixed phrases are compared in.
+pub fn plain(s: &str) -> String {
+    fold(s)
+        .split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.replace('\'', ""))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Words (letters, digits, apostrophes) and the punctuation that joins ranges and lists
 /// (`-`, `/`, `&`, `:`) as words of their own, so "mon-fri" is three words.
 pub fn words(text: &str) -> Vec<Word<'_>> {

@@ -2,7 +2,7 @@
 //! and parts of the day (words, "after work", clock times and ranges such as "between noon
 //! and 4").
 
-use super::lexicon::word_matches;
+use super::lexicon::{word_matches, ByFirst};
 use super::text::Word;
 use crate::profile::{DAYS, TIMES};
 
@@ -244,31 +244,19 @@ fn scan(words: &[Word<'_>], context: bool) -> Vec<WhenHit> {
     found(words, context).into_iter().map(|f| f.hit).collect()
 }
 
-/// The expressions grouped by first letter (every way a word matches keeps it).
-fn by_first(c: char) -> &'static [&'static Expr] {
-    static INDEX: std::sync::OnceLock<std::collections::HashMap<char, Vec<&'static Expr>>> =
-        std::sync::OnceLock::new();
+/// The expressions a word could start.
+fn candidates(word: &str) -> &'static [&'static Expr] {
+    static INDEX: std::sync::OnceLock<ByFirst<&'static Expr>> = std::sync::OnceLock::new();
     INDEX
-        .get_or_init(|| {
-            let mut m: std::collections::HashMap<char, Vec<&'static Expr>> = Default::default();
-            for e in EXPRESSIONS {
-                if let Some(c) = e.0.chars().next() {
-                    m.entry(c).or_default().push(e);
-                }
-            }
-            m
-        })
-        .get(&c)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+        .get_or_init(|| ByFirst::new(EXPRESSIONS.iter(), |e| e.0))
+        .candidates(word)
 }
 
 fn found(words: &[Word<'_>], context: bool) -> Vec<Found> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < words.len() {
-        let first = words[i].key.chars().next().unwrap_or(' ');
-        let best = by_first(first)
+        let best = candidates(&words[i].key)
             .iter()
             .copied()
             .filter_map(|e| matches_at(words, i, e.0).map(|end| (e, end)))
